@@ -1,0 +1,109 @@
+using System.Security.Cryptography;
+using Overlay.Crypto;
+using Overlay.Errors;
+using Overlay.Protocol;
+
+namespace Overlay.Cells;
+
+/// <summary>
+/// The destination's cell work for one tunnel: open forward cells (checking its MAC-array entry
+/// first with that construction) and seal backward cells, errors included.
+/// </summary>
+public sealed class DestinationCellCodec : IDisposable
+{
+    private readonly CellLayout _layout;
+    private readonly AesGcm _forward;
+    private readonly AesGcm _backward;
+    private readonly MacArrayKey? _mac;
+    private ulong _forwardSequence;
+    private ulong _backwardSequence;
+    private int _disposed;
+
+    internal DestinationCellCodec(NetworkParameters parameters, HopKeys keys)
+    {
+        try
+        {
+            _layout = new CellLayout(parameters);
+            _forward = new AesGcm(keys.ForwardSeal, CellLayout.TagSize);
+            _backward = new AesGcm(keys.BackwardSeal, CellLayout.TagSize);
+            _mac = parameters.Construction == CellConstruction.MacArray ? new MacArrayKey(keys.ForwardMac) : null;
+        }
+        finally
+        {
+            keys.Dispose();
+        }
+    }
+
+    /// <summary>The cell layout.</summary>
+    public CellLayout Layout => _layout;
+
+    /// <summary>Payload bytes per backward cell.</summary>
+    public int BackwardPayloadCapacity => _layout.BackwardPayloadCapacity;
+
+    /// <summary>
+    /// Opens a forward cell into <paramref name="plaintext"/> (at least <see cref="CellLayout.PlaintextBufferSize"/>
+    /// bytes). A cell that fails authentication comes back as an error of kind <see cref="TunnelErrorKind.Tampered"/>.
+    /// </summary>
+    public OpenedCell OpenForward(ReadOnlySpan<byte> cell, Span<byte> plaintext)
+    {
+        if (cell.Length != _layout.CellSize)
+        {
+            return OpenedCell.Failure(TunnelErrorKind.Malformed);
+        }
+
+        var sequence = _forwardSequence;
+        var arrayLength = _layout.MacArrayLength;
+        if (_mac is not null && !_mac.Verify(sequence, cell, arrayLength))
+        {
+            return OpenedCell.Failure(TunnelErrorKind.Tampered);
+        }
+
+        if (!CellSeal.TryOpen(_forward, sequence, cell[arrayLength..], plaintext))
+        {
+            return OpenedCell.Failure(TunnelErrorKind.Tampered);
+        }
+
+        _forwardSequence = sequence + 1;
+        return CellSeal.Parse(plaintext[..(_layout.ForwardBodyLength - CellLayout.TagSize)], hop: 0);
+    }
+
+    /// <summary>Seals a backward Data or End cell.</summary>
+    public void SealBackward(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell)
+    {
+        if (type is not (CellType.Data or CellType.End))
+        {
+            throw new ArgumentOutOfRangeException(nameof(type), "use WriteErrorCell for errors");
+        }
+
+        CheckSize(cell);
+        CellSeal.Seal(_backward, _backwardSequence++, type, payload, cell);
+    }
+
+    /// <summary>Seals a backward error cell.</summary>
+    public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell)
+    {
+        CheckSize(cell);
+        CellSeal.SealError(_backward, _backwardSequence++, kind, cell);
+    }
+
+    private void CheckSize(Span<byte> cell)
+    {
+        if (cell.Length != _layout.CellSize)
+        {
+            throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _forward.Dispose();
+        _backward.Dispose();
+        _mac?.Dispose();
+    }
+}

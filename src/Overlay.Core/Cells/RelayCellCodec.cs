@@ -1,0 +1,115 @@
+using System.Security.Cryptography;
+using Overlay.Crypto;
+using Overlay.Errors;
+using Overlay.Protocol;
+
+namespace Overlay.Cells;
+
+/// <summary>
+/// A relay's cell work for one tunnel: remove its layer from forward cells (after checking its
+/// MAC-array entry with that construction), add its layer to backward cells, and seal its own
+/// error cell. Each direction is driven by one pump; the two directions are independent.
+/// </summary>
+public sealed class RelayCellCodec : IDisposable
+{
+    private readonly CellLayout _layout;
+    private readonly AesCtr _forward;
+    private readonly AesCtr _backward;
+    private readonly MacArrayKey? _mac;
+    private readonly byte[] _errorKey;
+    private ulong _forwardSequence;
+    private ulong _backwardSequence;
+    private int _disposed;
+
+    internal RelayCellCodec(NetworkParameters parameters, HopKeys keys)
+    {
+        try
+        {
+            _layout = new CellLayout(parameters);
+            _forward = new AesCtr(keys.ForwardLayer);
+            _backward = new AesCtr(keys.BackwardLayer);
+            _mac = parameters.Construction == CellConstruction.MacArray ? new MacArrayKey(keys.ForwardMac) : null;
+            _errorKey = keys.BackwardSeal.ToArray();
+        }
+        finally
+        {
+            keys.Dispose();
+        }
+    }
+
+    /// <summary>The cell layout.</summary>
+    public CellLayout Layout => _layout;
+
+    /// <summary>Forward cells processed so far.</summary>
+    public ulong ForwardCells => _forwardSequence;
+
+    /// <summary>Backward cells processed so far.</summary>
+    public ulong BackwardCells => _backwardSequence;
+
+    /// <summary>
+    /// Removes this hop's layer from a forward cell in place. Returns <see cref="TunnelErrorKind.None"/>,
+    /// or <see cref="TunnelErrorKind.Tampered"/> when this hop's MAC-array entry does not verify.
+    /// </summary>
+    public TunnelErrorKind ProcessForward(Span<byte> cell)
+    {
+        if (cell.Length != _layout.CellSize)
+        {
+            return TunnelErrorKind.Malformed;
+        }
+
+        var sequence = _forwardSequence;
+        if (_mac is not null)
+        {
+            var arrayLength = _layout.MacArrayLength;
+            if (!_mac.Verify(sequence, cell, arrayLength))
+            {
+                return TunnelErrorKind.Tampered;
+            }
+
+            // Shift the array left by one entry and let the keystream fill the freed last entry.
+            cell[CellLayout.MacSize..arrayLength].CopyTo(cell);
+            cell[(arrayLength - CellLayout.MacSize)..arrayLength].Clear();
+        }
+
+        _forward.Xor(sequence, cell);
+        _forwardSequence = sequence + 1;
+        return TunnelErrorKind.None;
+    }
+
+    /// <summary>Adds this hop's layer to a backward cell in place.</summary>
+    public void ProcessBackward(Span<byte> cell)
+    {
+        if (cell.Length != _layout.CellSize)
+        {
+            throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));
+        }
+
+        _backward.Xor(_backwardSequence++, cell);
+    }
+
+    /// <summary>Writes this hop's backward error cell, which only the origin can open and attribute to this hop.</summary>
+    public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell)
+    {
+        if (cell.Length != _layout.CellSize)
+        {
+            throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));
+        }
+
+        using var gcm = new AesGcm(_errorKey, CellLayout.TagSize);
+        CellSeal.SealError(gcm, _backwardSequence++, kind, cell);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _forward.Dispose();
+        _backward.Dispose();
+        _mac?.Dispose();
+        CryptographicOperations.ZeroMemory(_errorKey);
+    }
+}

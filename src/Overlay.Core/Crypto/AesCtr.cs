@@ -1,0 +1,82 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+
+namespace Overlay.Crypto;
+
+/// <summary>
+/// AES-256 in counter mode on the BCL's AES (AES-NI where present), one instance per key and
+/// direction. The 16-byte counter block is <c>sequence (8 bytes, big-endian) || block index
+/// (8 bytes, big-endian)</c>: a key never sees the same (sequence, block) twice as long as each
+/// sequence number is used once, which the cell counters guarantee.
+/// </summary>
+/// <remarks>Not thread-safe: one pump owns one direction.</remarks>
+internal sealed class AesCtr : IDisposable
+{
+    public const int KeySize = 32;
+    private const int BlockSize = 16;
+
+    private readonly Aes _aes;
+    private readonly ICryptoTransform _ecb;
+
+    public AesCtr(ReadOnlySpan<byte> key)
+    {
+        if (key.Length != KeySize)
+        {
+            throw new ArgumentException("AES-256 needs a 32-byte key", nameof(key));
+        }
+
+        _aes = Aes.Create();
+        _aes.Mode = CipherMode.ECB;
+        _aes.Padding = PaddingMode.None;
+        _aes.SetKey(key);
+        // A reused transform avoids re-keying per cell (STACK.md: 2.65 µs vs 3.65 µs per 16 KiB).
+        _ecb = _aes.CreateEncryptor();
+    }
+
+    /// <summary>XORs the keystream for <paramref name="sequence"/>, starting at block <paramref name="firstBlock"/>, into <paramref name="data"/>.</summary>
+    public void Xor(ulong sequence, Span<byte> data, ulong firstBlock = 0)
+    {
+        if (data.IsEmpty)
+        {
+            return;
+        }
+
+        var blocks = (data.Length + BlockSize - 1) / BlockSize;
+        var bytes = blocks * BlockSize;
+        var buffer = ArrayPool<byte>.Shared.Rent(bytes);
+        try
+        {
+            FillCounters(buffer.AsSpan(0, bytes), sequence, firstBlock);
+            _ecb.TransformBlock(buffer, 0, bytes, buffer, 0);
+            ByteOps.Xor(data, buffer);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Writes the raw keystream for <paramref name="sequence"/> into <paramref name="keystream"/> (length a multiple of 16).</summary>
+    public void Keystream(ulong sequence, Span<byte> keystream, ulong firstBlock = 0)
+    {
+        keystream.Clear();
+        Xor(sequence, keystream, firstBlock);
+    }
+
+    private static void FillCounters(Span<byte> counters, ulong sequence, ulong firstBlock)
+    {
+        var block = firstBlock;
+        for (var offset = 0; offset < counters.Length; offset += BlockSize, block++)
+        {
+            BinaryPrimitives.WriteUInt64BigEndian(counters.Slice(offset, 8), sequence);
+            BinaryPrimitives.WriteUInt64BigEndian(counters.Slice(offset + 8, 8), block);
+        }
+    }
+
+    public void Dispose()
+    {
+        _ecb.Dispose();
+        _aes.Dispose();
+    }
+}

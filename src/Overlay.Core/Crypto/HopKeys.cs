@@ -1,0 +1,122 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using NSec.Cryptography;
+
+namespace Overlay.Crypto;
+
+/// <summary>
+/// The per-tunnel keys one hop shares with the origin, derived from one X25519 shared secret:
+/// <c>PRK = HKDF-Extract(salt = "overlay/v1", secret)</c>, then one HKDF-Expand per purpose with
+/// its own label. The bytes live in one pooled buffer that is zeroed when the tunnel closes
+/// (STACK.md: no NSec <c>Key</c> objects per tunnel).
+/// </summary>
+internal sealed class HopKeys : IDisposable
+{
+    public const int KeySize = 32;
+    public const int ReplayTagSize = 16;
+
+    private const int HeaderMacOffset = 0;
+    private const int HeaderStreamOffset = 32;
+    private const int ForwardLayerOffset = 64;
+    private const int BackwardLayerOffset = 96;
+    private const int ForwardMacOffset = 128;
+    private const int ForwardSealOffset = 160;
+    private const int BackwardSealOffset = 192;
+    private const int TraceOffset = 224;
+    private const int ReplayTagOffset = 256;
+    private const int TotalSize = 272;
+
+    private static readonly HkdfSha256 Hkdf = KeyDerivationAlgorithm.HkdfSha256;
+
+    private byte[]? _buffer;
+
+    private HopKeys(byte[] buffer) => _buffer = buffer;
+
+    public static ReadOnlySpan<byte> Salt => "overlay/v1"u8;
+
+    /// <summary>Labels, one per purpose; see docs/protocol.md "Key schedule".</summary>
+    public static ReadOnlySpan<byte> HeaderMacLabel => "overlay/v1 header mac"u8;
+    public static ReadOnlySpan<byte> HeaderStreamLabel => "overlay/v1 header stream"u8;
+    public static ReadOnlySpan<byte> ForwardLayerLabel => "overlay/v1 forward layer"u8;
+    public static ReadOnlySpan<byte> BackwardLayerLabel => "overlay/v1 backward layer"u8;
+    public static ReadOnlySpan<byte> ForwardMacLabel => "overlay/v1 forward mac"u8;
+    public static ReadOnlySpan<byte> ForwardSealLabel => "overlay/v1 forward seal"u8;
+    public static ReadOnlySpan<byte> BackwardSealLabel => "overlay/v1 backward seal"u8;
+    public static ReadOnlySpan<byte> TraceLabel => "overlay/v1 trace"u8;
+    public static ReadOnlySpan<byte> ReplayTagLabel => "overlay/v1 replay tag"u8;
+
+    /// <summary>MAC key for this hop's header slot.</summary>
+    public ReadOnlySpan<byte> HeaderMac => Slice(HeaderMacOffset, KeySize);
+
+    /// <summary>AES-CTR key that encrypts this hop's view of the routing block.</summary>
+    public ReadOnlySpan<byte> HeaderStream => Slice(HeaderStreamOffset, KeySize);
+
+    /// <summary>AES-CTR key of this relay's forward cell layer.</summary>
+    public ReadOnlySpan<byte> ForwardLayer => Slice(ForwardLayerOffset, KeySize);
+
+    /// <summary>AES-CTR key of this relay's backward cell layer.</summary>
+    public ReadOnlySpan<byte> BackwardLayer => Slice(BackwardLayerOffset, KeySize);
+
+    /// <summary>HMAC key of this hop's entry in the forward MAC array.</summary>
+    public ReadOnlySpan<byte> ForwardMac => Slice(ForwardMacOffset, KeySize);
+
+    /// <summary>AES-GCM key of forward cells (used when this hop is the destination).</summary>
+    public ReadOnlySpan<byte> ForwardSeal => Slice(ForwardSealOffset, KeySize);
+
+    /// <summary>AES-GCM key of backward cells this hop originates (replies, error cells).</summary>
+    public ReadOnlySpan<byte> BackwardSeal => Slice(BackwardSealOffset, KeySize);
+
+    /// <summary>Reserved for deriving this hop's trace id.</summary>
+    public ReadOnlySpan<byte> Trace => Slice(TraceOffset, KeySize);
+
+    /// <summary>The replay-cache tag of the header (derived from the secret, never from the ephemeral key).</summary>
+    public UInt128 ReplayTag => BinaryPrimitives.ReadUInt128BigEndian(Slice(ReplayTagOffset, ReplayTagSize));
+
+    /// <summary>Derives all keys from an X25519 shared secret.</summary>
+    public static HopKeys Derive(SharedSecret secret)
+    {
+        Span<byte> prk = stackalloc byte[32];
+        try
+        {
+            Hkdf.Extract(secret, Salt, prk);
+            return Expand(prk);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(prk);
+        }
+    }
+
+    private static HopKeys Expand(ReadOnlySpan<byte> prk)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(TotalSize);
+        var span = buffer.AsSpan();
+        Hkdf.Expand(prk, HeaderMacLabel, span.Slice(HeaderMacOffset, KeySize));
+        Hkdf.Expand(prk, HeaderStreamLabel, span.Slice(HeaderStreamOffset, KeySize));
+        Hkdf.Expand(prk, ForwardLayerLabel, span.Slice(ForwardLayerOffset, KeySize));
+        Hkdf.Expand(prk, BackwardLayerLabel, span.Slice(BackwardLayerOffset, KeySize));
+        Hkdf.Expand(prk, ForwardMacLabel, span.Slice(ForwardMacOffset, KeySize));
+        Hkdf.Expand(prk, ForwardSealLabel, span.Slice(ForwardSealOffset, KeySize));
+        Hkdf.Expand(prk, BackwardSealLabel, span.Slice(BackwardSealOffset, KeySize));
+        Hkdf.Expand(prk, TraceLabel, span.Slice(TraceOffset, KeySize));
+        Hkdf.Expand(prk, ReplayTagLabel, span.Slice(ReplayTagOffset, ReplayTagSize));
+        return new HopKeys(buffer);
+    }
+
+    private ReadOnlySpan<byte> Slice(int offset, int length)
+    {
+        ObjectDisposedException.ThrowIf(_buffer is null, this);
+        return _buffer.AsSpan(offset, length);
+    }
+
+    public void Dispose()
+    {
+        var buffer = Interlocked.Exchange(ref _buffer, null);
+        if (buffer is not null)
+        {
+            CryptographicOperations.ZeroMemory(buffer.AsSpan(0, TotalSize));
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}

@@ -1,0 +1,273 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using NSec.Cryptography;
+using Overlay.Cells;
+using Overlay.Crypto;
+using Overlay.Errors;
+using Overlay.Identity;
+using Overlay.Protocol;
+
+namespace Overlay.Onion;
+
+/// <summary>What a hop does with a header.</summary>
+public enum HeaderOutcome
+{
+    /// <summary>Refused; <see cref="HeaderResult.Rejection"/> says why.</summary>
+    Rejected,
+
+    /// <summary>Forward <see cref="HeaderResult.NextHop"/> the outgoing header written by the processor.</summary>
+    Relay,
+
+    /// <summary>This node is the destination.</summary>
+    Deliver,
+}
+
+/// <summary>
+/// The result of processing one header: exactly one of relay, deliver or a typed rejection.
+/// Owns the hop's per-tunnel keys until a cell codec takes them; dispose it either way.
+/// </summary>
+public sealed class HeaderResult : IDisposable
+{
+    private HopKeys? _keys;
+
+    private HeaderResult(HeaderOutcome outcome, TunnelErrorKind rejection, HopKeys? keys)
+    {
+        Outcome = outcome;
+        Rejection = rejection;
+        _keys = keys;
+    }
+
+    /// <summary>Relay, deliver or rejected.</summary>
+    public HeaderOutcome Outcome { get; }
+
+    /// <summary>Why the header was refused (<see cref="TunnelErrorKind.None"/> otherwise).</summary>
+    public TunnelErrorKind Rejection { get; }
+
+    /// <summary>The onion-key epoch the header was processed under.</summary>
+    public uint Epoch { get; private init; }
+
+    /// <summary>The next hop, for <see cref="HeaderOutcome.Relay"/>.</summary>
+    public NodeId NextHop { get; private init; }
+
+    /// <summary>The destination's mode, for <see cref="HeaderOutcome.Deliver"/>.</summary>
+    public TunnelMode Mode { get; private init; }
+
+    /// <summary>The tunnel's coarse deadline, the same at every hop.</summary>
+    public DeadlineClass Deadline { get; private init; }
+
+    /// <summary>The sealed trace context the origin put in this hop's slot, if any (32 bytes).</summary>
+    public ReadOnlyMemory<byte> SealedTraceContext { get; private init; }
+
+    /// <summary>Creates the relay's cell codec; the keys move into it.</summary>
+    public RelayCellCodec CreateRelayCodec(NetworkParameters parameters)
+    {
+        if (Outcome != HeaderOutcome.Relay)
+        {
+            throw new InvalidOperationException("not a relay header");
+        }
+
+        return new RelayCellCodec(parameters, TakeKeys());
+    }
+
+    /// <summary>Creates the destination's cell codec; the keys move into it.</summary>
+    public DestinationCellCodec CreateDestinationCodec(NetworkParameters parameters)
+    {
+        if (Outcome != HeaderOutcome.Deliver)
+        {
+            throw new InvalidOperationException("not a delivery header");
+        }
+
+        return new DestinationCellCodec(parameters, TakeKeys());
+    }
+
+    internal HopKeys TakeKeys() =>
+        Interlocked.Exchange(ref _keys, null) ?? throw new InvalidOperationException("the keys were already taken");
+
+    internal static HeaderResult Reject(TunnelErrorKind kind) => new(HeaderOutcome.Rejected, kind, null);
+
+    internal static HeaderResult Relay(HopKeys keys, uint epoch, NodeId next, DeadlineClass deadline, ReadOnlyMemory<byte> trace) =>
+        new(HeaderOutcome.Relay, TunnelErrorKind.None, keys) { Epoch = epoch, NextHop = next, Deadline = deadline, SealedTraceContext = trace };
+
+    internal static HeaderResult Deliver(HopKeys keys, uint epoch, TunnelMode mode, DeadlineClass deadline, ReadOnlyMemory<byte> trace) =>
+        new(HeaderOutcome.Deliver, TunnelErrorKind.None, keys) { Epoch = epoch, Mode = mode, Deadline = deadline, SealedTraceContext = trace };
+
+    /// <inheritdoc />
+    public void Dispose() => Interlocked.Exchange(ref _keys, null)?.Dispose();
+}
+
+/// <summary>
+/// Processes headers at a hop: size, version and epoch, then the X25519 agreement, then the MAC
+/// (in constant time) before anything else is trusted, then the replay cache, then the slot.
+/// Never throws on hostile input: every failure is a typed rejection.
+/// </summary>
+public sealed class OnionHeaderProcessor
+{
+    private static readonly KeyAgreementAlgorithm X25519 = KeyAgreementAlgorithm.X25519;
+
+    private readonly HeaderLayout _layout;
+    private readonly OnionKeyRing _keys;
+
+    /// <summary>Creates a processor over a node's onion keys.</summary>
+    public OnionHeaderProcessor(NetworkParameters parameters, OnionKeyRing keys)
+    {
+        Parameters = parameters.EnsureValid();
+        _layout = new HeaderLayout(parameters);
+        _keys = keys;
+    }
+
+    /// <summary>The network this processor serves.</summary>
+    public NetworkParameters Parameters { get; }
+
+    /// <summary>The size of every header.</summary>
+    public int HeaderSize => _layout.Size;
+
+    /// <summary>
+    /// Processes <paramref name="header"/>. For <see cref="HeaderOutcome.Relay"/>, the header for the
+    /// next hop (same size) is written to <paramref name="nextHeader"/>.
+    /// </summary>
+    public HeaderResult Process(ReadOnlySpan<byte> header, Span<byte> nextHeader)
+    {
+        if (header.Length != _layout.Size)
+        {
+            return HeaderResult.Reject(TunnelErrorKind.Malformed);
+        }
+
+        if (header[HeaderLayout.VersionOffset] != HeaderLayout.Version)
+        {
+            return HeaderResult.Reject(TunnelErrorKind.UnsupportedVersion);
+        }
+
+        var epoch = BinaryPrimitives.ReadUInt32BigEndian(header[HeaderLayout.EpochOffset..]);
+        if (_keys.Find(epoch) is not { } onion)
+        {
+            return HeaderResult.Reject(TunnelErrorKind.UnknownEpoch);
+        }
+
+        var alpha = header.Slice(HeaderLayout.AlphaOffset, HeaderLayout.KeySize);
+        if ((alpha[31] & 0x80) != 0)
+        {
+            // NSec would clear the bit and agree anyway: two encodings, one secret (STACK.md).
+            return HeaderResult.Reject(TunnelErrorKind.Malformed);
+        }
+
+        HopKeys keys;
+        try
+        {
+            var peer = PublicKey.Import(X25519, alpha, KeyBlobFormat.RawPublicKey);
+            using var secret = X25519.Agree(onion.Key.PrivateKey, peer);
+            if (secret is null)
+            {
+                return HeaderResult.Reject(TunnelErrorKind.Malformed); // low-order point
+            }
+
+            keys = HopKeys.Derive(secret);
+        }
+        catch (ObjectDisposedException)
+        {
+            return HeaderResult.Reject(TunnelErrorKind.UnknownEpoch); // retired while we looked
+        }
+
+        try
+        {
+            return ProcessWithKeys(header, nextHeader, epoch, onion, keys);
+        }
+        catch
+        {
+            keys.Dispose();
+            throw;
+        }
+    }
+
+    private HeaderResult ProcessWithKeys(ReadOnlySpan<byte> header, Span<byte> nextHeader, uint epoch, OnionKeyEpoch onion, HopKeys keys)
+    {
+        Span<byte> gamma = stackalloc byte[HeaderLayout.MacSize];
+        HeaderLayout.ComputeMac(keys.HeaderMac, header[.._layout.GammaOffset], gamma);
+        if (!CryptographicOperations.FixedTimeEquals(gamma, header.Slice(_layout.GammaOffset, HeaderLayout.MacSize)))
+        {
+            keys.Dispose();
+            return HeaderResult.Reject(TunnelErrorKind.Tampered);
+        }
+
+        switch (onion.ReplayCache.TryAdd(keys.ReplayTag))
+        {
+            case ReplayCheck.Replayed:
+                keys.Dispose();
+                return HeaderResult.Reject(TunnelErrorKind.Replayed);
+            case ReplayCheck.Full:
+                keys.Dispose();
+                return HeaderResult.Reject(TunnelErrorKind.Busy);
+        }
+
+        const int S = HeaderLayout.SlotSize;
+        var plainLength = (_layout.SlotCount + 1) * S;
+        var plain = ArrayPool<byte>.Shared.Rent(plainLength);
+        try
+        {
+            var span = plain.AsSpan(0, plainLength);
+            header.Slice(HeaderLayout.RoutingOffset, _layout.RoutingSize).CopyTo(span);
+            span[_layout.RoutingSize..].Clear();
+            using (var rho = new AesCtr(keys.HeaderStream))
+            {
+                rho.Xor(0, span);
+            }
+
+            var slot = span[..S];
+            if (slot[HeaderLayout.SlotReserved..].IndexOfAnyExcept((byte)0) >= 0
+                || (slot[HeaderLayout.SlotFlags] & ~HeaderLayout.FlagSealedTrace) != 0)
+            {
+                keys.Dispose();
+                return HeaderResult.Reject(TunnelErrorKind.Malformed);
+            }
+
+            var deadline = (DeadlineClass)slot[HeaderLayout.SlotDeadline];
+            if (!DeadlineClasses.IsDefined(deadline))
+            {
+                keys.Dispose();
+                return HeaderResult.Reject(TunnelErrorKind.Malformed);
+            }
+
+            var trace = (slot[HeaderLayout.SlotFlags] & HeaderLayout.FlagSealedTrace) != 0
+                ? slot.Slice(HeaderLayout.SlotTrace, HeaderLayout.SlotTraceSize).ToArray()
+                : ReadOnlyMemory<byte>.Empty;
+
+            switch (slot[HeaderLayout.SlotCommand])
+            {
+                case HeaderLayout.CommandRelay:
+                    var next = new NodeId(slot.Slice(HeaderLayout.SlotNextId, NodeId.Size));
+                    if (nextHeader.Length != _layout.Size || next.IsNone)
+                    {
+                        keys.Dispose();
+                        return nextHeader.Length != _layout.Size
+                            ? throw new ArgumentException("the next header buffer has the wrong size", nameof(nextHeader))
+                            : HeaderResult.Reject(TunnelErrorKind.Malformed);
+                    }
+
+                    nextHeader[HeaderLayout.VersionOffset] = HeaderLayout.Version;
+                    slot.Slice(HeaderLayout.SlotNextEpoch, 4).CopyTo(nextHeader[HeaderLayout.EpochOffset..]);
+                    slot.Slice(HeaderLayout.SlotNextAlpha, HeaderLayout.KeySize).CopyTo(nextHeader[HeaderLayout.AlphaOffset..]);
+                    span.Slice(S, _layout.RoutingSize).CopyTo(nextHeader[HeaderLayout.RoutingOffset..]);
+                    slot.Slice(HeaderLayout.SlotNextGamma, HeaderLayout.MacSize).CopyTo(nextHeader[_layout.GammaOffset..]);
+                    return HeaderResult.Relay(keys, epoch, next, deadline, trace);
+
+                case HeaderLayout.CommandDeliver:
+                    var mode = (TunnelMode)slot[HeaderLayout.SlotMode];
+                    if (mode is not (TunnelMode.Duplex or TunnelMode.OneWay))
+                    {
+                        keys.Dispose();
+                        return HeaderResult.Reject(mode == TunnelMode.ReplyBlock ? TunnelErrorKind.UnsupportedVersion : TunnelErrorKind.Malformed);
+                    }
+
+                    return HeaderResult.Deliver(keys, epoch, mode, deadline, trace);
+
+                default:
+                    keys.Dispose();
+                    return HeaderResult.Reject(TunnelErrorKind.Malformed);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(plain, clearArray: true);
+        }
+    }
+}
