@@ -31,11 +31,15 @@ internal static class CellSeal
         gcm.Encrypt(nonce, plain, plain, body[^CellLayout.TagSize..]);
     }
 
-    public static void SealError(AesGcm gcm, ulong sequence, TunnelErrorKind kind, Span<byte> body)
+    /// <summary>Seals an error cell: the reason, and whether the fault is this hop's or its link to the next hop.</summary>
+    public static void SealError(AesGcm gcm, ulong sequence, TunnelErrorKind kind, bool nextHop, Span<byte> body)
     {
-        ReadOnlySpan<byte> reason = [(byte)kind];
+        ReadOnlySpan<byte> reason = [(byte)kind, nextHop ? ErrorAtNextHop : ErrorAtThisHop];
         Seal(gcm, sequence, CellType.Error, reason, body);
     }
+
+    public const byte ErrorAtThisHop = 0;
+    public const byte ErrorAtNextHop = 1;
 
     /// <summary>Opens <paramref name="body"/> into <paramref name="plaintext"/>; false when the tag does not match.</summary>
     public static bool TryOpen(AesGcm gcm, ulong sequence, ReadOnlySpan<byte> body, Span<byte> plaintext)
@@ -67,7 +71,8 @@ internal static class CellSeal
         return type switch
         {
             CellType.Data or CellType.End => new OpenedCell(type, length, TunnelErrorKind.None, hop),
-            CellType.Error when length == 1 => OpenedCell.Failure(TunnelErrorKinds.FromWire(plaintext[CellLayout.InnerHeaderSize]), hop),
+            CellType.Error when length == 2 && plaintext[CellLayout.InnerHeaderSize + 1] <= ErrorAtNextHop =>
+                OpenedCell.Failure(TunnelErrorKinds.FromWire(plaintext[CellLayout.InnerHeaderSize]), hop + plaintext[CellLayout.InnerHeaderSize + 1]),
             _ => OpenedCell.Failure(TunnelErrorKind.ProtocolViolation, hop),
         };
     }

@@ -64,7 +64,8 @@ public sealed class DestinationCellCodec : IDisposable
         }
 
         _forwardSequence = sequence + 1;
-        return CellSeal.Parse(plaintext[..(_layout.ForwardBodyLength - CellLayout.TagSize)], hop: 0);
+        var opened = CellSeal.Parse(plaintext[..(_layout.ForwardBodyLength - CellLayout.TagSize)], hop: 0);
+        return opened.IsError && opened.Hop != 0 ? OpenedCell.Failure(TunnelErrorKind.ProtocolViolation) : opened;
     }
 
     /// <summary>Seals a backward Data or End cell.</summary>
@@ -83,7 +84,7 @@ public sealed class DestinationCellCodec : IDisposable
     public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell)
     {
         CheckSize(cell);
-        CellSeal.SealError(_backward, _backwardSequence++, kind, cell);
+        CellSeal.SealError(_backward, _backwardSequence++, kind, nextHop: false, cell);
     }
 
     private void CheckSize(Span<byte> cell)

@@ -100,7 +100,7 @@ public sealed class OriginCellCodec : IDisposable
     /// <summary>Seals a forward error cell (the origin tells the destination it gave up, e.g. Cancelled).</summary>
     public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell)
     {
-        ReadOnlySpan<byte> reason = [(byte)kind];
+        ReadOnlySpan<byte> reason = [(byte)kind, CellSeal.ErrorAtThisHop];
         SealForward(CellType.Error, reason, cell);
     }
 
@@ -174,7 +174,9 @@ public sealed class OriginCellCodec : IDisposable
         if (CellSeal.TryOpen(_backwardSeal, sequence, cell, plaintext))
         {
             _backwardSequence = sequence + 1;
-            return CellSeal.Parse(plaintext[.._layout.PlaintextBufferSize], hop: relays + 1);
+            var fromDestination = CellSeal.Parse(plaintext[.._layout.PlaintextBufferSize], hop: relays + 1);
+            // The destination has no next hop to blame.
+            return fromDestination.Hop > relays + 1 ? OpenedCell.Failure(TunnelErrorKind.ProtocolViolation, relays + 1) : fromDestination;
         }
 
         // Not the destination's: a relay's error cell carries no layer of its own, so put the

@@ -87,8 +87,11 @@ public sealed class RelayCellCodec : IDisposable
         _backward.Xor(_backwardSequence++, cell);
     }
 
-    /// <summary>Writes this hop's backward error cell, which only the origin can open and attribute to this hop.</summary>
-    public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell)
+    /// <summary>
+    /// Writes this hop's backward error cell, which only the origin can open and attribute to this
+    /// hop, or, with <paramref name="nextHop"/>, to this hop's successor (unreachable, refused the header, dropped).
+    /// </summary>
+    public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell, bool nextHop = false)
     {
         if (cell.Length != _layout.CellSize)
         {
@@ -96,7 +99,7 @@ public sealed class RelayCellCodec : IDisposable
         }
 
         using var gcm = new AesGcm(_errorKey, CellLayout.TagSize);
-        CellSeal.SealError(gcm, _backwardSequence++, kind, cell);
+        CellSeal.SealError(gcm, _backwardSequence++, kind, nextHop, cell);
     }
 
     /// <inheritdoc />

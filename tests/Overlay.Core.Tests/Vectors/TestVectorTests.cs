@@ -124,14 +124,14 @@ public sealed class TestVectorTests
             Assert.Equal(CellType.End, back.Type);
             Assert.Equal(reply, plain.AsSpan(OpenedCell.PayloadOffset, back.PayloadLength).ToArray());
 
-            // Relay 2 reports that its next hop is unreachable; relay 1 adds its layer; the origin names hop 2.
+            // Relay 2 reports that its next hop is unreachable; relay 1 adds its layer; the origin names hop 3.
             var error = new JsonArray();
-            relays[1].WriteErrorCell(TunnelErrorKind.NextHopUnreachable, cell);
+            relays[1].WriteErrorCell(TunnelErrorKind.NextHopUnreachable, cell, nextHop: true);
             error.Add(Hex(cell));
             relays[0].ProcessBackward(cell);
             error.Add(Hex(cell));
             var failure = origin.OpenBackward(cell, plain);
-            Assert.Equal((TunnelErrorKind.NextHopUnreachable, 2), (failure.Error, failure.Hop));
+            Assert.Equal((TunnelErrorKind.NextHopUnreachable, 3), (failure.Error, failure.Hop));
 
             foreach (var relay in relays)
             {
