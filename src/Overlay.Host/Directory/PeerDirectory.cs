@@ -1,0 +1,218 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Overlay.Host.Options;
+using Overlay.Host.Telemetry;
+using Overlay.Identity;
+
+namespace Overlay.Host.Directory;
+
+/// <summary>How this node sees a peer.</summary>
+public enum PeerStatus
+{
+    /// <summary>Confirmed and answering.</summary>
+    Up,
+
+    /// <summary>The last contact failed; not used for new routes until it answers again.</summary>
+    Suspect,
+
+    /// <summary>Failed repeatedly; forgotten after a while unless it comes back.</summary>
+    Down,
+
+    /// <summary>Removed from the directory (expired descriptor, forgotten, banned).</summary>
+    Gone,
+}
+
+/// <summary>A peer's status changed.</summary>
+/// <param name="Id">The peer.</param>
+/// <param name="Status">Its new status.</param>
+/// <param name="Endpoint">Its link endpoint.</param>
+public sealed record PeerStatusChange(NodeId Id, PeerStatus Status, Uri Endpoint);
+
+/// <summary>One peer as the directory knows it.</summary>
+/// <param name="Descriptor">Its confirmed descriptor.</param>
+/// <param name="Status">Up, suspect or down.</param>
+/// <param name="ConsecutiveFailures">Failed contacts since the last success.</param>
+/// <param name="LastSeen">The last successful contact.</param>
+public sealed record PeerInfo(NodeDescriptor Descriptor, PeerStatus Status, int ConsecutiveFailures, DateTimeOffset LastSeen);
+
+/// <summary>
+/// The peers this node has confirmed (their endpoint proved their identity), with their status
+/// from link outcomes and probes. Publishes every status change: route selection waits on it,
+/// and the control API streams it. Unconfirmed descriptors never enter.
+/// </summary>
+public sealed class PeerDirectory
+{
+    private readonly ConcurrentDictionary<NodeId, PeerInfo> _peers = new();
+    private readonly NodeState _node;
+    private readonly DirectoryOptions _options;
+    private readonly HashSet<NodeId> _allowed;
+    private readonly TimeProvider _time;
+    private readonly ILogger<PeerDirectory> _logger;
+    private readonly Lock _changeLock = new();
+    private TaskCompletionSource _changed = NewSignal();
+
+    internal PeerDirectory(NodeState node, IOptions<OverlayOptions> options, TimeProvider time, ILogger<PeerDirectory> logger)
+    {
+        _node = node;
+        _options = options.Value.Directory;
+        _allowed = [.. _options.AllowedNodeIds.Select(NodeId.Parse)];
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Raised for every status change, outside any lock.</summary>
+    public event Action<PeerStatusChange>? StatusChanged;
+
+    /// <summary>All known peers.</summary>
+    public IReadOnlyCollection<PeerInfo> Peers => [.. _peers.Values];
+
+    /// <summary>Peers that are up.</summary>
+    public int UpCount => _peers.Values.Count(p => p.Status == PeerStatus.Up);
+
+    /// <summary>The peer, if known.</summary>
+    public PeerInfo? Find(NodeId id) => _peers.GetValueOrDefault(id);
+
+    /// <summary>True when the admission policy lets <paramref name="id"/> in.</summary>
+    public bool IsAdmitted(NodeId id) => id != _node.Id && (_allowed.Count == 0 || _allowed.Contains(id));
+
+    /// <summary>True when this descriptor adds nothing to what is known (same or older).</summary>
+    public bool IsKnown(NodeDescriptor descriptor) =>
+        _peers.TryGetValue(descriptor.Id, out var known)
+        && known.Descriptor.PublishedAt >= descriptor.PublishedAt
+        && known.Status == PeerStatus.Up;
+
+    /// <summary>The link endpoint of a known peer, for relaying to it.</summary>
+    public bool TryGetLinkEndpoint(NodeId id, out Uri endpoint)
+    {
+        if (_peers.TryGetValue(id, out var peer))
+        {
+            endpoint = peer.Descriptor.Endpoint;
+            return true;
+        }
+
+        endpoint = null!;
+        return false;
+    }
+
+    /// <summary>Adds or refreshes a confirmed descriptor; the peer is up.</summary>
+    internal void AddConfirmed(NodeDescriptor descriptor)
+    {
+        if (!IsAdmitted(descriptor.Id))
+        {
+            return;
+        }
+
+        var now = _time.GetUtcNow();
+        PeerStatus? previous = null;
+        _peers.AddOrUpdate(
+            descriptor.Id,
+            _ => new PeerInfo(descriptor, PeerStatus.Up, 0, now),
+            (_, existing) =>
+            {
+                previous = existing.Status;
+                var newer = descriptor.PublishedAt >= existing.Descriptor.PublishedAt ? descriptor : existing.Descriptor;
+                return new PeerInfo(newer, PeerStatus.Up, 0, now);
+            });
+        if (previous != PeerStatus.Up)
+        {
+            Publish(new PeerStatusChange(descriptor.Id, PeerStatus.Up, descriptor.Endpoint));
+        }
+    }
+
+    /// <summary>A contact with the peer succeeded.</summary>
+    internal void ReportSuccess(NodeId id)
+    {
+        if (_peers.TryGetValue(id, out var peer) && (peer.Status != PeerStatus.Up || peer.ConsecutiveFailures != 0))
+        {
+            Update(id, p => p with { Status = PeerStatus.Up, ConsecutiveFailures = 0, LastSeen = _time.GetUtcNow() });
+        }
+    }
+
+    /// <summary>A contact with the peer failed: suspect first, down after repeated failures.</summary>
+    public void ReportFailure(NodeId id) => Update(id, p =>
+    {
+        var failures = p.ConsecutiveFailures + 1;
+        return p with { ConsecutiveFailures = failures, Status = failures >= _options.FailuresBeforeDown ? PeerStatus.Down : PeerStatus.Suspect };
+    });
+
+    /// <summary>Forgets a peer.</summary>
+    public bool Remove(NodeId id)
+    {
+        if (_peers.TryRemove(id, out var removed))
+        {
+            Publish(new PeerStatusChange(id, PeerStatus.Gone, removed.Descriptor.Endpoint));
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Drops peers whose onion key expired and down peers not heard from for a while.</summary>
+    internal void Expire(TimeSpan clockSkew)
+    {
+        var now = _time.GetUtcNow();
+        foreach (var peer in _peers.Values)
+        {
+            var expired = peer.Descriptor.OnionExpiresAt + clockSkew < now;
+            var forgotten = peer.Status == PeerStatus.Down && now - peer.LastSeen > _options.ForgetDownAfter;
+            if (expired || forgotten)
+            {
+                Remove(peer.Descriptor.Id);
+            }
+        }
+    }
+
+    /// <summary>Up to <paramref name="count"/> random peers in the given statuses.</summary>
+    internal List<PeerInfo> Sample(int count, params PeerStatus[] statuses)
+    {
+        var candidates = _peers.Values.Where(p => statuses.Contains(p.Status)).ToArray();
+        Random.Shared.Shuffle(candidates);
+        return [.. candidates.Take(count)];
+    }
+
+    /// <summary>Completes at the next status change (or when <paramref name="cancellationToken"/> fires).</summary>
+    public Task WaitForChangeAsync(CancellationToken cancellationToken)
+    {
+        Task changed;
+        lock (_changeLock)
+        {
+            changed = _changed.Task;
+        }
+
+        return changed.WaitAsync(cancellationToken);
+    }
+
+    private void Update(NodeId id, Func<PeerInfo, PeerInfo> change)
+    {
+        while (_peers.TryGetValue(id, out var current))
+        {
+            var updated = change(current);
+            if (_peers.TryUpdate(id, updated, current))
+            {
+                if (updated.Status != current.Status)
+                {
+                    Publish(new PeerStatusChange(id, updated.Status, updated.Descriptor.Endpoint));
+                }
+
+                return;
+            }
+        }
+    }
+
+    private void Publish(PeerStatusChange change)
+    {
+        Log.PeerStatusChanged(_logger, change.Id.ToShortString(), change.Status.ToString().ToLowerInvariant());
+        TaskCompletionSource signal;
+        lock (_changeLock)
+        {
+            signal = _changed;
+            _changed = NewSignal();
+        }
+
+        signal.TrySetResult();
+        StatusChanged?.Invoke(change);
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}

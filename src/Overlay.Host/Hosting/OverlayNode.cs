@@ -1,0 +1,224 @@
+using System.Net;
+using Grpc.AspNetCore.HealthChecks;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Overlay.Host.Directory;
+using Overlay.Host.Keys;
+using Overlay.Host.Link;
+using Overlay.Host.Options;
+using Overlay.Host.Telemetry;
+using Overlay.Host.Tunnels;
+using Overlay.Identity;
+
+namespace Overlay.Host;
+
+/// <summary>How to build one node: the one builder Program, the devnet, the tests and the benchmarks share.</summary>
+public sealed class OverlayNodeSettings
+{
+    /// <summary>Command-line arguments (configuration overrides such as <c>--Overlay:Link:Url=...</c>).</summary>
+    public string[] Args { get; init; } = [];
+
+    /// <summary>Configuration values that override appsettings.json and the environment (devnet, tests).</summary>
+    public IReadOnlyDictionary<string, string?> Configuration { get; init; } = new Dictionary<string, string?>();
+
+    /// <summary>Extra services (tests replace the tunnel handler, add observers...).</summary>
+    public Action<IServiceCollection>? ConfigureServices { get; init; }
+
+    /// <summary>Extra middleware, added before the endpoints.</summary>
+    public Action<WebApplication>? ConfigureApplication { get; init; }
+
+    /// <summary>Logging setup; the default is the host's (console, appsettings levels).</summary>
+    public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
+}
+
+/// <summary>
+/// One Overlay node: a Kestrel web host serving the Link service over HTTP/2, with its identity,
+/// onion keys, directory and tunnel client.
+/// </summary>
+public sealed class OverlayNode : IAsyncDisposable
+{
+    private OverlayNode(WebApplication app) => App = app;
+
+    /// <summary>The ASP.NET Core application.</summary>
+    public WebApplication App { get; }
+
+    /// <summary>The node's services.</summary>
+    public IServiceProvider Services => App.Services;
+
+    /// <summary>Identity, keys and descriptor.</summary>
+    public NodeState State => Services.GetRequiredService<NodeState>();
+
+    /// <summary>The node id.</summary>
+    public NodeId Id => State.Id;
+
+    /// <summary>The link endpoint (after start).</summary>
+    public Uri LinkEndpoint => State.LinkEndpoint ?? throw new InvalidOperationException("the node has not started");
+
+    /// <summary>Opens tunnels from this node.</summary>
+    public TunnelClient Tunnels => Services.GetRequiredService<TunnelClient>();
+
+    /// <summary>The peers this node knows.</summary>
+    public PeerDirectory Directory => Services.GetRequiredService<PeerDirectory>();
+
+    /// <summary>Open tunnel counts.</summary>
+    public TunnelRegistry Registry => Services.GetRequiredService<TunnelRegistry>();
+
+    /// <summary>Builds a node; nothing listens until <see cref="StartAsync"/>.</summary>
+    public static OverlayNode Create(OverlayNodeSettings settings)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = settings.Args,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Configuration.AddInMemoryCollection(settings.Configuration);
+        builder.WebHost.UseKestrelHttpsConfiguration();
+        settings.ConfigureLogging?.Invoke(builder.Logging);
+        AddOverlay(builder.Services, builder.Configuration);
+        settings.ConfigureServices?.Invoke(builder.Services);
+        builder.WebHost.ConfigureKestrel((_, kestrel) => ConfigureKestrel(kestrel, kestrel.ApplicationServices.GetRequiredService<IOptions<OverlayOptions>>().Value));
+
+        var app = builder.Build();
+        settings.ConfigureApplication?.Invoke(app);
+        app.MapGrpcService<LinkService>();
+        app.MapGrpcHealthChecksService();
+        var node = new OverlayNode(app);
+        app.Lifetime.ApplicationStarted.Register(node.OnStarted);
+        return node;
+    }
+
+    /// <summary>Starts listening, publishes the descriptor and joins the network.</summary>
+    public Task StartAsync(CancellationToken cancellationToken = default) => App.StartAsync(cancellationToken);
+
+    /// <summary>Stops gracefully (open tunnels get the host's shutdown timeout).</summary>
+    public Task StopAsync(CancellationToken cancellationToken = default) => App.StopAsync(cancellationToken);
+
+    /// <summary>Stops at once, aborting every connection, as a crash would look to the peers.</summary>
+    public async Task KillAsync()
+    {
+        using var now = new CancellationTokenSource();
+        await now.CancelAsync();
+        try
+        {
+            await App.StopAsync(now.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Expected: the token was cancelled before stopping began.
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync() => App.DisposeAsync(); // the container disposes the node state and its keys
+
+    private void OnStarted()
+    {
+        var options = Services.GetRequiredService<IOptions<OverlayOptions>>().Value;
+        var bound = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var endpoint = new Uri(options.Link.AdvertisedUrl ?? bound);
+        State.LinkEndpoint = endpoint;
+        State.Publish(Services.GetRequiredService<TimeProvider>().GetUtcNow());
+        var logger = Services.GetRequiredService<ILogger<OverlayNode>>();
+        Log.NodeListening(logger, Id.ToString(), endpoint.ToString());
+        if (endpoint.Scheme == Uri.UriSchemeHttp && !endpoint.IsLoopback)
+        {
+            Log.CleartextBeyondLoopback(logger, endpoint.ToString());
+        }
+    }
+
+    private static void AddOverlay(IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<OverlayOptions>().Bind(configuration.GetSection(OverlayOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<OverlayOptions>, OverlayOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<OverlayOptions>>().Value;
+            return new NodeState(NodeIdentity.LoadOrCreate(options.DataDirectory), options.Network.ToParameters());
+        });
+        services.AddSingleton(sp => new PeerDirectory(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>(),
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeerDirectory>>()));
+        services.AddSingleton(sp => new RouteSelector(sp.GetRequiredService<PeerDirectory>(), sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>()));
+        services.AddSingleton(sp => new TunnelRegistry(sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Tunnels.MaxActiveTunnels));
+        services.AddSingleton<PeerChannels>();
+        services.AddSingleton<OverlayMetrics>();
+        services.AddSingleton<TunnelServer>();
+        services.AddSingleton(sp => new TunnelClient(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<RouteSelector>(), sp.GetRequiredService<PeerDirectory>(),
+            sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<TunnelRegistry>(), sp.GetRequiredService<OverlayMetrics>(),
+            sp.GetRequiredService<IOptions<OverlayOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TunnelClient>>()));
+        services.TryAddSingleton<ITunnelHandler, EchoTunnelHandler>();
+        services.AddSingleton<OnionKeyService>();
+        services.AddHostedService(sp => sp.GetRequiredService<OnionKeyService>());
+        services.AddSingleton<DirectoryService>();
+        services.AddHostedService(sp => sp.GetRequiredService<DirectoryService>());
+        services.AddGrpc(grpc =>
+        {
+            var limit = configuration.GetSection(OverlayOptions.SectionName).Get<OverlayOptions>()?.Link.MaxMessageBytes ?? new LinkEndpointOptions().MaxMessageBytes;
+            grpc.MaxReceiveMessageSize = limit;
+            grpc.MaxSendMessageSize = limit;
+        });
+        services.AddGrpcHealthChecks().AddCheck("overlay", () => HealthCheckResult.Healthy());
+        services.AddSingleton<NodeHealthCheck>();
+        services.Configure<HealthCheckServiceOptions>(o =>
+        {
+            o.Registrations.Clear();
+            o.Registrations.Add(new HealthCheckRegistration("overlay", sp => sp.GetRequiredService<NodeHealthCheck>(), HealthStatus.Unhealthy, null));
+        });
+    }
+
+    private static void ConfigureKestrel(KestrelServerOptions kestrel, OverlayOptions options)
+    {
+        var link = options.Link;
+        var http2 = kestrel.Limits.Http2;
+        http2.InitialStreamWindowSize = link.StreamWindowBytes;
+        http2.MaxStreamsPerConnection = link.MaxStreamsPerConnection;
+        // Kestrel returns connection window only as handlers read: one backpressured tunnel must not starve the others.
+        http2.InitialConnectionWindowSize = (int)Math.Min(int.MaxValue, (long)link.MaxStreamsPerConnection * link.StreamWindowBytes);
+        http2.KeepAlivePingDelay = link.KeepAlivePingDelay;
+        http2.KeepAlivePingTimeout = link.KeepAlivePingTimeout;
+        kestrel.Limits.MaxRequestBodySize = null;
+        kestrel.AddServerHeader = false;
+
+        var url = new Uri(link.Url);
+        void Http2Only(ListenOptions listen)
+        {
+            listen.Protocols = HttpProtocols.Http2;
+            if (url.Scheme == Uri.UriSchemeHttps)
+            {
+                listen.UseHttps();
+            }
+        }
+
+        if (IPAddress.TryParse(url.Host.Trim('[', ']'), out var address))
+        {
+            kestrel.Listen(address, url.Port, Http2Only);
+        }
+        else if (url.IsLoopback)
+        {
+            kestrel.ListenLocalhost(url.Port, Http2Only);
+        }
+        else
+        {
+            kestrel.ListenAnyIP(url.Port, Http2Only);
+        }
+    }
+}
+
+/// <summary>Healthy once the node has an onion key and a published descriptor.</summary>
+internal sealed class NodeHealthCheck(NodeState node) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(node.Descriptor is null
+            ? HealthCheckResult.Unhealthy("starting: no descriptor published yet")
+            : HealthCheckResult.Healthy());
+}

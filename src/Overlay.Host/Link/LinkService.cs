@@ -1,0 +1,19 @@
+using Grpc.Core;
+using Overlay.Host.Directory;
+using Overlay.Host.Tunnels;
+using Overlay.Protocol.V1;
+
+namespace Overlay.Host.Link;
+
+/// <summary>The node-to-node gRPC service: tunnel hops and directory exchanges.</summary>
+internal sealed class LinkService(TunnelServer tunnels, DirectoryService directory) : Protocol.V1.Link.LinkBase
+{
+    public override Task Relay(IAsyncStreamReader<LinkMessage> requestStream, IServerStreamWriter<LinkMessage> responseStream, ServerCallContext context) =>
+        tunnels.ServeAsync(requestStream, responseStream, context);
+
+    public override Task<DescriptorExchange> Exchange(DescriptorExchange request, ServerCallContext context) =>
+        Task.FromResult(directory.HandleExchange(request));
+
+    public override Task<ProofResponse> Prove(ProofRequest request, ServerCallContext context) =>
+        Task.FromResult(directory.HandleProve(request));
+}

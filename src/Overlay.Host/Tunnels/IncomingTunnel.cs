@@ -1,0 +1,179 @@
+using System.Buffers;
+using Google.Protobuf;
+using Grpc.Core;
+using Overlay.Cells;
+using Overlay.Errors;
+using Overlay.Onion;
+using Overlay.Protocol.V1;
+
+namespace Overlay.Host.Tunnels;
+
+/// <summary>
+/// A tunnel that ends at this node, as its handler sees it: read the request until its
+/// authenticated end, write the reply (duplex only) and complete it. Reads pull cells from the
+/// link as the handler asks, and writes go out as the link accepts them, so a slow handler slows
+/// the origin through HTTP/2 flow control instead of growing memory here.
+/// </summary>
+public sealed class IncomingTunnel
+{
+    private readonly DestinationCellCodec _codec;
+    private readonly IAsyncStreamReader<LinkMessage> _requests;
+    private readonly IServerStreamWriter<LinkMessage> _responses;
+    private readonly int _cellSize;
+    private readonly int _maxCellsPerMessage;
+    private readonly byte[] _plaintext;
+    private ReadOnlyMemory<byte> _pendingCells;
+    private int _payloadOffset;
+    private int _payloadRemaining;
+    private bool _requestEnded;
+    private bool _replyEnded;
+
+    internal IncomingTunnel(DestinationCellCodec codec, TunnelMode mode, IAsyncStreamReader<LinkMessage> requests,
+        IServerStreamWriter<LinkMessage> responses, ReadOnlyMemory<byte> firstCells, int maxCellsPerMessage)
+    {
+        _codec = codec;
+        Mode = mode;
+        _requests = requests;
+        _responses = responses;
+        _cellSize = codec.Layout.CellSize;
+        _maxCellsPerMessage = maxCellsPerMessage;
+        _plaintext = new byte[codec.Layout.PlaintextBufferSize];
+        _pendingCells = firstCells;
+    }
+
+    /// <summary>Duplex (a reply is expected) or one-way.</summary>
+    public TunnelMode Mode { get; }
+
+    /// <summary>A good write size: one message of reply cells.</summary>
+    public int ReplyChunkSize => _codec.BackwardPayloadCapacity * _maxCellsPerMessage;
+
+    /// <summary>True once the request's end marker arrived.</summary>
+    public bool RequestEnded => _requestEnded;
+
+    /// <summary>True once the reply was completed.</summary>
+    public bool ReplyEnded => _replyEnded;
+
+    /// <summary>Request bytes received so far.</summary>
+    public long BytesReceived { get; private set; }
+
+    /// <summary>Reply bytes sent so far.</summary>
+    public long BytesSent { get; private set; }
+
+    /// <summary>
+    /// Reads request bytes; returns 0 only at the request's authenticated end. Throws
+    /// <see cref="TunnelException"/> when the stream is cut, tampered with, or aborted by the origin.
+    /// </summary>
+    public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        while (_payloadRemaining == 0)
+        {
+            if (_requestEnded)
+            {
+                return 0;
+            }
+
+            if (_pendingCells.IsEmpty)
+            {
+                if (!await _requests.MoveNext(cancellationToken))
+                {
+                    throw new TunnelException(TunnelErrorKind.Truncated, 0, "the request ended without its end marker");
+                }
+
+                var message = _requests.Current;
+                if (message.Header.Length != 0 || !CellBatch.IsWhole(message.Cells.Length, _cellSize))
+                {
+                    throw new TunnelException(TunnelErrorKind.ProtocolViolation, 0, "a link message that is not a batch of cells");
+                }
+
+                _pendingCells = message.Cells.Memory;
+            }
+
+            var opened = _codec.OpenForward(_pendingCells.Span[.._cellSize], _plaintext);
+            _pendingCells = _pendingCells[_cellSize..];
+            if (opened.IsError)
+            {
+                throw new TunnelException(opened.Error, 0, $"request cell refused: {opened.Error.ToTag()}");
+            }
+
+            _payloadOffset = OpenedCell.PayloadOffset;
+            _payloadRemaining = opened.PayloadLength;
+            if (opened.Type == CellType.End)
+            {
+                _requestEnded = true;
+                if (!_pendingCells.IsEmpty)
+                {
+                    throw new TunnelException(TunnelErrorKind.ProtocolViolation, 0, "cells after the end marker");
+                }
+            }
+        }
+
+        var count = Math.Min(buffer.Length, _payloadRemaining);
+        _plaintext.AsSpan(_payloadOffset, count).CopyTo(buffer.Span);
+        _payloadOffset += count;
+        _payloadRemaining -= count;
+        BytesReceived += count;
+        return count;
+    }
+
+    /// <summary>Sends reply bytes (duplex tunnels only), cut into cells and batched per message.</summary>
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
+        EnsureCanReply();
+        while (!data.IsEmpty)
+        {
+            data = await SendAsync(data, end: false, cancellationToken);
+        }
+    }
+
+    /// <summary>Ends the reply with its authenticated end marker.</summary>
+    public async ValueTask CompleteAsync(CancellationToken cancellationToken = default)
+    {
+        EnsureCanReply();
+        await SendAsync(ReadOnlyMemory<byte>.Empty, end: true, cancellationToken);
+        _replyEnded = true;
+    }
+
+    internal async ValueTask SendErrorAsync(TunnelErrorKind kind, CancellationToken cancellationToken)
+    {
+        var cell = new byte[_cellSize];
+        _codec.WriteErrorCell(kind, cell);
+        _replyEnded = true;
+        await _responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(cell) }, cancellationToken);
+    }
+
+    private void EnsureCanReply()
+    {
+        if (Mode != TunnelMode.Duplex)
+        {
+            throw new InvalidOperationException("a one-way tunnel has no reply");
+        }
+
+        if (_replyEnded)
+        {
+            throw new InvalidOperationException("the reply is already complete");
+        }
+    }
+
+    // Seals up to one message of cells; the last cell is End when `end` and the data fits.
+    private async ValueTask<ReadOnlyMemory<byte>> SendAsync(ReadOnlyMemory<byte> data, bool end, CancellationToken cancellationToken)
+    {
+        var capacity = _codec.BackwardPayloadCapacity;
+        var cells = Math.Clamp((data.Length + capacity - 1) / capacity, 1, _maxCellsPerMessage);
+        var length = cells * _cellSize;
+        var batch = ArrayPool<byte>.Shared.Rent(length);
+        for (var i = 0; i < cells; i++)
+        {
+            var chunk = data[..Math.Min(capacity, data.Length)];
+            data = data[chunk.Length..];
+            var type = end && data.IsEmpty && i == cells - 1 ? CellType.End : CellType.Data;
+            _codec.SealBackward(type, chunk.Span, batch.AsSpan(i * _cellSize, _cellSize));
+            BytesSent += chunk.Length;
+        }
+
+        // The message is serialised before the write completes, so the buffer goes back to the
+        // pool only after the await; on a failed write it is left to the GC.
+        await _responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.AsMemory(0, length)) }, cancellationToken);
+        ArrayPool<byte>.Shared.Return(batch);
+        return data;
+    }
+}

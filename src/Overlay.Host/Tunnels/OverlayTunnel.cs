@@ -1,0 +1,340 @@
+using System.Buffers;
+using System.Diagnostics;
+using Google.Protobuf;
+using Grpc.Core;
+using Overlay.Cells;
+using Overlay.Errors;
+using Overlay.Host.Link;
+using Overlay.Host.Telemetry;
+using Overlay.Identity;
+using Overlay.Onion;
+using Overlay.Protocol.V1;
+
+namespace Overlay.Host.Tunnels;
+
+/// <summary>
+/// A tunnel opened by this node, as a duplex byte stream: write request bytes and complete them
+/// with the authenticated end marker; read reply bytes until their end marker (ReadAsync returns
+/// 0). Reading and writing may run concurrently on two tasks. Every failure surfaces as a
+/// <see cref="TunnelException"/> naming the failing hop (1..R relays, R + 1 destination, 0 unknown).
+/// </summary>
+public sealed class OverlayTunnel : IAsyncDisposable
+{
+    private readonly AsyncDuplexStreamingCall<LinkMessage, LinkMessage> _call;
+    private readonly OriginCellCodec _codec;
+    private readonly CancellationTokenSource _lifetime;
+    private readonly CancellationTokenSource _deadline;
+    private readonly Action _onClose;
+    private readonly int _cellSize;
+    private readonly int _maxCellsPerMessage;
+    private readonly byte[] _plaintext;
+    private readonly Activity? _activity;
+    private ReadOnlyMemory<byte> _pendingCells;
+    private int _payloadOffset;
+    private int _payloadRemaining;
+    private bool _requestEnded;
+    private bool _replyEnded;
+    private TunnelException? _failure;
+    private int _disposed;
+
+    internal OverlayTunnel(IReadOnlyList<NodeDescriptor> route, TunnelMode mode, AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
+        OriginCellCodec codec, CancellationTokenSource lifetime, CancellationTokenSource deadline, int maxCellsPerMessage, Activity? activity, Action onClose)
+    {
+        Route = [.. route.Select(d => d.Id)];
+        Mode = mode;
+        _call = call;
+        _codec = codec;
+        _lifetime = lifetime;
+        _deadline = deadline;
+        _cellSize = codec.Layout.CellSize;
+        _maxCellsPerMessage = maxCellsPerMessage;
+        _plaintext = new byte[codec.Layout.PlaintextBufferSize];
+        _activity = activity;
+        _onClose = onClose;
+    }
+
+    /// <summary>The relays in order, then the destination.</summary>
+    public IReadOnlyList<NodeId> Route { get; }
+
+    /// <summary>Relays in the route.</summary>
+    public int RelayCount => Route.Count - 1;
+
+    /// <summary>The destination.</summary>
+    public NodeId Destination => Route[^1];
+
+    /// <summary>Duplex or one-way.</summary>
+    public TunnelMode Mode { get; }
+
+    /// <summary>Request bytes sent.</summary>
+    public long BytesSent { get; private set; }
+
+    /// <summary>Reply bytes received.</summary>
+    public long BytesReceived { get; private set; }
+
+    /// <summary>True once any payload cell left this node (a failure after that is never retried).</summary>
+    public bool PayloadSent { get; private set; }
+
+    /// <summary>Payload bytes per message this tunnel writes at most.</summary>
+    public int PreferredWriteSize => _codec.ForwardPayloadCapacity * _maxCellsPerMessage;
+
+    /// <summary>Sends request bytes; with <paramref name="final"/> the last cell carries the end marker.</summary>
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, bool final = false, CancellationToken cancellationToken = default)
+    {
+        ThrowIfFailed();
+        if (_requestEnded)
+        {
+            throw new InvalidOperationException("the request is already complete");
+        }
+
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Token);
+        do
+        {
+            data = await SendAsync(data, final, linked.Token);
+        }
+        while (!data.IsEmpty);
+
+        if (final)
+        {
+            _requestEnded = true;
+            await CompleteRequestStreamAsync(linked.Token);
+        }
+    }
+
+    /// <summary>Ends the request with its authenticated end marker.</summary>
+    public ValueTask CompleteAsync(CancellationToken cancellationToken = default) => WriteAsync(ReadOnlyMemory<byte>.Empty, final: true, cancellationToken);
+
+    /// <summary>Reads reply bytes; 0 means the reply's authenticated end (and, for one-way tunnels, that the destination finished).</summary>
+    public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        ThrowIfFailed();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Token);
+        while (_payloadRemaining == 0)
+        {
+            if (_replyEnded)
+            {
+                return 0;
+            }
+
+            if (_pendingCells.IsEmpty)
+            {
+                var message = await NextResponseAsync(linked.Token);
+                if (message is null)
+                {
+                    if (Mode == TunnelMode.OneWay)
+                    {
+                        _replyEnded = true;
+                        return 0;
+                    }
+
+                    throw Fail(new TunnelException(TunnelErrorKind.Truncated, 0, "the reply ended without its end marker"));
+                }
+
+                _pendingCells = message.Cells.Memory;
+            }
+
+            OpenNextCell();
+        }
+
+        var count = Math.Min(buffer.Length, _payloadRemaining);
+        _plaintext.AsSpan(_payloadOffset, count).CopyTo(buffer.Span);
+        _payloadOffset += count;
+        _payloadRemaining -= count;
+        BytesReceived += count;
+        return count;
+    }
+
+    /// <summary>Cancels the tunnel if it is still open and releases its keys.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            if (_failure is null && _requestEnded && _replyEnded && !_lifetime.IsCancellationRequested)
+            {
+                // A clean end: let the call finish with its status instead of resetting the stream.
+                using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                try
+                {
+                    while (await _call.ResponseStream.MoveNext(grace.Token))
+                    {
+                    }
+                }
+                catch (Exception exception) when (exception is RpcException or OperationCanceledException)
+                {
+                    _activity?.AddEvent(new ActivityEvent("close.unclean", tags: new ActivityTagsCollection { ["exception.message"] = exception.Message }));
+                }
+            }
+        }
+        finally
+        {
+            await _lifetime.CancelAsync();
+            _call.Dispose();
+            _codec.Dispose();
+            _deadline.Dispose();
+            _lifetime.Dispose();
+            _activity?.Dispose();
+            _onClose();
+        }
+    }
+
+    private void OpenNextCell()
+    {
+        var source = _pendingCells[.._cellSize];
+        _pendingCells = _pendingCells[_cellSize..];
+        // The message's array is ours alone (fresh from the parser): peel in place.
+        var opened = _codec.OpenBackward(System.Runtime.InteropServices.MemoryMarshal.AsMemory(source).Span, _plaintext);
+        if (opened.IsError)
+        {
+            throw Fail(new TunnelException(opened.Error, opened.Hop));
+        }
+
+        _payloadOffset = OpenedCell.PayloadOffset;
+        _payloadRemaining = opened.PayloadLength;
+        if (opened.Type == CellType.End)
+        {
+            _replyEnded = true;
+            if (!_pendingCells.IsEmpty)
+            {
+                throw Fail(new TunnelException(TunnelErrorKind.ProtocolViolation, RelayCount + 1, "cells after the reply's end marker"));
+            }
+        }
+    }
+
+    private async ValueTask<LinkMessage?> NextResponseAsync(CancellationToken token)
+    {
+        try
+        {
+            if (!await _call.ResponseStream.MoveNext(token))
+            {
+                return null;
+            }
+        }
+        catch (Exception exception) when (_deadline.IsCancellationRequested && exception is OperationCanceledException or RpcException)
+        {
+            throw Fail(new TunnelException(TunnelErrorKind.DeadlineExceeded, 0, "the tunnel's deadline passed"));
+        }
+        catch (RpcException exception) when (!_lifetime.IsCancellationRequested)
+        {
+            throw Fail(FromRpc(exception));
+        }
+
+        var message = _call.ResponseStream.Current;
+        if (message.Header.Length != 0 || !CellBatch.IsWhole(message.Cells.Length, _cellSize))
+        {
+            throw Fail(new TunnelException(TunnelErrorKind.ProtocolViolation, 1, "a reply message that is not a batch of cells"));
+        }
+
+        return message;
+    }
+
+    private async ValueTask<ReadOnlyMemory<byte>> SendAsync(ReadOnlyMemory<byte> data, bool final, CancellationToken token)
+    {
+        var capacity = _codec.ForwardPayloadCapacity;
+        var cells = Math.Clamp((data.Length + capacity - 1) / capacity, 1, _maxCellsPerMessage);
+        var length = cells * _cellSize;
+        var batch = ArrayPool<byte>.Shared.Rent(length);
+        var sent = 0;
+        for (var i = 0; i < cells; i++)
+        {
+            var chunk = data[..Math.Min(capacity, data.Length)];
+            data = data[chunk.Length..];
+            var type = final && data.IsEmpty && i == cells - 1 ? CellType.End : CellType.Data;
+            _codec.SealForward(type, chunk.Span, batch.AsSpan(i * _cellSize, _cellSize));
+            sent += chunk.Length;
+        }
+
+        try
+        {
+            PayloadSent = true;
+            await _call.RequestStream.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.AsMemory(0, length)) }, token);
+        }
+        catch (Exception exception) when (_deadline.IsCancellationRequested && exception is OperationCanceledException or RpcException)
+        {
+            throw Fail(new TunnelException(TunnelErrorKind.DeadlineExceeded, 0, "the tunnel's deadline passed"));
+        }
+        catch (Exception exception) when (exception is RpcException or IOException or InvalidOperationException && !_lifetime.IsCancellationRequested)
+        {
+            throw Fail(await ReasonAfterWriteFailureAsync(exception));
+        }
+
+        // Serialised by the time the write completes; a failed write leaves the buffer to the GC.
+        ArrayPool<byte>.Shared.Return(batch);
+        BytesSent += sent;
+        return data;
+    }
+
+    private async ValueTask CompleteRequestStreamAsync(CancellationToken token)
+    {
+        try
+        {
+            await _call.RequestStream.CompleteAsync();
+        }
+        catch (Exception exception) when (exception is RpcException or IOException or InvalidOperationException && !token.IsCancellationRequested)
+        {
+            throw Fail(await ReasonAfterWriteFailureAsync(exception));
+        }
+    }
+
+    // A write failed because the call ended: the reason, if a hop sent one, is in the reply stream.
+    private async Task<TunnelException> ReasonAfterWriteFailureAsync(Exception writeFailure)
+    {
+        using var grace = CancellationTokenSource.CreateLinkedTokenSource(_lifetime.Token);
+        grace.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            while (await _call.ResponseStream.MoveNext(grace.Token))
+            {
+                _pendingCells = _call.ResponseStream.Current.Cells.Memory;
+                while (!_pendingCells.IsEmpty && CellBatch.IsWhole(_pendingCells.Length, _cellSize))
+                {
+                    try
+                    {
+                        OpenNextCell();
+                    }
+                    catch (TunnelException typed)
+                    {
+                        return typed;
+                    }
+                }
+            }
+        }
+        catch (RpcException exception)
+        {
+            return FromRpc(exception);
+        }
+        catch (OperationCanceledException)
+        {
+            // No reason arrived in time; fall through to the transport's.
+        }
+
+        return writeFailure is RpcException rpc ? FromRpc(rpc) : new TunnelException(TunnelErrorKind.LinkLost, 1, "the link to the first relay broke", writeFailure);
+    }
+
+    // The first hop ended the call itself: it refused the header (reason in the trailer) or the link broke.
+    private static TunnelException FromRpc(RpcException exception)
+    {
+        var kind = LinkErrors.ReasonOf(exception, exception.StatusCode == StatusCode.Unavailable ? TunnelErrorKind.NextHopUnreachable : TunnelErrorKind.LinkLost);
+        return new TunnelException(kind, 1, $"hop 1: {kind.ToTag()} ({exception.Status.Detail})", exception);
+    }
+
+    private TunnelException Fail(TunnelException exception)
+    {
+        _failure ??= exception;
+        _activity.RecordFailure(_failure.Kind);
+        _activity?.SetTag(OverlayTelemetry.FailingHopTag, _failure.Hop);
+        return _failure;
+    }
+
+    private void ThrowIfFailed()
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (_failure is not null)
+        {
+            throw _failure;
+        }
+    }
+}

@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Overlay.Cells;
+using Overlay.Errors;
+using Overlay.Host.Directory;
+using Overlay.Host.Link;
+using Overlay.Host.Options;
+using Overlay.Host.Telemetry;
+using Overlay.Identity;
+using Overlay.Onion;
+using Overlay.Protocol.V1;
+
+namespace Overlay.Host.Tunnels;
+
+/// <summary>What tunnel to open.</summary>
+public sealed record TunnelRequest
+{
+    /// <summary>The destination; null picks a random up peer.</summary>
+    public NodeId? Destination { get; init; }
+
+    /// <summary>How many relays (ignored when <see cref="Route"/> is set).</summary>
+    public int Relays { get; init; } = 3;
+
+    /// <summary>An explicit route: the relays in order, then the destination. Never retried.</summary>
+    public IReadOnlyList<NodeId>? Route { get; init; }
+
+    /// <summary>Duplex (default) or one-way.</summary>
+    public TunnelMode Mode { get; init; } = TunnelMode.Duplex;
+
+    /// <summary>The tunnel's deadline, rounded up to a deadline class; null uses the node's default.</summary>
+    public TimeSpan? Deadline { get; init; }
+}
+
+/// <summary>The outcome of a round trip.</summary>
+/// <param name="Route">The relays then the destination.</param>
+/// <param name="Reply">The reply bytes.</param>
+/// <param name="Elapsed">From opening the tunnel to the reply's end.</param>
+public sealed record RoundTrip(IReadOnlyList<NodeId> Route, byte[] Reply, TimeSpan Elapsed);
+
+/// <summary>
+/// Opens tunnels from this node. The header goes out at once (one-shot setup); if the first hop
+/// cannot be reached or refuses before any payload left, the tunnel is retried on a fresh route,
+/// at most MaxRetries times. Explicit routes and one-way sends are never retried.
+/// </summary>
+public sealed class TunnelClient
+{
+    private readonly NodeState _node;
+    private readonly RouteSelector _routes;
+    private readonly PeerDirectory _directory;
+    private readonly PeerChannels _channels;
+    private readonly TunnelRegistry _registry;
+    private readonly OverlayMetrics _metrics;
+    private readonly OverlayOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<TunnelClient> _logger;
+
+    internal TunnelClient(NodeState node, RouteSelector routes, PeerDirectory directory, PeerChannels channels, TunnelRegistry registry,
+        OverlayMetrics metrics, IOptions<OverlayOptions> options, TimeProvider time, ILogger<TunnelClient> logger)
+    {
+        _node = node;
+        _routes = routes;
+        _directory = directory;
+        _channels = channels;
+        _registry = registry;
+        _metrics = metrics;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Opens a tunnel; the deadline clock starts now.</summary>
+    public async Task<OverlayTunnel> OpenAsync(TunnelRequest request, CancellationToken cancellationToken = default)
+    {
+        if (request.Route is null && (request.Relays < 0 || request.Relays > _node.Network.MaxRelays))
+        {
+            throw new TunnelException(TunnelErrorKind.LimitExceeded, 0, $"relays must be between 0 and {_node.Network.MaxRelays}");
+        }
+
+        var deadlineClass = DeadlineClasses.FromTimeSpan(request.Deadline ?? _options.Tunnels.DefaultDeadline);
+        var deadline = new CancellationTokenSource(deadlineClass.ToTimeSpan(), _time);
+        var lifetime = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
+        var activity = OverlayTelemetry.ActivitySource.StartActivity("overlay.tunnel", ActivityKind.Client, parentContext: default);
+        activity?.SetTag(OverlayTelemetry.RoleTag, TunnelRoles.Origin);
+        var retryable = request.Route is null && request.Mode == TunnelMode.Duplex;
+        var excluded = new List<NodeId>();
+        try
+        {
+            for (var attempt = 0; ; attempt++)
+            {
+                var route = request.Route is { } explicitRoute
+                    ? _routes.Resolve(explicitRoute)
+                    : await _routes.SelectAsync(request.Destination, request.Relays, excluded, lifetime.Token);
+                try
+                {
+                    return await StartAsync(route, request.Mode, deadlineClass, deadline, lifetime, activity);
+                }
+                catch (TunnelException failure) when (retryable && attempt < _options.Tunnels.MaxRetries && failure.Hop == 1 && !lifetime.IsCancellationRequested)
+                {
+                    Log.OriginRetry(_logger, failure.Kind.ToTag(), attempt + 1);
+                    excluded.Add(route[0].Id);
+                    _directory.ReportFailure(route[0].Id);
+                }
+            }
+        }
+        catch (TunnelException failure)
+        {
+            Log.OriginFailed(_logger, request.Relays, failure.Hop, failure.Kind.ToTag());
+            activity.RecordFailure(failure.Kind);
+            _metrics.TunnelFailed(TunnelRoles.Origin, failure.Kind);
+            activity?.Dispose();
+            lifetime.Dispose();
+            deadline.Dispose();
+            throw;
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            activity.RecordFailure(TunnelErrorKind.DeadlineExceeded);
+            activity?.Dispose();
+            lifetime.Dispose();
+            deadline.Dispose();
+            throw new TunnelException(TunnelErrorKind.DeadlineExceeded, 0, "the deadline passed while opening the tunnel");
+        }
+        catch
+        {
+            activity?.Dispose();
+            lifetime.Dispose();
+            deadline.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Sends <paramref name="request"/> as one message and reads the whole reply.</summary>
+    public async Task<RoundTrip> RoundTripAsync(TunnelRequest tunnelRequest, ReadOnlyMemory<byte> request, int maxReplyBytes = 16 * 1024 * 1024, CancellationToken cancellationToken = default)
+    {
+        var started = _time.GetTimestamp();
+        await using var tunnel = await OpenAsync(tunnelRequest, cancellationToken);
+        await tunnel.WriteAsync(request, final: true, cancellationToken);
+        using var reply = new MemoryStream();
+        var buffer = new byte[tunnel.PreferredWriteSize];
+        int read;
+        while ((read = await tunnel.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            if (reply.Length + read > maxReplyBytes)
+            {
+                throw new TunnelException(TunnelErrorKind.LimitExceeded, 0, $"the reply exceeds {maxReplyBytes} bytes");
+            }
+
+            reply.Write(buffer, 0, read);
+        }
+
+        return new RoundTrip(tunnel.Route, reply.ToArray(), _time.GetElapsedTime(started));
+    }
+
+    private async Task<OverlayTunnel> StartAsync(IReadOnlyList<NodeDescriptor> route, TunnelMode mode, DeadlineClass deadlineClass,
+        CancellationTokenSource deadline, CancellationTokenSource lifetime, Activity? activity)
+    {
+        var header = new byte[_node.HeaderBuilder.HeaderSize];
+        OriginTunnelKeys keys;
+        try
+        {
+            keys = _node.HeaderBuilder.Build([.. route.Select(d => d.ToRouteHop())], mode, deadlineClass, header);
+        }
+        catch (ArgumentException exception)
+        {
+            throw new TunnelException(TunnelErrorKind.Malformed, 0, $"cannot build a header for this route: {exception.Message}", exception);
+        }
+
+        var codec = new OriginCellCodec(_node.Network, keys);
+        var previous = Activity.Current;
+        // Never let an ambient trace context ride along on a link call.
+        Activity.Current = null;
+        AsyncDuplexStreamingCall<LinkMessage, LinkMessage>? call = null;
+        try
+        {
+            call = _channels.Client(route[0].Endpoint).Relay(cancellationToken: lifetime.Token);
+            await call.RequestStream.WriteAsync(new LinkMessage { Header = UnsafeByteOperations.UnsafeWrap(header) }, lifetime.Token);
+        }
+        catch (Exception exception) when (exception is RpcException or IOException or HttpRequestException or InvalidOperationException && !lifetime.IsCancellationRequested)
+        {
+            call?.Dispose();
+            codec.Dispose();
+            var kind = exception is RpcException rpc ? LinkErrors.ReasonOf(rpc, TunnelErrorKind.NextHopUnreachable) : TunnelErrorKind.NextHopUnreachable;
+            throw new TunnelException(kind, 1, $"hop 1 ({route[0].Id.ToShortString()}): {kind.ToTag()}", exception);
+        }
+        catch
+        {
+            call?.Dispose();
+            codec.Dispose();
+            throw;
+        }
+        finally
+        {
+            Activity.Current = previous;
+        }
+
+        _registry.EnterOriginated();
+        _metrics.TunnelOpened(TunnelRoles.Origin);
+        activity?.SetTag("overlay.tunnel.relays", route.Count - 1);
+        return new OverlayTunnel(route, mode, call, codec, lifetime, deadline, _options.Tunnels.MaxCellsPerMessage, activity, () =>
+        {
+            _registry.ExitOriginated();
+            _metrics.TunnelClosed(TunnelRoles.Origin);
+        });
+    }
+}

@@ -1,0 +1,483 @@
+using System.Diagnostics;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Overlay.Cells;
+using Overlay.Errors;
+using Overlay.Host.Directory;
+using Overlay.Host.Link;
+using Overlay.Host.Options;
+using Overlay.Host.Telemetry;
+using Overlay.Onion;
+using Overlay.Protocol.V1;
+
+namespace Overlay.Host.Tunnels;
+
+/// <summary>
+/// Serves one incoming tunnel hop: processes the header, then either relays (two pumps, one per
+/// direction, each awaiting its write before reading more) or delivers to the local handler.
+/// Returns only after both directions have ended, so no HTTP/2 stream is left half-open.
+/// </summary>
+internal sealed class TunnelServer
+{
+    private static readonly TimeSpan ErrorCellTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly NodeState _node;
+    private readonly PeerDirectory _directory;
+    private readonly PeerChannels _channels;
+    private readonly ITunnelHandler _handler;
+    private readonly TunnelRegistry _registry;
+    private readonly OverlayMetrics _metrics;
+    private readonly TunnelOptions _options;
+    private readonly HeaderRateLimiter _rateLimiter;
+    private readonly TimeProvider _time;
+    private readonly ILogger<TunnelServer> _logger;
+
+    public TunnelServer(NodeState node, PeerDirectory directory, PeerChannels channels, ITunnelHandler handler, TunnelRegistry registry,
+        OverlayMetrics metrics, IOptions<OverlayOptions> options, TimeProvider time, ILogger<TunnelServer> logger)
+    {
+        _node = node;
+        _directory = directory;
+        _channels = channels;
+        _handler = handler;
+        _registry = registry;
+        _metrics = metrics;
+        _options = options.Value.Tunnels;
+        _time = time;
+        _logger = logger;
+        _rateLimiter = new HeaderRateLimiter(_options.HeadersPerSecondPerPeer, _options.HeaderBurstPerPeer, time);
+    }
+
+    public async Task ServeAsync(IAsyncStreamReader<LinkMessage> requests, IServerStreamWriter<LinkMessage> responses, ServerCallContext context)
+    {
+        // Never parent tunnel work on a context a peer supplied: it could tag the tunnel.
+        Activity.Current = null;
+        var callToken = context.CancellationToken;
+        var peer = context.GetHttpContext().Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        if (!_rateLimiter.TryAcquire(peer))
+        {
+            throw Refuse(TunnelErrorKind.Busy);
+        }
+
+        LinkMessage first;
+        using (var headerWait = CancellationTokenSource.CreateLinkedTokenSource(callToken))
+        {
+            headerWait.CancelAfter(_options.HeaderTimeout);
+            try
+            {
+                if (!await requests.MoveNext(headerWait.Token))
+                {
+                    throw Refuse(TunnelErrorKind.ProtocolViolation);
+                }
+            }
+            catch (OperationCanceledException) when (headerWait.IsCancellationRequested && !callToken.IsCancellationRequested)
+            {
+                throw Refuse(TunnelErrorKind.DeadlineExceeded);
+            }
+
+            first = requests.Current;
+        }
+
+        var cellSize = _node.Network.CellSize;
+        if (first.Header.Length != _node.Processor.HeaderSize || (first.Cells.Length % cellSize) != 0)
+        {
+            throw Refuse(TunnelErrorKind.Malformed);
+        }
+
+        if (!_registry.TryEnterServed())
+        {
+            throw Refuse(TunnelErrorKind.Busy);
+        }
+
+        try
+        {
+            var nextHeader = new byte[_node.Processor.HeaderSize];
+            using var header = _node.Processor.Process(first.Header.Span, nextHeader);
+            switch (header.Outcome)
+            {
+                case HeaderOutcome.Relay:
+                    first.Header = UnsafeByteOperations.UnsafeWrap(nextHeader);
+                    await RelayAsync(header, first, requests, responses, callToken);
+                    break;
+                case HeaderOutcome.Deliver:
+                    await DeliverAsync(header, first, requests, responses, callToken);
+                    break;
+                default:
+                    throw Refuse(header.Rejection);
+            }
+        }
+        finally
+        {
+            _registry.ExitServed();
+        }
+    }
+
+    private RpcException Refuse(TunnelErrorKind kind)
+    {
+        _metrics.HeaderRejected(kind);
+        Log.HeaderRejected(_logger, kind.ToTag());
+        return LinkErrors.Refuse(kind);
+    }
+
+    private async Task RelayAsync(HeaderResult header, LinkMessage first, IAsyncStreamReader<LinkMessage> requests,
+        IServerStreamWriter<LinkMessage> responses, CancellationToken callToken)
+    {
+        using var activity = OverlayTelemetry.ActivitySource.StartActivity("overlay.relay", ActivityKind.Server, parentContext: default);
+        activity?.SetTag(OverlayTelemetry.RoleTag, TunnelRoles.Relay);
+        using var codec = header.CreateRelayCodec(_node.Network);
+        using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
+        using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
+        var failure = new RelayFailure();
+        _metrics.TunnelOpened(TunnelRoles.Relay);
+        try
+        {
+            if (!_directory.TryGetLinkEndpoint(header.NextHop, out var endpoint))
+            {
+                failure.Set(TunnelErrorKind.UnknownNextHop, nextHop: true);
+            }
+            else
+            {
+                using var call = _channels.Client(endpoint).Relay(cancellationToken: tunnel.Token);
+                var pumps = new RelayPumps(codec, _node.Network.CellSize, requests, responses, call, tunnel, failure, _metrics);
+                await Task.WhenAll(pumps.ForwardAsync(first), pumps.BackwardAsync());
+                if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost)
+                {
+                    _directory.ReportFailure(header.NextHop);
+                }
+            }
+
+            if (failure.Kind == TunnelErrorKind.None && deadline.IsCancellationRequested && !callToken.IsCancellationRequested)
+            {
+                failure.Set(TunnelErrorKind.DeadlineExceeded, nextHop: false);
+            }
+
+            if (failure.Kind != TunnelErrorKind.None)
+            {
+                activity.RecordFailure(failure.Kind);
+                _metrics.TunnelFailed(TunnelRoles.Relay, failure.Kind);
+                Log.RelayFailed(_logger, failure.Describe(), failure.Exception);
+                if (!failure.UpstreamLost && !callToken.IsCancellationRequested)
+                {
+                    await SendRelayErrorAsync(codec, failure, responses, callToken);
+                    await DrainAsync(requests, callToken);
+                }
+            }
+        }
+        finally
+        {
+            _metrics.TunnelClosed(TunnelRoles.Relay);
+        }
+    }
+
+    private async Task SendRelayErrorAsync(RelayCellCodec codec, RelayFailure failure, IServerStreamWriter<LinkMessage> responses, CancellationToken callToken)
+    {
+        var cell = new byte[_node.Network.CellSize];
+        codec.WriteErrorCell(failure.Kind, cell, failure.NextHop);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(callToken);
+        timeout.CancelAfter(ErrorCellTimeout);
+        try
+        {
+            await responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(cell) }, timeout.Token);
+        }
+        catch (Exception exception) when (exception is IOException or OperationCanceledException or InvalidOperationException)
+        {
+            // The predecessor is gone too; the origin learns from its own link.
+            Log.RelayFailed(_logger, "the error cell could not be sent upstream", exception);
+        }
+    }
+
+    // After a failure, wait (bounded) for the predecessor to close its side, so the stream ends in both directions.
+    private async Task DrainAsync(IAsyncStreamReader<LinkMessage> requests, CancellationToken callToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(callToken);
+        timeout.CancelAfter(_options.HeaderTimeout);
+        try
+        {
+            while (await requests.MoveNext(timeout.Token))
+            {
+            }
+        }
+        catch (Exception exception) when (exception is IOException or OperationCanceledException or InvalidOperationException)
+        {
+            // Expected: the predecessor cancels its call once it has the error cell.
+        }
+    }
+
+    private async Task DeliverAsync(HeaderResult header, LinkMessage first, IAsyncStreamReader<LinkMessage> requests,
+        IServerStreamWriter<LinkMessage> responses, CancellationToken callToken)
+    {
+        using var activity = OverlayTelemetry.ActivitySource.StartActivity("overlay.deliver", ActivityKind.Server, parentContext: default);
+        activity?.SetTag(OverlayTelemetry.RoleTag, TunnelRoles.Destination);
+        using var codec = header.CreateDestinationCodec(_node.Network);
+        using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
+        using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
+        var incoming = new IncomingTunnel(codec, header.Mode, requests, responses, first.Cells.Memory, _options.MaxCellsPerMessage);
+        _metrics.TunnelOpened(TunnelRoles.Destination);
+        var failure = TunnelErrorKind.None;
+        Exception? error = null;
+        try
+        {
+            await _handler.HandleAsync(incoming, tunnel.Token);
+            if (!incoming.RequestEnded)
+            {
+                // The handler stopped reading early; the request must still end properly.
+                var sink = new byte[4096];
+                while (await incoming.ReadAsync(sink, tunnel.Token) > 0)
+                {
+                }
+            }
+
+            if (header.Mode == TunnelMode.Duplex && !incoming.ReplyEnded)
+            {
+                await incoming.CompleteAsync(tunnel.Token);
+            }
+        }
+        catch (TunnelException exception)
+        {
+            (failure, error) = (exception.Kind, exception);
+        }
+        catch (OperationCanceledException exception) when (tunnel.IsCancellationRequested)
+        {
+            (failure, error) = (callToken.IsCancellationRequested ? TunnelErrorKind.Cancelled : TunnelErrorKind.DeadlineExceeded, exception);
+        }
+        catch (IOException exception)
+        {
+            (failure, error) = (TunnelErrorKind.LinkLost, exception);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            (failure, error) = (TunnelErrorKind.HandlerFailed, exception);
+        }
+        finally
+        {
+            _metrics.TunnelClosed(TunnelRoles.Destination);
+        }
+
+        if (failure == TunnelErrorKind.None)
+        {
+            return;
+        }
+
+        activity.RecordFailure(failure);
+        _metrics.TunnelFailed(TunnelRoles.Destination, failure);
+        Log.DeliveryFailed(_logger, failure.ToTag(), error);
+        if (!callToken.IsCancellationRequested && !incoming.ReplyEnded)
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(callToken);
+            timeout.CancelAfter(ErrorCellTimeout);
+            try
+            {
+                await incoming.SendErrorAsync(failure, timeout.Token);
+            }
+            catch (Exception exception) when (exception is IOException or OperationCanceledException or InvalidOperationException)
+            {
+                Log.DeliveryFailed(_logger, "the error cell could not be sent", exception);
+            }
+        }
+
+        if (!callToken.IsCancellationRequested)
+        {
+            await DrainAsync(requests, callToken);
+        }
+    }
+}
+
+/// <summary>The first failure of a relayed tunnel; later ones are consequences.</summary>
+internal sealed class RelayFailure
+{
+    private int _set;
+
+    public TunnelErrorKind Kind { get; private set; }
+
+    /// <summary>The fault is on the link to the next hop (or the next hop refused).</summary>
+    public bool NextHop { get; private set; }
+
+    /// <summary>The predecessor is gone: no error cell can reach the origin through us.</summary>
+    public bool UpstreamLost { get; private set; }
+
+    public Exception? Exception { get; private set; }
+
+    public void Set(TunnelErrorKind kind, bool nextHop, Exception? exception = null)
+    {
+        if (Interlocked.Exchange(ref _set, 1) == 0)
+        {
+            (Kind, NextHop, Exception) = (kind, nextHop, exception);
+        }
+    }
+
+    public void SetUpstreamLost(Exception? exception)
+    {
+        if (Interlocked.Exchange(ref _set, 1) == 0)
+        {
+            (Kind, UpstreamLost, Exception) = (TunnelErrorKind.LinkLost, true, exception);
+        }
+    }
+
+    public string Describe() => UpstreamLost ? "link to the previous hop lost" : NextHop ? $"next hop: {Kind.ToTag()}" : Kind.ToTag();
+}
+
+/// <summary>The two directions of a relayed hop. Each pump is the only writer of its outgoing stream.</summary>
+internal sealed class RelayPumps(
+    RelayCellCodec codec,
+    int cellSize,
+    IAsyncStreamReader<LinkMessage> requests,
+    IServerStreamWriter<LinkMessage> responses,
+    AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
+    CancellationTokenSource tunnel,
+    RelayFailure failure,
+    OverlayMetrics metrics)
+{
+    public async Task ForwardAsync(LinkMessage first)
+    {
+        var message = first;
+        var token = tunnel.Token;
+        try
+        {
+            while (true)
+            {
+                var peeled = Peel(message);
+                if (peeled != TunnelErrorKind.None)
+                {
+                    Fail(peeled, nextHop: false, null);
+                    return;
+                }
+
+                try
+                {
+                    await call.RequestStream.WriteAsync(message, token);
+                }
+                catch (Exception exception) when (!token.IsCancellationRequested && exception is RpcException or IOException or InvalidOperationException)
+                {
+                    Fail(exception is RpcException rpc ? LinkErrors.ReasonOf(rpc, TunnelErrorKind.LinkLost) : TunnelErrorKind.LinkLost, nextHop: true, exception);
+                    return;
+                }
+
+                bool more;
+                try
+                {
+                    more = await requests.MoveNext(token);
+                }
+                catch (Exception exception) when (!token.IsCancellationRequested && exception is IOException or InvalidOperationException or OperationCanceledException)
+                {
+                    failure.SetUpstreamLost(exception);
+                    tunnel.Cancel();
+                    return;
+                }
+
+                if (!more)
+                {
+                    break;
+                }
+
+                message = requests.Current;
+                if (message.Header.Length != 0)
+                {
+                    Fail(TunnelErrorKind.ProtocolViolation, nextHop: false, null);
+                    return;
+                }
+            }
+
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            // The other pump, the deadline or the predecessor ended the tunnel; the reason is recorded there.
+        }
+        catch (RpcException exception) when (token.IsCancellationRequested || exception.StatusCode == StatusCode.Cancelled)
+        {
+            // Likewise: writes fail this way once the tunnel was cancelled.
+        }
+    }
+
+    public async Task BackwardAsync()
+    {
+        var token = tunnel.Token;
+        try
+        {
+            while (true)
+            {
+                bool more;
+                try
+                {
+                    more = await call.ResponseStream.MoveNext(token);
+                }
+                catch (RpcException exception) when (!token.IsCancellationRequested)
+                {
+                    Fail(LinkErrors.ReasonOf(exception, TunnelErrorKind.LinkLost), nextHop: true, exception);
+                    return;
+                }
+
+                if (!more)
+                {
+                    return;
+                }
+
+                var message = call.ResponseStream.Current;
+                var cells = CellBatch.Writable(message.Cells);
+                if (message.Header.Length != 0 || !CellBatch.IsWhole(cells.Length, cellSize))
+                {
+                    Fail(TunnelErrorKind.ProtocolViolation, nextHop: true, null);
+                    return;
+                }
+
+                for (var offset = 0; offset < cells.Length; offset += cellSize)
+                {
+                    codec.ProcessBackward(cells.Span.Slice(offset, cellSize));
+                }
+
+                metrics.CellsRelayed(forward: false, cells.Length / cellSize);
+                try
+                {
+                    await responses.WriteAsync(message, token);
+                }
+                catch (Exception exception) when (!token.IsCancellationRequested && exception is IOException or InvalidOperationException or OperationCanceledException)
+                {
+                    failure.SetUpstreamLost(exception);
+                    tunnel.Cancel();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            // Ended by the other pump, the deadline or the predecessor.
+        }
+        catch (RpcException exception) when (token.IsCancellationRequested || exception.StatusCode == StatusCode.Cancelled)
+        {
+            // Likewise.
+        }
+    }
+
+    private TunnelErrorKind Peel(LinkMessage message)
+    {
+        if (message.Cells.Length == 0)
+        {
+            return message.Header.Length != 0 ? TunnelErrorKind.None : TunnelErrorKind.ProtocolViolation;
+        }
+
+        var cells = CellBatch.Writable(message.Cells);
+        if (!CellBatch.IsWhole(cells.Length, cellSize))
+        {
+            return TunnelErrorKind.ProtocolViolation;
+        }
+
+        for (var offset = 0; offset < cells.Length; offset += cellSize)
+        {
+            var result = codec.ProcessForward(cells.Span.Slice(offset, cellSize));
+            if (result != TunnelErrorKind.None)
+            {
+                return result;
+            }
+        }
+
+        metrics.CellsRelayed(forward: true, cells.Length / cellSize);
+        return TunnelErrorKind.None;
+    }
+
+    private void Fail(TunnelErrorKind kind, bool nextHop, Exception? exception)
+    {
+        failure.Set(kind, nextHop, exception);
+        tunnel.Cancel();
+    }
+}
