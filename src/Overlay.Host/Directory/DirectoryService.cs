@@ -156,8 +156,13 @@ internal sealed class DirectoryService : BackgroundService
             _directory.ReportSuccess(peer.Id);
             Learn(response, $"gossip from {peer.Id.ToShortString()}");
         }
-        catch (Exception exception) when (exception is RpcException or OperationCanceledException or HttpRequestException && !stoppingToken.IsCancellationRequested)
+        catch (Exception exception) when (exception is RpcException or OperationCanceledException or HttpRequestException)
         {
+            if (stoppingToken.IsCancellationRequested)
+            {
+                return; // shutting down, not a peer failure
+            }
+
             Log.GossipFailed(_logger, peer.Id.ToShortString(), exception.Message);
             _directory.ReportFailure(peer.Id);
         }
@@ -217,6 +222,14 @@ internal sealed class DirectoryService : BackgroundService
     private void Consider(ByteString encoded, string source)
     {
         if (encoded.IsEmpty)
+        {
+            return;
+        }
+
+        // Most gossip repeats what we know: skip the signature check for byte-identical descriptors.
+        if (encoded.Length > 1 + NodeId.Size
+            && _directory.Find(new NodeId(encoded.Span.Slice(1, NodeId.Size))) is { Status: PeerStatus.Up } known
+            && known.Descriptor.Encoded.Span.SequenceEqual(encoded.Span))
         {
             return;
         }
@@ -323,9 +336,13 @@ internal sealed class DirectoryService : BackgroundService
             _directory.AddConfirmed(descriptor);
             return descriptor;
         }
-        catch (Exception exception) when (exception is RpcException or OperationCanceledException or HttpRequestException && !stoppingToken.IsCancellationRequested)
+        catch (Exception exception) when (exception is RpcException or OperationCanceledException or HttpRequestException)
         {
-            Log.ProofFailed(_logger, label, exception.Message);
+            if (!stoppingToken.IsCancellationRequested)
+            {
+                Log.ProofFailed(_logger, label, exception.Message);
+            }
+
             return null;
         }
     }
