@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
-using Microsoft.Extensions.Logging;
 using Overlay.Errors;
 using Overlay.Host.Tunnels;
 using Overlay.Protocol;
@@ -149,6 +148,7 @@ public static class Devnet
             ["Overlay:Network:MaxRelays"] = maxRelays.ToString(CultureInfo.InvariantCulture),
             ["Overlay:Directory:GossipInterval"] = gossip,
             ["Overlay:Directory:GossipFanout"] = "3",
+            ["Logging:LogLevel:Default"] = Environment.GetEnvironmentVariable("OVERLAY_DEVNET_DEBUG") == "1" ? "Debug" : "Warning",
         };
         if (seed is not null)
         {
@@ -158,7 +158,6 @@ public static class Devnet
         return OverlayNode.Create(new OverlayNodeSettings
         {
             Configuration = configuration,
-            ConfigureLogging = logging => logging.SetMinimumLevel(Environment.GetEnvironmentVariable("OVERLAY_DEVNET_DEBUG") == "1" ? LogLevel.Debug : LogLevel.Warning),
         });
     }
 

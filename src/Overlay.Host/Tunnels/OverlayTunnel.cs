@@ -221,6 +221,11 @@ public sealed class OverlayTunnel : IAsyncDisposable
         {
             throw Fail(FromRpc(exception));
         }
+        catch (RpcException exception) when (exception.StatusCode == StatusCode.Cancelled)
+        {
+            // The owner cancelled: surface it the .NET way.
+            throw new OperationCanceledException("the tunnel was cancelled", exception, token);
+        }
 
         var message = _call.ResponseStream.Current;
         if (message.Header.Length != 0 || !CellBatch.IsWhole(message.Cells.Length, _cellSize))
@@ -259,6 +264,10 @@ public sealed class OverlayTunnel : IAsyncDisposable
         catch (Exception exception) when (exception is RpcException or IOException or InvalidOperationException && !_lifetime.IsCancellationRequested)
         {
             throw Fail(await ReasonAfterWriteFailureAsync(exception));
+        }
+        catch (RpcException exception) when (exception.StatusCode == StatusCode.Cancelled)
+        {
+            throw new OperationCanceledException("the tunnel was cancelled", exception, token);
         }
 
         // Serialised by the time the write completes; a failed write leaves the buffer to the GC.
