@@ -90,6 +90,8 @@ public sealed class RelayCellCodec : IDisposable
     /// <summary>Writes this hop's backward error cell, which only the origin can open and attribute to this hop.</summary>
     public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell)
     {
+        // After Dispose the key bytes are zeros: sealing with them must not look like success.
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (cell.Length != _layout.CellSize)
         {
             throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));
