@@ -77,6 +77,12 @@ public sealed class DestinationCellCodec : IDisposable
         }
 
         CheckSize(cell);
+        // Refuse before taking a sequence number: a gap would put the tunnel out of step for good.
+        if (payload.Length > _layout.BackwardPayloadCapacity)
+        {
+            throw new ArgumentException($"a backward cell carries at most {_layout.BackwardPayloadCapacity} payload bytes", nameof(payload));
+        }
+
         CellSeal.Seal(_backward, _backwardSequence++, type, payload, cell);
     }
 

@@ -80,6 +80,12 @@ public sealed class OriginCellCodec : IDisposable
             throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));
         }
 
+        // Refuse before taking a sequence number: a gap would put the tunnel out of step for good.
+        if (payload.Length > _layout.ForwardPayloadCapacity)
+        {
+            throw new ArgumentException($"a forward cell carries at most {_layout.ForwardPayloadCapacity} payload bytes", nameof(payload));
+        }
+
         var sequence = _forwardSequence++;
         var arrayLength = _layout.MacArrayLength;
         CellSeal.Seal(_forwardSeal, sequence, type, payload, cell[arrayLength..]);

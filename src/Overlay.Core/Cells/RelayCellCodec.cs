@@ -93,6 +93,8 @@ public sealed class RelayCellCodec : IDisposable
     /// </summary>
     public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell, bool nextHop = false)
     {
+        // After Dispose the key bytes are zeros: sealing with them must not look like success.
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (cell.Length != _layout.CellSize)
         {
             throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));

@@ -145,9 +145,10 @@ public sealed class OnionHeaderProcessor
         }
 
         var alpha = header.Slice(HeaderLayout.AlphaOffset, HeaderLayout.KeySize);
-        if ((alpha[31] & 0x80) != 0)
+        if ((alpha[31] & 0x80) != 0 || IsNonCanonical(alpha))
         {
             // NSec would clear the bit and agree anyway: two encodings, one secret (STACK.md).
+            // Likewise u >= p is the same point as u - p.
             return HeaderResult.Reject(TunnelErrorKind.Malformed);
         }
 
@@ -178,6 +179,10 @@ public sealed class OnionHeaderProcessor
             throw;
         }
     }
+
+    // u >= p = 2^255 - 19, little-endian, top bit already clear: ed ff .. ff 7f and above.
+    private static bool IsNonCanonical(ReadOnlySpan<byte> u) =>
+        u[31] == 0x7f && u[1..31].IndexOfAnyExcept((byte)0xff) < 0 && u[0] >= 0xed;
 
     private HeaderResult ProcessWithKeys(ReadOnlySpan<byte> header, Span<byte> nextHeader, uint epoch, OnionKeyEpoch onion, HopKeys keys)
     {
