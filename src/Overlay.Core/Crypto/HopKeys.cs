@@ -70,6 +70,9 @@ internal sealed class HopKeys : IDisposable
     /// <summary>Reserved for deriving this hop's trace id.</summary>
     public ReadOnlySpan<byte> Trace => Slice(TraceOffset, KeySize);
 
+    /// <summary>This hop's private trace id and parent span id, derived from <see cref="Trace"/>.</summary>
+    public HopTraceContext TraceContext => HopTraceContext.Derive(Trace);
+
     /// <summary>The replay-cache tag of the header (derived from the secret, never from the ephemeral key).</summary>
     public UInt128 ReplayTag => BinaryPrimitives.ReadUInt128BigEndian(Slice(ReplayTagOffset, ReplayTagSize));
 

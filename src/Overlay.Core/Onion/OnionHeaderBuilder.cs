@@ -212,6 +212,9 @@ public sealed class OriginTunnelKeys : IDisposable
     /// <summary>Number of relays.</summary>
     public int RelayCount => Hops.Length - 1;
 
+    /// <summary>The private trace coordinates of hop <paramref name="index"/> (0-based: relays in order, then the destination).</summary>
+    public HopTraceContext TraceContext(int index) => Hops[index].TraceContext;
+
     internal HopKeys[] Hops { get; }
 
     /// <inheritdoc />

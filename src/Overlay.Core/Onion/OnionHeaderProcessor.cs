@@ -59,6 +59,9 @@ public sealed class HeaderResult : IDisposable
     /// <summary>The sealed trace context the origin put in this hop's slot, if any (32 bytes).</summary>
     public ReadOnlyMemory<byte> SealedTraceContext { get; private init; }
 
+    /// <summary>This hop's private trace coordinates (default for a rejected header).</summary>
+    public HopTraceContext TraceContext { get; private init; }
+
     /// <summary>Creates the relay's cell codec; the keys move into it.</summary>
     public RelayCellCodec CreateRelayCodec(NetworkParameters parameters)
     {
@@ -87,10 +90,10 @@ public sealed class HeaderResult : IDisposable
     internal static HeaderResult Reject(TunnelErrorKind kind) => new(HeaderOutcome.Rejected, kind, null);
 
     internal static HeaderResult Relay(HopKeys keys, uint epoch, NodeId next, DeadlineClass deadline, ReadOnlyMemory<byte> trace) =>
-        new(HeaderOutcome.Relay, TunnelErrorKind.None, keys) { Epoch = epoch, NextHop = next, Deadline = deadline, SealedTraceContext = trace };
+        new(HeaderOutcome.Relay, TunnelErrorKind.None, keys) { Epoch = epoch, NextHop = next, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext };
 
     internal static HeaderResult Deliver(HopKeys keys, uint epoch, TunnelMode mode, DeadlineClass deadline, ReadOnlyMemory<byte> trace) =>
-        new(HeaderOutcome.Deliver, TunnelErrorKind.None, keys) { Epoch = epoch, Mode = mode, Deadline = deadline, SealedTraceContext = trace };
+        new(HeaderOutcome.Deliver, TunnelErrorKind.None, keys) { Epoch = epoch, Mode = mode, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext };
 
     /// <inheritdoc />
     public void Dispose() => Interlocked.Exchange(ref _keys, null)?.Dispose();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using Grpc.AspNetCore.HealthChecks;
 using Microsoft.AspNetCore.Builder;
@@ -89,6 +90,13 @@ public sealed class OverlayNode : IAsyncDisposable
         builder.WebHost.ConfigureKestrel((_, kestrel) => ConfigureKestrel(kestrel, kestrel.ApplicationServices.GetRequiredService<IOptions<OverlayOptions>>().Value));
 
         var app = builder.Build();
+        var nodeId = new Lazy<string>(() => app.Services.GetRequiredService<NodeState>().Id.ToString());
+        app.Use((context, next) =>
+        {
+            // Control API spans come from the web host's own source: tag them with the node they belong to.
+            Activity.Current?.SetTag(TunnelTracing.NodeTag, nodeId.Value);
+            return next(context);
+        });
         settings.ConfigureApplication?.Invoke(app);
         app.MapGrpcService<LinkService>();
         app.MapGrpcHealthChecksService();
@@ -144,7 +152,13 @@ public sealed class OverlayNode : IAsyncDisposable
         services.AddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<OverlayOptions>>().Value;
-            return new NodeState(NodeIdentity.LoadOrCreate(options.DataDirectory), options.Network.ToParameters());
+            var state = new NodeState(NodeIdentity.LoadOrCreate(options.DataDirectory), options.Network.ToParameters());
+            if (sp.GetService<NodeIdentityHolder>() is { } holder)
+            {
+                holder.Id = state.Id.ToString();
+            }
+
+            return state;
         });
         services.AddSingleton(sp => new PeerDirectory(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>(),
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeerDirectory>>()));
@@ -152,10 +166,13 @@ public sealed class OverlayNode : IAsyncDisposable
         services.AddSingleton(sp => new TunnelRegistry(sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Tunnels.MaxActiveTunnels));
         services.AddSingleton<PeerChannels>();
         services.AddSingleton<OverlayMetrics>();
+        services.AddSingleton(configuration.GetSection("Overlay:Telemetry").Get<TelemetryOptions>() ?? new TelemetryOptions());
+        services.AddOverlayTelemetry(configuration);
         services.AddSingleton<TunnelServer>();
         services.AddSingleton(sp => new TunnelClient(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<RouteSelector>(), sp.GetRequiredService<PeerDirectory>(),
             sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<TunnelRegistry>(), sp.GetRequiredService<OverlayMetrics>(),
-            sp.GetRequiredService<IOptions<OverlayOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TunnelClient>>()));
+            sp.GetRequiredService<IOptions<OverlayOptions>>(), sp.GetRequiredService<TelemetryOptions>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<TunnelClient>>()));
         services.TryAddSingleton<ITunnelHandler, EchoTunnelHandler>();
         services.AddSingleton<OnionKeyService>();
         services.AddHostedService(sp => sp.GetRequiredService<OnionKeyService>());

@@ -35,6 +35,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private bool _requestEnded;
     private bool _replyEnded;
     private TunnelException? _failure;
+    private string _phase = "open";
     private int _disposed;
 
     internal OverlayTunnel(IReadOnlyList<NodeDescriptor> route, TunnelMode mode, AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
@@ -96,6 +97,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
         if (final)
         {
             _requestEnded = true;
+            _activity?.AddEvent(new ActivityEvent("request_end"));
             await CompleteRequestStreamAsync(linked.Token);
         }
     }
@@ -192,11 +194,18 @@ public sealed class OverlayTunnel : IAsyncDisposable
             throw Fail(new TunnelException(opened.Error, opened.Hop));
         }
 
+        if (_phase != "reply")
+        {
+            _activity?.AddEvent(new ActivityEvent("first_reply_byte"));
+            _phase = "reply";
+        }
+
         _payloadOffset = OpenedCell.PayloadOffset;
         _payloadRemaining = opened.PayloadLength;
         if (opened.Type == CellType.End)
         {
             _replyEnded = true;
+            _activity?.AddEvent(new ActivityEvent("reply_end"));
             if (!_pendingCells.IsEmpty)
             {
                 throw Fail(new TunnelException(TunnelErrorKind.ProtocolViolation, RelayCount + 1, "cells after the reply's end marker"));
@@ -254,6 +263,12 @@ public sealed class OverlayTunnel : IAsyncDisposable
 
         try
         {
+            if (!PayloadSent)
+            {
+                _activity?.AddEvent(new ActivityEvent("first_byte_sent"));
+                _phase = "request";
+            }
+
             PayloadSent = true;
             await _call.RequestStream.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.AsMemory(0, length)) }, token);
         }
@@ -333,7 +348,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private TunnelException Fail(TunnelException exception)
     {
         _failure ??= exception;
-        _activity.RecordFailure(_failure.Kind);
+        TunnelTracing.Fail(_activity, _failure.Kind, _phase);
         _activity?.SetTag(OverlayTelemetry.FailingHopTag, _failure.Hop);
         return _failure;
     }

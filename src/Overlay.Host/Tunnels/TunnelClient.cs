@@ -54,12 +54,14 @@ public sealed class TunnelClient
     private readonly TunnelRegistry _registry;
     private readonly OverlayMetrics _metrics;
     private readonly OverlayOptions _options;
+    private readonly TelemetryOptions _telemetry;
     private readonly TimeProvider _time;
     private readonly ILogger<TunnelClient> _logger;
 
     internal TunnelClient(NodeState node, RouteSelector routes, PeerDirectory directory, PeerChannels channels, TunnelRegistry registry,
-        OverlayMetrics metrics, IOptions<OverlayOptions> options, TimeProvider time, ILogger<TunnelClient> logger)
+        OverlayMetrics metrics, IOptions<OverlayOptions> options, TelemetryOptions telemetry, TimeProvider time, ILogger<TunnelClient> logger)
     {
+        _telemetry = telemetry;
         _node = node;
         _routes = routes;
         _directory = directory;
@@ -82,7 +84,10 @@ public sealed class TunnelClient
         var deadlineClass = DeadlineClasses.FromTimeSpan(request.Deadline ?? _options.Tunnels.DefaultDeadline);
         var deadline = new CancellationTokenSource(deadlineClass.ToTimeSpan(), _time);
         var lifetime = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
-        var activity = OverlayTelemetry.ActivitySource.StartActivity("overlay.tunnel", ActivityKind.Client, parentContext: default);
+        var opened = _time.GetTimestamp();
+        // The origin's own trace may hang under the application's (it never leaves this node).
+        var activity = OverlayTelemetry.ActivitySource.StartActivity("overlay.tunnel", ActivityKind.Client);
+        activity?.SetTag(TunnelTracing.NodeTag, _node.Id.ToString());
         activity?.SetTag(OverlayTelemetry.RoleTag, TunnelRoles.Origin);
         var retryable = request.Route is null && request.Mode == TunnelMode.Duplex;
         var excluded = new List<NodeId>();
@@ -90,12 +95,19 @@ public sealed class TunnelClient
         {
             for (var attempt = 0; ; attempt++)
             {
-                var route = request.Route is { } explicitRoute
-                    ? _routes.Resolve(explicitRoute)
-                    : await _routes.SelectAsync(request.Destination, request.Relays, excluded, lifetime.Token);
+                IReadOnlyList<NodeDescriptor> route;
+                using (TunnelTracing.StartPhase("overlay.route.select", activity))
+                {
+                    route = request.Route is { } explicitRoute
+                        ? _routes.Resolve(explicitRoute)
+                        : await _routes.SelectAsync(request.Destination, request.Relays, excluded, lifetime.Token);
+                }
+
                 try
                 {
-                    return await StartAsync(route, request.Mode, deadlineClass, deadline, lifetime, activity);
+                    var tunnel = await StartAsync(route, request.Mode, deadlineClass, deadline, lifetime, activity);
+                    _metrics.SetupCompleted(_time.GetElapsedTime(opened));
+                    return tunnel;
                 }
                 catch (TunnelException failure) when (retryable && attempt < _options.Tunnels.MaxRetries && failure.Hop == 1 && !lifetime.IsCancellationRequested)
                 {
@@ -108,7 +120,8 @@ public sealed class TunnelClient
         catch (TunnelException failure)
         {
             Log.OriginFailed(_logger, request.Relays, failure.Hop, failure.Kind.ToTag());
-            activity.RecordFailure(failure.Kind);
+            TunnelTracing.Fail(activity, failure.Kind, "open");
+            activity?.SetTag(OverlayTelemetry.FailingHopTag, failure.Hop);
             _metrics.TunnelFailed(TunnelRoles.Origin, failure.Kind);
             activity?.Dispose();
             lifetime.Dispose();
@@ -117,7 +130,7 @@ public sealed class TunnelClient
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
-            activity.RecordFailure(TunnelErrorKind.DeadlineExceeded);
+            TunnelTracing.Fail(activity, TunnelErrorKind.DeadlineExceeded, "open");
             activity?.Dispose();
             lifetime.Dispose();
             deadline.Dispose();
@@ -151,7 +164,9 @@ public sealed class TunnelClient
             reply.Write(buffer, 0, read);
         }
 
-        return new RoundTrip(tunnel.Route, reply.ToArray(), _time.GetElapsedTime(started));
+        var elapsed = _time.GetElapsedTime(started);
+        _metrics.RoundTripCompleted(elapsed);
+        return new RoundTrip(tunnel.Route, reply.ToArray(), elapsed);
     }
 
     private async Task<OverlayTunnel> StartAsync(IReadOnlyList<NodeDescriptor> route, TunnelMode mode, DeadlineClass deadlineClass,
@@ -159,13 +174,32 @@ public sealed class TunnelClient
     {
         var header = new byte[_node.HeaderBuilder.HeaderSize];
         OriginTunnelKeys keys;
-        try
+        using (TunnelTracing.StartPhase("overlay.header.build", activity))
         {
-            keys = _node.HeaderBuilder.Build([.. route.Select(d => d.ToRouteHop())], mode, deadlineClass, header);
+            // Sealed mode: every hop's layer carries this tunnel's context, for hops that choose to honour it.
+            var sealedContexts = _telemetry.SealTraceContext && activity is not null ? new byte[route.Count * 32] : [];
+            for (var i = 0; i * 32 < sealedContexts.Length; i++)
+            {
+                TunnelTracing.WriteSealed(activity!.Context, sealedContexts.AsSpan(i * 32, 32));
+            }
+
+            try
+            {
+                keys = _node.HeaderBuilder.Build([.. route.Select(d => d.ToRouteHop())], mode, deadlineClass, header, sealedContexts);
+            }
+            catch (ArgumentException exception)
+            {
+                throw new TunnelException(TunnelErrorKind.Malformed, 0, $"cannot build a header for this route: {exception.Message}", exception);
+            }
         }
-        catch (ArgumentException exception)
+
+        // Only the origin can compute each hop's private trace: link them all from this span.
+        if (activity is not null)
         {
-            throw new TunnelException(TunnelErrorKind.Malformed, 0, $"cannot build a header for this route: {exception.Message}", exception);
+            for (var i = 0; i < keys.HopCount; i++)
+            {
+                activity.AddLink(new ActivityLink(TunnelTracing.HopParent(keys.TraceContext(i)), new ActivityTagsCollection { ["overlay.hop"] = i + 1 }));
+            }
         }
 
         var codec = new OriginCellCodec(_node.Network, keys);
@@ -173,6 +207,8 @@ public sealed class TunnelClient
         // Never let an ambient trace context ride along on a link call.
         Activity.Current = null;
         AsyncDuplexStreamingCall<LinkMessage, LinkMessage>? call = null;
+        using var connect = TunnelTracing.StartPhase("overlay.link.connect", activity);
+        Activity.Current = null;
         try
         {
             call = _channels.Client(route[0].Endpoint).Relay(cancellationToken: lifetime.Token);

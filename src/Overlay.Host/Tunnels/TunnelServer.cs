@@ -31,12 +31,16 @@ internal sealed class TunnelServer
     private readonly OverlayMetrics _metrics;
     private readonly TunnelOptions _options;
     private readonly HeaderRateLimiter _rateLimiter;
+    private readonly TelemetryOptions _telemetry;
+    private readonly string _nodeId;
     private readonly TimeProvider _time;
     private readonly ILogger<TunnelServer> _logger;
 
     public TunnelServer(NodeState node, PeerDirectory directory, PeerChannels channels, ITunnelHandler handler, TunnelRegistry registry,
-        OverlayMetrics metrics, IOptions<OverlayOptions> options, TimeProvider time, ILogger<TunnelServer> logger)
+        OverlayMetrics metrics, IOptions<OverlayOptions> options, TelemetryOptions telemetry, TimeProvider time, ILogger<TunnelServer> logger)
     {
+        _telemetry = telemetry;
+        _nodeId = node.Id.ToString();
         _node = node;
         _directory = directory;
         _channels = channels;
@@ -92,18 +96,25 @@ internal sealed class TunnelServer
 
         try
         {
+            var received = _time.GetUtcNow();
             var nextHeader = new byte[_node.Processor.HeaderSize];
             using var header = _node.Processor.Process(first.Header.Span, nextHeader);
             switch (header.Outcome)
             {
                 case HeaderOutcome.Relay:
                     first.Header = UnsafeByteOperations.UnsafeWrap(nextHeader);
-                    await RelayAsync(header, first, requests, responses, callToken);
+                    await RelayAsync(header, first, requests, responses, callToken, received);
                     break;
                 case HeaderOutcome.Deliver:
-                    await DeliverAsync(header, first, requests, responses, callToken);
+                    await DeliverAsync(header, first, requests, responses, callToken, received);
                     break;
                 default:
+                    // No keys, so no private trace to put it in: a span of its own, unlinkable to anything.
+                    using (var rejected = TunnelTracing.Start("overlay.header.rejected", ActivityKind.Server, default, _nodeId, received))
+                    {
+                        rejected.RecordFailure(header.Rejection);
+                    }
+
                     throw Refuse(header.Rejection);
             }
         }
@@ -120,11 +131,25 @@ internal sealed class TunnelServer
         return LinkErrors.Refuse(kind);
     }
 
-    private async Task RelayAsync(HeaderResult header, LinkMessage first, IAsyncStreamReader<LinkMessage> requests,
-        IServerStreamWriter<LinkMessage> responses, CancellationToken callToken)
+    // Default: this hop's private trace, derived from its tunnel key. Sealed: the origin's, only if this node allows it.
+    private ActivityContext ParentFor(HeaderResult header) =>
+        _telemetry.HonorSealedTraceContext && TunnelTracing.TryReadSealed(header.SealedTraceContext.Span, out var sealedContext)
+            ? sealedContext
+            : TunnelTracing.HopParent(header.TraceContext);
+
+    private Activity? StartHopSpans(string name, string role, HeaderResult header, DateTimeOffset received)
     {
-        using var activity = OverlayTelemetry.ActivitySource.StartActivity("overlay.relay", ActivityKind.Server, parentContext: default);
-        activity?.SetTag(OverlayTelemetry.RoleTag, TunnelRoles.Relay);
+        var activity = TunnelTracing.Start(name, ActivityKind.Server, ParentFor(header), _nodeId, received);
+        activity?.SetTag(OverlayTelemetry.RoleTag, role);
+        TunnelTracing.StartPhase("overlay.header.process", activity, received)?.Dispose();
+        return activity;
+    }
+
+    private async Task RelayAsync(HeaderResult header, LinkMessage first, IAsyncStreamReader<LinkMessage> requests,
+        IServerStreamWriter<LinkMessage> responses, CancellationToken callToken, DateTimeOffset received)
+    {
+        using var activity = StartHopSpans("overlay.relay", TunnelRoles.Relay, header, received);
+        var phase = new PhaseTracker("header.process");
         using var codec = header.CreateRelayCodec(_node.Network);
         using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
         using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
@@ -132,14 +157,18 @@ internal sealed class TunnelServer
         _metrics.TunnelOpened(TunnelRoles.Relay);
         try
         {
+            phase.Current = "link.connect";
             if (!_directory.TryGetLinkEndpoint(header.NextHop, out var endpoint))
             {
                 failure.Set(TunnelErrorKind.UnknownNextHop, nextHop: true);
             }
             else
             {
+                var connect = TunnelTracing.StartPhase("overlay.link.connect", activity);
+                // The next hop's call must not see any ambient context (DESIGN.md guarantee 10).
+                Activity.Current = null;
                 using var call = _channels.Client(endpoint).Relay(cancellationToken: tunnel.Token);
-                var pumps = new RelayPumps(codec, _node.Network.CellSize, requests, responses, call, tunnel, failure, _metrics);
+                var pumps = new RelayPumps(codec, _node.Network.CellSize, requests, responses, call, tunnel, failure, _metrics, activity, connect, phase);
                 await Task.WhenAll(pumps.ForwardAsync(first), pumps.BackwardAsync());
                 if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost)
                 {
@@ -154,7 +183,7 @@ internal sealed class TunnelServer
 
             if (failure.Kind != TunnelErrorKind.None)
             {
-                activity.RecordFailure(failure.Kind);
+                TunnelTracing.Fail(activity, failure.Kind, phase.Current);
                 _metrics.TunnelFailed(TunnelRoles.Relay, failure.Kind);
                 Log.RelayFailed(_logger, failure.Describe(), failure.Exception);
                 if (!failure.UpstreamLost && !callToken.IsCancellationRequested)
@@ -205,10 +234,10 @@ internal sealed class TunnelServer
     }
 
     private async Task DeliverAsync(HeaderResult header, LinkMessage first, IAsyncStreamReader<LinkMessage> requests,
-        IServerStreamWriter<LinkMessage> responses, CancellationToken callToken)
+        IServerStreamWriter<LinkMessage> responses, CancellationToken callToken, DateTimeOffset received)
     {
-        using var activity = OverlayTelemetry.ActivitySource.StartActivity("overlay.deliver", ActivityKind.Server, parentContext: default);
-        activity?.SetTag(OverlayTelemetry.RoleTag, TunnelRoles.Destination);
+        using var activity = StartHopSpans("overlay.deliver", TunnelRoles.Destination, header, received);
+        var handlerSpan = TunnelTracing.StartPhase("overlay.handler", activity);
         using var codec = header.CreateDestinationCodec(_node.Network);
         using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
         using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
@@ -252,6 +281,14 @@ internal sealed class TunnelServer
         finally
         {
             _metrics.TunnelClosed(TunnelRoles.Destination);
+            handlerSpan?.SetTag("overlay.request.bytes", incoming.BytesReceived);
+            handlerSpan?.SetTag("overlay.reply.bytes", incoming.BytesSent);
+            if (failure != TunnelErrorKind.None)
+            {
+                TunnelTracing.Fail(handlerSpan, failure, null);
+            }
+
+            handlerSpan?.Dispose();
         }
 
         if (failure == TunnelErrorKind.None)
@@ -259,7 +296,7 @@ internal sealed class TunnelServer
             return;
         }
 
-        activity.RecordFailure(failure);
+        TunnelTracing.Fail(activity, failure, incoming.RequestEnded ? "reply" : "request");
         _metrics.TunnelFailed(TunnelRoles.Destination, failure);
         Log.DeliveryFailed(_logger, failure.ToTag(), error);
         if (!callToken.IsCancellationRequested && !incoming.ReplyEnded)
@@ -326,16 +363,23 @@ internal sealed class RelayPumps(
     AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
     CancellationTokenSource tunnel,
     RelayFailure failure,
-    OverlayMetrics metrics)
+    OverlayMetrics metrics,
+    Activity? hop,
+    Activity? connect,
+    PhaseTracker phase)
 {
     public async Task ForwardAsync(LinkMessage first)
     {
         var message = first;
         var token = tunnel.Token;
+        using var span = TunnelTracing.StartPhase("overlay.relay.forward", hop);
+        long cells = 0, bytes = 0;
         try
         {
             while (true)
             {
+                cells += message.Cells.Length / cellSize;
+                bytes += message.Cells.Length;
                 var peeled = Peel(message);
                 if (peeled != TunnelErrorKind.None)
                 {
@@ -351,6 +395,12 @@ internal sealed class RelayPumps(
                 {
                     Fail(exception is RpcException rpc ? LinkErrors.ReasonOf(rpc, TunnelErrorKind.LinkLost) : TunnelErrorKind.LinkLost, nextHop: true, exception);
                     return;
+                }
+
+                if (connect is not null && ReferenceEquals(message, first))
+                {
+                    connect.Dispose();
+                    phase.Current = "piping";
                 }
 
                 bool more;
@@ -379,6 +429,7 @@ internal sealed class RelayPumps(
             }
 
             await call.RequestStream.CompleteAsync();
+            phase.Current = "request.end";
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
@@ -388,11 +439,19 @@ internal sealed class RelayPumps(
         {
             // Likewise: writes fail this way once the tunnel was cancelled.
         }
+        finally
+        {
+            connect?.Dispose();
+            span?.SetTag("overlay.cells", cells);
+            span?.SetTag("overlay.bytes", bytes);
+        }
     }
 
     public async Task BackwardAsync()
     {
         var token = tunnel.Token;
+        using var span = TunnelTracing.StartPhase("overlay.relay.backward", hop);
+        long cells = 0, bytes = 0;
         try
         {
             while (true)
@@ -414,19 +473,21 @@ internal sealed class RelayPumps(
                 }
 
                 var message = call.ResponseStream.Current;
-                var cells = CellBatch.Writable(message.Cells);
-                if (message.Header.Length != 0 || !CellBatch.IsWhole(cells.Length, cellSize))
+                var batch = CellBatch.Writable(message.Cells);
+                if (message.Header.Length != 0 || !CellBatch.IsWhole(batch.Length, cellSize))
                 {
                     Fail(TunnelErrorKind.ProtocolViolation, nextHop: true, null);
                     return;
                 }
 
-                for (var offset = 0; offset < cells.Length; offset += cellSize)
+                for (var offset = 0; offset < batch.Length; offset += cellSize)
                 {
-                    codec.ProcessBackward(cells.Span.Slice(offset, cellSize));
+                    codec.ProcessBackward(batch.Span.Slice(offset, cellSize));
                 }
 
-                metrics.CellsRelayed(forward: false, cells.Length / cellSize);
+                metrics.CellsRelayed(forward: false, batch.Length / cellSize, batch.Length);
+                cells += batch.Length / cellSize;
+                bytes += batch.Length;
                 try
                 {
                     await responses.WriteAsync(message, token);
@@ -446,6 +507,11 @@ internal sealed class RelayPumps(
         catch (RpcException exception) when (token.IsCancellationRequested || exception.StatusCode == StatusCode.Cancelled)
         {
             // Likewise.
+        }
+        finally
+        {
+            span?.SetTag("overlay.cells", cells);
+            span?.SetTag("overlay.bytes", bytes);
         }
     }
 
@@ -471,7 +537,7 @@ internal sealed class RelayPumps(
             }
         }
 
-        metrics.CellsRelayed(forward: true, cells.Length / cellSize);
+        metrics.CellsRelayed(forward: true, cells.Length / cellSize, cells.Length);
         return TunnelErrorKind.None;
     }
 
@@ -479,5 +545,17 @@ internal sealed class RelayPumps(
     {
         failure.Set(kind, nextHop, exception);
         tunnel.Cancel();
+    }
+}
+
+/// <summary>The last phase a tunnel reached at this hop, for the span of a tunnel that fails or times out.</summary>
+internal sealed class PhaseTracker(string initial)
+{
+    private volatile string _current = initial;
+
+    public string Current
+    {
+        get => _current;
+        set => _current = value;
     }
 }

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace Overlay.Host.Telemetry;
+
+/// <summary>Tracing switches (<c>Overlay:Telemetry</c>).</summary>
+public sealed class TelemetryOptions
+{
+    /// <summary>
+    /// As origin, seal this tunnel's trace context into every hop's layer so hops that allow it
+    /// join one trace. For private debug networks only. Default false.
+    /// </summary>
+    public bool SealTraceContext { get; set; }
+
+    /// <summary>
+    /// As relay or destination, parent this hop's spans on a sealed context from the origin. A
+    /// relay honours it only because its own configuration says so. Default false.
+    /// </summary>
+    public bool HonorSealedTraceContext { get; set; }
+
+    /// <summary>OTLP endpoint; when unset the standard <c>OTEL_EXPORTER_OTLP_*</c> variables decide, and with none nothing is exported.</summary>
+    public string? OtlpEndpoint { get; set; }
+}
+
+/// <summary>
+/// OpenTelemetry for one node: its own tracer and meter providers with a resource naming the node
+/// (<c>service.instance.id</c> = node id), exporting by OTLP only when an endpoint is configured.
+/// Several nodes can share a process (devnet, tests): each provider forwards only the spans tagged
+/// with its node and only its node's instruments, so everything is exported exactly once.
+/// </summary>
+internal static class TelemetrySetup
+{
+    public static void AddOverlayTelemetry(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = configuration.GetSection("Overlay:Telemetry").Get<TelemetryOptions>() ?? new TelemetryOptions();
+        var endpoint = options.OtlpEndpoint
+            ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if (string.IsNullOrWhiteSpace(endpoint))
+        {
+            return; // nothing to export to: no providers, no overhead, nothing fails
+        }
+
+        var serviceName = Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "overlay-node";
+        var owner = new NodeIdentityHolder();
+        services.AddSingleton(owner);
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddDetector(sp => new NodeResourceDetector(serviceName, sp.GetRequiredService<NodeState>())))
+            .WithTracing(tracing => tracing
+                .AddSource(OverlayTelemetry.Name)
+                .AddAspNetCoreInstrumentation(aspnet =>
+                    // Link calls are the anonymous path: never traced by the web host (and never parented on a peer's headers).
+                    aspnet.Filter = context => !context.Request.Path.StartsWithSegments("/overlay.v1.Link", StringComparison.Ordinal))
+                .AddProcessor(sp => new NodeSpanFilter(
+                    sp.GetRequiredService<NodeState>().Id.ToString(),
+                    new BatchActivityExportProcessor(new OtlpTraceExporter(ExporterOptions(options.OtlpEndpoint))))))
+            .WithMetrics(metrics => metrics
+                .AddMeter(OverlayTelemetry.Name)
+                .AddView(instrument => BelongsTo(instrument, owner) ? null : MetricStreamConfiguration.Drop)
+                .AddReader(sp => new PeriodicExportingMetricReader(new OtlpMetricExporter(ExporterOptions(options.OtlpEndpoint)))));
+    }
+
+    // A view sees the instruments of every node in the process; keep the ones tagged with ours.
+    private static bool BelongsTo(System.Diagnostics.Metrics.Instrument instrument, NodeIdentityHolder owner)
+    {
+        if (owner.Id is not { } id)
+        {
+            return false;
+        }
+
+        foreach (var tag in instrument.Meter.Tags ?? [])
+        {
+            if (tag.Key == OverlayTelemetry.InstanceTag)
+            {
+                return Equals(tag.Value, id);
+            }
+        }
+
+        return false;
+    }
+
+    private static OtlpExporterOptions ExporterOptions(string? configured)
+    {
+        // The parameterless options read OTEL_EXPORTER_OTLP_ENDPOINT, _PROTOCOL, _HEADERS... themselves.
+        var exporter = new OtlpExporterOptions();
+        if (configured is not null)
+        {
+            exporter.Endpoint = new Uri(configured);
+            exporter.Protocol = OtlpExportProtocol.Grpc;
+        }
+
+        return exporter;
+    }
+
+    private sealed class NodeResourceDetector(string serviceName, NodeState node) : IResourceDetector
+    {
+        public Resource Detect() => new([
+            new KeyValuePair<string, object>("service.name", serviceName),
+            new KeyValuePair<string, object>("service.instance.id", node.Id.ToString()),
+        ]);
+    }
+}
+
+/// <summary>Forwards to the export processor only the spans of one node.</summary>
+internal sealed class NodeSpanFilter(string nodeId, BaseProcessor<Activity> inner) : BaseProcessor<Activity>
+{
+    public override void OnStart(Activity data)
+    {
+        if (Belongs(data))
+        {
+            inner.OnStart(data);
+        }
+    }
+
+    public override void OnEnd(Activity data)
+    {
+        if (Belongs(data))
+        {
+            inner.OnEnd(data);
+        }
+    }
+
+    protected override bool OnForceFlush(int timeoutMilliseconds) => inner.ForceFlush(timeoutMilliseconds);
+
+    protected override bool OnShutdown(int timeoutMilliseconds) => inner.Shutdown(timeoutMilliseconds);
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private bool Belongs(Activity activity) => activity.GetTagItem(TunnelTracing.NodeTag) as string == nodeId;
+}
+
+/// <summary>The node id once the identity is loaded; the metric view reads it (views have no service provider).</summary>
+internal sealed class NodeIdentityHolder
+{
+    public string? Id { get; set; }
+}
