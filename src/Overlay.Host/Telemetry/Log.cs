@@ -20,6 +20,9 @@ internal static partial class Log
     [LoggerMessage(201, LogLevel.Warning, "Relayed tunnel failed: {Reason}")]
     public static partial void RelayFailed(ILogger logger, string reason, Exception? exception);
 
+    [LoggerMessage(206, LogLevel.Information, "Relayed tunnel ended early: {Reason}")]
+    public static partial void RelayEndedUpstream(ILogger logger, string reason);
+
     [LoggerMessage(202, LogLevel.Warning, "Delivered tunnel failed: {Reason}")]
     public static partial void DeliveryFailed(ILogger logger, string reason, Exception? exception);
 

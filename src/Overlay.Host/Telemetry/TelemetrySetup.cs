@@ -107,14 +107,17 @@ internal static class TelemetrySetup
     }
 }
 
-/// <summary>Forwards to the export processor only the spans of one node.</summary>
-internal sealed class NodeSpanFilter(string nodeId, BaseProcessor<Activity> inner) : BaseProcessor<Activity>
+/// <summary>
+/// Forwards to the export processor only the spans of one node. A composite, so the SDK hands the
+/// provider (and with it the node's resource) down to the exporter it wraps.
+/// </summary>
+internal sealed class NodeSpanFilter(string nodeId, BaseProcessor<Activity> exporter) : CompositeProcessor<Activity>([exporter])
 {
     public override void OnStart(Activity data)
     {
         if (Belongs(data))
         {
-            inner.OnStart(data);
+            base.OnStart(data);
         }
     }
 
@@ -122,22 +125,8 @@ internal sealed class NodeSpanFilter(string nodeId, BaseProcessor<Activity> inne
     {
         if (Belongs(data))
         {
-            inner.OnEnd(data);
+            base.OnEnd(data);
         }
-    }
-
-    protected override bool OnForceFlush(int timeoutMilliseconds) => inner.ForceFlush(timeoutMilliseconds);
-
-    protected override bool OnShutdown(int timeoutMilliseconds) => inner.Shutdown(timeoutMilliseconds);
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            inner.Dispose();
-        }
-
-        base.Dispose(disposing);
     }
 
     private bool Belongs(Activity activity) => activity.GetTagItem(TunnelTracing.NodeTag) as string == nodeId;

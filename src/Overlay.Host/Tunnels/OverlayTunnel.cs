@@ -25,6 +25,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private readonly CancellationTokenSource _lifetime;
     private readonly CancellationTokenSource _deadline;
     private readonly Action _onClose;
+    private readonly Action<TunnelException> _onFailure;
     private readonly int _cellSize;
     private readonly int _maxCellsPerMessage;
     private readonly byte[] _plaintext;
@@ -39,8 +40,10 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private int _disposed;
 
     internal OverlayTunnel(IReadOnlyList<NodeDescriptor> route, TunnelMode mode, AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
-        OriginCellCodec codec, CancellationTokenSource lifetime, CancellationTokenSource deadline, int maxCellsPerMessage, Activity? activity, Action onClose)
+        OriginCellCodec codec, CancellationTokenSource lifetime, CancellationTokenSource deadline, int maxCellsPerMessage, Activity? activity,
+        Action onClose, Action<TunnelException> onFailure)
     {
+        _onFailure = onFailure;
         Route = [.. route.Select(d => d.Id)];
         Mode = mode;
         _call = call;
@@ -347,9 +350,14 @@ public sealed class OverlayTunnel : IAsyncDisposable
 
     private TunnelException Fail(TunnelException exception)
     {
-        _failure ??= exception;
-        TunnelTracing.Fail(_activity, _failure.Kind, _phase);
-        _activity?.SetTag(OverlayTelemetry.FailingHopTag, _failure.Hop);
+        if (_failure is null)
+        {
+            _failure = exception;
+            TunnelTracing.Fail(_activity, exception.Kind, _phase);
+            _activity?.SetTag(OverlayTelemetry.FailingHopTag, exception.Hop);
+            _onFailure(exception);
+        }
+
         return _failure;
     }
 

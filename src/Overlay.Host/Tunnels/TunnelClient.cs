@@ -235,10 +235,16 @@ public sealed class TunnelClient
         _registry.EnterOriginated();
         _metrics.TunnelOpened(TunnelRoles.Origin);
         activity?.SetTag("overlay.tunnel.relays", route.Count - 1);
-        return new OverlayTunnel(route, mode, call, codec, lifetime, deadline, _options.Tunnels.MaxCellsPerMessage, activity, () =>
-        {
-            _registry.ExitOriginated();
-            _metrics.TunnelClosed(TunnelRoles.Origin);
-        });
+        return new OverlayTunnel(route, mode, call, codec, lifetime, deadline, _options.Tunnels.MaxCellsPerMessage, activity,
+            onClose: () =>
+            {
+                _registry.ExitOriginated();
+                _metrics.TunnelClosed(TunnelRoles.Origin);
+            },
+            onFailure: failure =>
+            {
+                Log.OriginFailed(_logger, route.Count - 1, failure.Hop, failure.Kind.ToTag());
+                _metrics.TunnelFailed(TunnelRoles.Origin, failure.Kind);
+            });
     }
 }

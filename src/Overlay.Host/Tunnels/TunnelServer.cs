@@ -174,18 +174,34 @@ internal sealed class TunnelServer
                 {
                     _directory.ReportFailure(header.NextHop);
                 }
-            }
 
-            if (failure.Kind == TunnelErrorKind.None && deadline.IsCancellationRequested && !callToken.IsCancellationRequested)
-            {
-                failure.Set(TunnelErrorKind.DeadlineExceeded, nextHop: false);
+                if (failure.Kind == TunnelErrorKind.None && !(pumps.ForwardCompleted && pumps.BackwardCompleted))
+                {
+                    // Neither pump failed, yet the tunnel did not finish: our deadline, or the predecessor tore it down.
+                    if (deadline.IsCancellationRequested && !callToken.IsCancellationRequested)
+                    {
+                        failure.Set(TunnelErrorKind.DeadlineExceeded, nextHop: false);
+                    }
+                    else
+                    {
+                        failure.SetUpstreamLost(null, TunnelErrorKind.Cancelled);
+                    }
+                }
             }
 
             if (failure.Kind != TunnelErrorKind.None)
             {
                 TunnelTracing.Fail(activity, failure.Kind, phase.Current);
                 _metrics.TunnelFailed(TunnelRoles.Relay, failure.Kind);
-                Log.RelayFailed(_logger, failure.Describe(), failure.Exception);
+                if (failure.UpstreamLost)
+                {
+                    Log.RelayEndedUpstream(_logger, failure.Describe());
+                }
+                else
+                {
+                    Log.RelayFailed(_logger, failure.Describe(), failure.Exception);
+                }
+
                 if (!failure.UpstreamLost && !callToken.IsCancellationRequested)
                 {
                     await SendRelayErrorAsync(codec, failure, responses, callToken);
@@ -343,15 +359,17 @@ internal sealed class RelayFailure
         }
     }
 
-    public void SetUpstreamLost(Exception? exception)
+    public void SetUpstreamLost(Exception? exception, TunnelErrorKind kind = TunnelErrorKind.LinkLost)
     {
         if (Interlocked.Exchange(ref _set, 1) == 0)
         {
-            (Kind, UpstreamLost, Exception) = (TunnelErrorKind.LinkLost, true, exception);
+            (Kind, UpstreamLost, Exception) = (kind, true, exception);
         }
     }
 
-    public string Describe() => UpstreamLost ? "link to the previous hop lost" : NextHop ? $"next hop: {Kind.ToTag()}" : Kind.ToTag();
+    public string Describe() => UpstreamLost
+        ? Kind == TunnelErrorKind.Cancelled ? "the previous hop closed the tunnel early" : "link to the previous hop lost"
+        : NextHop ? $"next hop: {Kind.ToTag()}" : Kind.ToTag();
 }
 
 /// <summary>The two directions of a relayed hop. Each pump is the only writer of its outgoing stream.</summary>
@@ -368,6 +386,12 @@ internal sealed class RelayPumps(
     Activity? connect,
     PhaseTracker phase)
 {
+    /// <summary>The predecessor ended its request normally and it was passed on.</summary>
+    public bool ForwardCompleted { get; private set; }
+
+    /// <summary>The successor ended its reply normally and it was passed on.</summary>
+    public bool BackwardCompleted { get; private set; }
+
     public async Task ForwardAsync(LinkMessage first)
     {
         var message = first;
@@ -393,7 +417,9 @@ internal sealed class RelayPumps(
                 }
                 catch (Exception exception) when (!token.IsCancellationRequested && exception is RpcException or IOException or InvalidOperationException)
                 {
-                    Fail(exception is RpcException rpc ? LinkErrors.ReasonOf(rpc, TunnelErrorKind.LinkLost) : TunnelErrorKind.LinkLost, nextHop: true, exception);
+                    // The first write is the connection: failing there means the next hop could not be reached.
+                    var transport = ReferenceEquals(message, first) ? TunnelErrorKind.NextHopUnreachable : TunnelErrorKind.LinkLost;
+                    Fail(exception is RpcException rpc ? LinkErrors.ReasonOf(rpc, transport) : transport, nextHop: true, exception);
                     return;
                 }
 
@@ -430,6 +456,7 @@ internal sealed class RelayPumps(
 
             await call.RequestStream.CompleteAsync();
             phase.Current = "request.end";
+            ForwardCompleted = true;
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
@@ -463,12 +490,14 @@ internal sealed class RelayPumps(
                 }
                 catch (RpcException exception) when (!token.IsCancellationRequested)
                 {
-                    Fail(LinkErrors.ReasonOf(exception, TunnelErrorKind.LinkLost), nextHop: true, exception);
+                    var transport = cells == 0 && exception.StatusCode == StatusCode.Unavailable ? TunnelErrorKind.NextHopUnreachable : TunnelErrorKind.LinkLost;
+                    Fail(LinkErrors.ReasonOf(exception, transport), nextHop: true, exception);
                     return;
                 }
 
                 if (!more)
                 {
+                    BackwardCompleted = true;
                     return;
                 }
 
