@@ -85,6 +85,7 @@ public sealed class TunnelClient
         var deadline = new CancellationTokenSource(deadlineClass.ToTimeSpan(), _time);
         var lifetime = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
         var opened = _time.GetTimestamp();
+        using var scope = _logger.BeginScope(TunnelScope.New());
         // The origin's own trace may hang under the application's (it never leaves this node).
         var activity = OverlayTelemetry.ActivitySource.StartActivity("overlay.tunnel", ActivityKind.Client);
         activity?.SetTag(TunnelTracing.NodeTag, _node.Id.ToString());

@@ -94,6 +94,8 @@ internal sealed class TunnelServer
             throw Refuse(TunnelErrorKind.Busy);
         }
 
+        // A local id for this hop's logs: meaningless anywhere else, so logs never link hops.
+        using var scope = _logger.BeginScope(TunnelScope.New());
         try
         {
             var received = _time.GetUtcNow();
@@ -587,4 +589,27 @@ internal sealed class PhaseTracker(string initial)
         get => _current;
         set => _current = value;
     }
+}
+
+/// <summary>The log scope of one tunnel at one node: a random local id.</summary>
+internal sealed class TunnelScope : IReadOnlyList<KeyValuePair<string, object?>>
+{
+    private readonly string _id;
+
+    private TunnelScope(string id) => _id = id;
+
+    public int Count => 1;
+
+    public KeyValuePair<string, object?> this[int index] => index == 0 ? new("TunnelId", _id) : throw new ArgumentOutOfRangeException(nameof(index));
+
+    public static TunnelScope New() => new(Convert.ToHexStringLower(BitConverter.GetBytes(Random.Shared.NextInt64())));
+
+    public IEnumerator<KeyValuePair<string, object?>> GetEnumerator()
+    {
+        yield return this[0];
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+    public override string ToString() => $"tunnel {_id}";
 }
