@@ -174,6 +174,8 @@ public sealed class OverlayNode : IAsyncDisposable
             sp.GetRequiredService<IOptions<OverlayOptions>>(), sp.GetRequiredService<TelemetryOptions>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<TunnelClient>>()));
         services.TryAddSingleton<ITunnelHandler, EchoTunnelHandler>();
+        // First registered, so stopped last among the node's services (Kestrel stops after all of them).
+        services.AddHostedService<DrainService>();
         services.AddSingleton<OnionKeyService>();
         services.AddHostedService(sp => sp.GetRequiredService<OnionKeyService>());
         services.AddSingleton<DirectoryService>();
@@ -231,11 +233,12 @@ public sealed class OverlayNode : IAsyncDisposable
     }
 }
 
-/// <summary>Healthy once the node has an onion key and a published descriptor.</summary>
-internal sealed class NodeHealthCheck(NodeState node) : IHealthCheck
+/// <summary>Healthy once the node has an onion key and a published descriptor, until it starts draining.</summary>
+internal sealed class NodeHealthCheck(NodeState node, TunnelRegistry registry) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(node.Descriptor is null
-            ? HealthCheckResult.Unhealthy("starting: no descriptor published yet")
+        Task.FromResult(
+            node.Descriptor is null ? HealthCheckResult.Unhealthy("starting: no descriptor published yet")
+            : registry.Draining ? HealthCheckResult.Unhealthy("draining: shutting down")
             : HealthCheckResult.Healthy());
 }

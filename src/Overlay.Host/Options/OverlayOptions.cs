@@ -133,6 +133,9 @@ public sealed class TunnelOptions
     /// <summary>Random spread around a requested relay count, as in the origin project (0 = exact). Default 0.</summary>
     public int RelaySpread { get; set; }
 
+    /// <summary>On shutdown, how long open tunnels may take to finish before the node stops anyway. Default 20 s.</summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
     /// <summary>Cells batched into one link message at most. Default 8.</summary>
     public int MaxCellsPerMessage { get; set; } = 8;
 }

@@ -76,6 +76,11 @@ public sealed class TunnelClient
     /// <summary>Opens a tunnel; the deadline clock starts now.</summary>
     public async Task<OverlayTunnel> OpenAsync(TunnelRequest request, CancellationToken cancellationToken = default)
     {
+        if (_registry.Draining)
+        {
+            throw new TunnelException(TunnelErrorKind.Busy, 0, "this node is shutting down");
+        }
+
         if (request.Route is null && (request.Relays < 0 || request.Relays > _node.Network.MaxRelays))
         {
             throw new TunnelException(TunnelErrorKind.LimitExceeded, 0, $"relays must be between 0 and {_node.Network.MaxRelays}");

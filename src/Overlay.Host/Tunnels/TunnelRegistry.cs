@@ -1,11 +1,17 @@
 namespace Overlay.Host.Tunnels;
 
-/// <summary>Counts the tunnels this node serves, in every role, against the configured limit.</summary>
+/// <summary>
+/// Counts the tunnels this node serves and originates, against the configured limit, and knows
+/// whether the node is draining (shutting down: no new tunnels, open ones may finish).
+/// </summary>
 public sealed class TunnelRegistry
 {
     private readonly int _limit;
+    private readonly Lock _idleLock = new();
+    private TaskCompletionSource _idle = Completed();
     private int _served;
     private int _originated;
+    private volatile bool _draining;
 
     internal TunnelRegistry(int limit) => _limit = limit;
 
@@ -18,20 +24,71 @@ public sealed class TunnelRegistry
     /// <summary>All open tunnels at this node.</summary>
     public int Active => Served + Originated;
 
+    /// <summary>True once shutdown began: new tunnels are refused with Busy.</summary>
+    public bool Draining => _draining;
+
+    internal void BeginDrain() => _draining = true;
+
+    /// <summary>Completes when no tunnel is open (or at once if none is).</summary>
+    public Task WaitForIdleAsync(CancellationToken cancellationToken)
+    {
+        lock (_idleLock)
+        {
+            return Active == 0 ? Task.CompletedTask : _idle.Task.WaitAsync(cancellationToken);
+        }
+    }
+
     internal bool TryEnterServed()
     {
-        if (Interlocked.Increment(ref _served) <= _limit)
+        if (_draining)
+        {
+            return false;
+        }
+
+        if (Increment(ref _served) <= _limit)
         {
             return true;
         }
 
-        Interlocked.Decrement(ref _served);
+        Decrement(ref _served);
         return false;
     }
 
-    internal void ExitServed() => Interlocked.Decrement(ref _served);
+    internal void ExitServed() => Decrement(ref _served);
 
-    internal void EnterOriginated() => Interlocked.Increment(ref _originated);
+    internal void EnterOriginated() => Increment(ref _originated);
 
-    internal void ExitOriginated() => Interlocked.Decrement(ref _originated);
+    internal void ExitOriginated() => Decrement(ref _originated);
+
+    private int Increment(ref int counter)
+    {
+        lock (_idleLock)
+        {
+            if (Active == 0)
+            {
+                _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+
+            return ++counter;
+        }
+    }
+
+    private void Decrement(ref int counter)
+    {
+        lock (_idleLock)
+        {
+            --counter;
+            if (Active == 0)
+            {
+                _idle.TrySetResult();
+            }
+        }
+    }
+
+    private static TaskCompletionSource Completed()
+    {
+        var source = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        source.SetResult();
+        return source;
+    }
 }

@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Overlay.Host.Options;
+using Overlay.Host.Tunnels;
+
+namespace Overlay.Host;
+
+/// <summary>
+/// Graceful drain: when the node is asked to stop it reports not ready (health NOT_SERVING),
+/// refuses new tunnels with Busy, and lets the open ones finish for up to
+/// <c>Overlay:Tunnels:DrainTimeout</c> before the web server stops. Registered before the other
+/// node services, it stops after them but before Kestrel, which stops last.
+/// </summary>
+internal sealed partial class DrainService(TunnelRegistry registry, IHostApplicationLifetime lifetime, IOptions<OverlayOptions> options, ILogger<DrainService> logger)
+    : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Stop advertising readiness and accepting tunnels the moment shutdown is requested.
+        lifetime.ApplicationStopping.Register(registry.BeginDrain);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        registry.BeginDrain();
+        if (registry.Active == 0)
+        {
+            return;
+        }
+
+        LogDraining(logger, registry.Active);
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bound.CancelAfter(options.Value.Tunnels.DrainTimeout);
+        try
+        {
+            await registry.WaitForIdleAsync(bound.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            LogDrainTimedOut(logger, registry.Active);
+        }
+    }
+
+    [LoggerMessage(102, LogLevel.Information, "Draining: waiting for {Count} open tunnels before stopping")]
+    private static partial void LogDraining(ILogger logger, int count);
+
+    [LoggerMessage(103, LogLevel.Warning, "Drain bound reached with {Count} tunnels still open; stopping anyway")]
+    private static partial void LogDrainTimedOut(ILogger logger, int count);
+}
