@@ -1,4 +1,3 @@
-using System.Buffers;
 using Google.Protobuf;
 using Grpc.Core;
 using Overlay.Cells;
@@ -22,6 +21,7 @@ public sealed class IncomingTunnel
     private readonly int _cellSize;
     private readonly int _maxCellsPerMessage;
     private readonly byte[] _plaintext;
+    private readonly CellSealer _seal;
     private ReadOnlyMemory<byte> _pendingCells;
     private int _payloadOffset;
     private int _payloadRemaining;
@@ -39,6 +39,7 @@ public sealed class IncomingTunnel
         _maxCellsPerMessage = maxCellsPerMessage;
         _plaintext = new byte[codec.Layout.PlaintextBufferSize];
         _pendingCells = firstCells;
+        _seal = codec.SealBackward;
     }
 
     /// <summary>Duplex (a reply is expected) or one-way.</summary>
@@ -157,23 +158,13 @@ public sealed class IncomingTunnel
     // Seals up to one message of cells; the last cell is End when `end` and the data fits.
     private async ValueTask<ReadOnlyMemory<byte>> SendAsync(ReadOnlyMemory<byte> data, bool end, CancellationToken cancellationToken)
     {
-        var capacity = _codec.BackwardPayloadCapacity;
-        var cells = Math.Clamp((data.Length + capacity - 1) / capacity, 1, _maxCellsPerMessage);
-        var length = cells * _cellSize;
-        var batch = ArrayPool<byte>.Shared.Rent(length);
-        for (var i = 0; i < cells; i++)
-        {
-            var chunk = data[..Math.Min(capacity, data.Length)];
-            data = data[chunk.Length..];
-            var type = end && data.IsEmpty && i == cells - 1 ? CellType.End : CellType.Data;
-            _codec.SealBackward(type, chunk.Span, batch.AsSpan(i * _cellSize, _cellSize));
-            BytesSent += chunk.Length;
-        }
+        var batch = PayloadBatch.Seal(data.Span, end, _codec.BackwardPayloadCapacity, _cellSize, _maxCellsPerMessage, _seal);
+        BytesSent += batch.Consumed;
 
         // The message is serialised before the write completes, so the buffer goes back to the
         // pool only after the await; on a failed write it is left to the GC.
-        await _responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.AsMemory(0, length)) }, cancellationToken);
-        ArrayPool<byte>.Shared.Return(batch);
-        return data;
+        await _responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.Cells) }, cancellationToken);
+        batch.Release();
+        return data[batch.Consumed..];
     }
 }

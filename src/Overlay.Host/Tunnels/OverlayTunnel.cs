@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Diagnostics;
 using Google.Protobuf;
 using Grpc.Core;
@@ -29,6 +28,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private readonly int _cellSize;
     private readonly int _maxCellsPerMessage;
     private readonly byte[] _plaintext;
+    private readonly CellSealer _seal;
     private readonly Activity? _activity;
     private ReadOnlyMemory<byte> _pendingCells;
     private int _payloadOffset;
@@ -53,6 +53,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
         _cellSize = codec.Layout.CellSize;
         _maxCellsPerMessage = maxCellsPerMessage;
         _plaintext = new byte[codec.Layout.PlaintextBufferSize];
+        _seal = codec.SealForward;
         _activity = activity;
         _onClose = onClose;
     }
@@ -250,20 +251,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
 
     private async ValueTask<ReadOnlyMemory<byte>> SendAsync(ReadOnlyMemory<byte> data, bool final, CancellationToken token)
     {
-        var capacity = _codec.ForwardPayloadCapacity;
-        var cells = Math.Clamp((data.Length + capacity - 1) / capacity, 1, _maxCellsPerMessage);
-        var length = cells * _cellSize;
-        var batch = ArrayPool<byte>.Shared.Rent(length);
-        var sent = 0;
-        for (var i = 0; i < cells; i++)
-        {
-            var chunk = data[..Math.Min(capacity, data.Length)];
-            data = data[chunk.Length..];
-            var type = final && data.IsEmpty && i == cells - 1 ? CellType.End : CellType.Data;
-            _codec.SealForward(type, chunk.Span, batch.AsSpan(i * _cellSize, _cellSize));
-            sent += chunk.Length;
-        }
-
+        var batch = PayloadBatch.Seal(data.Span, final, _codec.ForwardPayloadCapacity, _cellSize, _maxCellsPerMessage, _seal);
         try
         {
             if (!PayloadSent)
@@ -273,7 +261,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
             }
 
             PayloadSent = true;
-            await _call.RequestStream.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.AsMemory(0, length)) }, token);
+            await _call.RequestStream.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.Cells) }, token);
         }
         catch (Exception exception) when (_deadline.IsCancellationRequested && exception is OperationCanceledException or RpcException)
         {
@@ -289,9 +277,9 @@ public sealed class OverlayTunnel : IAsyncDisposable
         }
 
         // Serialised by the time the write completes; a failed write leaves the buffer to the GC.
-        ArrayPool<byte>.Shared.Return(batch);
-        BytesSent += sent;
-        return data;
+        batch.Release();
+        BytesSent += batch.Consumed;
+        return data[batch.Consumed..];
     }
 
     private async ValueTask CompleteRequestStreamAsync(CancellationToken token)
