@@ -1,0 +1,182 @@
+using System.Reflection;
+using System.Text.RegularExpressions;
+using Overlay.Host.Options;
+using Overlay.Host.Telemetry;
+using YamlDotNet.RepresentationModel;
+
+namespace Overlay.Deploy.Tests;
+
+/// <summary>
+/// What can be checked of the container, compose and Kubernetes files without a container engine:
+/// they parse, and every project, port, option name and health endpoint they name is one the code
+/// really has.
+/// </summary>
+public sealed partial class DeployFilesTests
+{
+    private static readonly string Root = Repo.Root;
+    private static readonly string Deploy = Path.Combine(Root, "deploy");
+
+    public static TheoryData<string> YamlFiles() =>
+    [
+        .. new[] { "compose.yaml" }.Concat(Directory.GetFiles(Path.Combine(Deploy, "k8s"), "*.yaml").Select(f => Path.Combine("k8s", Path.GetFileName(f)))),
+    ];
+
+    [Theory]
+    [MemberData(nameof(YamlFiles))]
+    public void Yaml_files_parse(string file)
+    {
+        var stream = new YamlStream();
+        using var reader = new StringReader(File.ReadAllText(Path.Combine(Deploy, file)));
+        stream.Load(reader);
+        Assert.NotEmpty(stream.Documents);
+    }
+
+    [Fact]
+    public void Every_option_the_files_set_exists_in_the_node()
+    {
+        var known = OptionPath.All().Select(p => p.EnvironmentName).ToHashSet(StringComparer.Ordinal);
+        var files = new[] { "Dockerfile", "compose.yaml" }.Concat(Directory.GetFiles(Path.Combine(Deploy, "k8s"), "*.yaml").Select(f => Path.Combine("k8s", Path.GetFileName(f))));
+        var used = 0;
+        foreach (var file in files)
+        {
+            foreach (Match match in OptionName().Matches(File.ReadAllText(Path.Combine(Deploy, file))))
+            {
+                var name = ArrayIndex().Replace(match.Value, "");
+                Assert.True(known.Contains(name), $"{file} sets {match.Value}, which is no option of the node");
+                used++;
+            }
+        }
+
+        Assert.True(used > 10, "the files were expected to configure the node through Overlay__ variables");
+    }
+
+    [Fact]
+    public void Ports_and_health_probes_are_the_link_endpoint()
+    {
+        var linkPort = new Uri(new LinkEndpointOptions().Url).Port;
+        Assert.Equal(7400, linkPort);
+        var dockerfile = File.ReadAllText(Path.Combine(Deploy, "Dockerfile"));
+        Assert.Contains($"EXPOSE {linkPort}", dockerfile, StringComparison.Ordinal);
+        Assert.Contains($"Overlay__Link__Url=http://0.0.0.0:{linkPort}", dockerfile, StringComparison.Ordinal);
+
+        var statefulSet = LoadYaml("k8s/statefulset.yaml");
+        var container = (YamlMappingNode)((YamlSequenceNode)At(statefulSet, "spec", "template", "spec", "containers"))[0];
+        Assert.Equal(linkPort.ToString(System.Globalization.CultureInfo.InvariantCulture), Scalar(container, "ports", 0, "containerPort"));
+        foreach (var probe in new[] { "readinessProbe", "livenessProbe" })
+        {
+            // The gRPC health service is mapped on the link endpoint.
+            Assert.Equal(linkPort.ToString(System.Globalization.CultureInfo.InvariantCulture), Scalar(container, probe, "grpc", "port"));
+        }
+
+        var compose = LoadYaml("compose.yaml");
+        var healthcheck = (YamlSequenceNode)At(compose, "x-node", "healthcheck", "test");
+        Assert.Contains($"http://127.0.0.1:{linkPort}", healthcheck.Children.Select(c => c.ToString()));
+        Assert.Contains("health", healthcheck.Children.Select(c => c.ToString()));
+    }
+
+    [Fact]
+    public void The_image_builds_the_projects_that_exist()
+    {
+        var dockerfile = File.ReadAllText(Path.Combine(Deploy, "Dockerfile"));
+        foreach (Match project in ProjectPath().Matches(dockerfile))
+        {
+            Assert.True(File.Exists(Path.Combine(Root, project.Value)), $"the Dockerfile publishes {project.Value}, which does not exist");
+        }
+
+        Assert.Contains("/app/node/Overlay.Host.dll", dockerfile, StringComparison.Ordinal);
+        Assert.Contains("USER $APP_UID", dockerfile, StringComparison.Ordinal);
+        Assert.Contains("VOLUME /data", dockerfile, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_kubernetes_pod_is_locked_down_and_can_read_its_token()
+    {
+        var spec = (YamlMappingNode)At(LoadYaml("k8s/statefulset.yaml"), "spec", "template", "spec");
+        Assert.Equal("true", Scalar(spec, "securityContext", "runAsNonRoot"));
+        Assert.NotNull(Scalar(spec, "securityContext", "fsGroup"));
+        var container = (YamlMappingNode)((YamlSequenceNode)spec["containers"])[0];
+        Assert.Equal("true", Scalar(container, "securityContext", "readOnlyRootFilesystem"));
+        var volume = ((YamlSequenceNode)spec["volumes"]).Cast<YamlMappingNode>().Single(v => v.Children.ContainsKey("secret"));
+        Assert.Equal("0440", Scalar(volume, "secret", "defaultMode"));
+
+        // The drain bound must fit inside the pod's grace period.
+        var grace = int.Parse(Scalar(spec, "terminationGracePeriodSeconds")!, System.Globalization.CultureInfo.InvariantCulture);
+        var drain = TimeSpan.Parse(Scalar(LoadYaml("k8s/configmap.yaml"), "data", "Overlay__Tunnels__DrainTimeout")!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(drain < TimeSpan.FromSeconds(grace), $"drain {drain} does not fit in the {grace} s grace period");
+    }
+
+    [Fact]
+    public void Operations_guide_documents_every_option()
+    {
+        var guide = File.ReadAllText(Path.Combine(Root, "docs", "operations.md"));
+        foreach (var option in OptionPath.All())
+        {
+            Assert.True(guide.Contains(option.EnvironmentName, StringComparison.Ordinal), $"docs/operations.md does not mention {option.EnvironmentName}");
+        }
+    }
+
+    private static YamlMappingNode LoadYaml(string file)
+    {
+        var stream = new YamlStream();
+        using var reader = new StringReader(File.ReadAllText(Path.Combine(Deploy, file)));
+        stream.Load(reader);
+        return (YamlMappingNode)stream.Documents[0].RootNode;
+    }
+
+    private static YamlNode At(YamlNode node, params object[] keys)
+    {
+        foreach (var key in keys)
+        {
+            node = key is int index ? ((YamlSequenceNode)node)[index] : ((YamlMappingNode)node)[(string)key];
+        }
+
+        return node;
+    }
+
+    private static string? Scalar(YamlNode node, params object[] keys) => (At(node, keys) as YamlScalarNode)?.Value;
+
+    [GeneratedRegex(@"\bOverlay__[A-Za-z0-9_]+")]
+    private static partial Regex OptionName();
+
+    [GeneratedRegex(@"__\d+$")]
+    private static partial Regex ArrayIndex();
+
+    [GeneratedRegex(@"src/[A-Za-z.]+/[A-Za-z.]+\.csproj")]
+    private static partial Regex ProjectPath();
+}
+
+/// <summary>Every configurable option of the node, found by reflection over the options classes.</summary>
+internal sealed record OptionPath(string ConfigurationKey)
+{
+    public string EnvironmentName => ConfigurationKey.Replace(":", "__", StringComparison.Ordinal);
+
+    public static IEnumerable<OptionPath> All()
+    {
+        var sections = new (string Prefix, Type Type)[]
+        {
+            ("Overlay", typeof(OverlayOptions)),
+            ("Overlay:Telemetry", typeof(TelemetryOptions)),
+        };
+        return sections.SelectMany(s => Walk(s.Prefix, s.Type)).Distinct();
+    }
+
+    private static IEnumerable<OptionPath> Walk(string prefix, Type type)
+    {
+        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
+        {
+            var key = $"{prefix}:{property.Name}";
+            var propertyType = property.PropertyType;
+            if (propertyType.IsClass && propertyType != typeof(string) && !propertyType.IsGenericType && propertyType.Namespace?.StartsWith("Overlay", StringComparison.Ordinal) == true)
+            {
+                foreach (var nested in Walk(key, propertyType))
+                {
+                    yield return nested;
+                }
+            }
+            else
+            {
+                yield return new OptionPath(key);
+            }
+        }
+    }
+}
