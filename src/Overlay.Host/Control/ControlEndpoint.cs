@@ -35,9 +35,9 @@ public sealed class ControlEndpoint
     internal static bool IsLoopback(Uri url) => url.IsLoopback;
 
     /// <summary>Adds the control listener: HTTP/2 only, TLS (and mTLS) for https.</summary>
-    internal void Listen(KestrelServerOptions kestrel, ControlEndpointOptions options)
+    internal void Listen(KestrelServerOptions kestrel, ControlEndpointOptions options, string linkUrl)
     {
-        var url = new Uri(options.Url);
+        var url = new Uri(options.EffectiveUrl(linkUrl));
         _configured = url;
         void Configure(ListenOptions listen)
         {

@@ -13,8 +13,19 @@ public sealed class ControlEndpointOptions
     /// <summary>Serve the control API at all. Default true.</summary>
     public bool Enabled { get; set; } = true;
 
-    /// <summary>The URL Kestrel listens on (HTTP/2 only). Port 0 picks a free port. Default <c>http://127.0.0.1:7401</c>.</summary>
-    public string Url { get; set; } = "http://127.0.0.1:7401";
+    /// <summary>The default control URL.</summary>
+    public const string DefaultUrl = "http://127.0.0.1:7401";
+
+    /// <summary>
+    /// The URL Kestrel listens on (HTTP/2 only). Port 0 picks a free port. Default
+    /// <c>http://127.0.0.1:7401</c>, or <c>http://127.0.0.1:0</c> when the link endpoint itself
+    /// uses port 0 (devnets and tests run many nodes in one process).
+    /// </summary>
+    public string? Url { get; set; }
+
+    /// <summary>The URL in effect: <see cref="Url"/>, or the default for this link endpoint.</summary>
+    public string EffectiveUrl(string linkUrl) =>
+        Url ?? (Uri.TryCreate(linkUrl, UriKind.Absolute, out var link) && link.Port == 0 ? "http://127.0.0.1:0" : DefaultUrl);
 
     /// <summary>
     /// The operator token: read from this file if it exists (a mounted secret, for example).
@@ -75,15 +86,16 @@ internal sealed class ControlOptionsValidator : IValidateOptions<OverlayOptions>
         }
 
         var failures = new List<string>();
-        if (!Uri.TryCreate(control.Url, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https") || url.AbsolutePath != "/")
+        var configured = control.EffectiveUrl(options.Link.Url);
+        if (!Uri.TryCreate(configured, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https") || url.AbsolutePath != "/")
         {
-            failures.Add($"Overlay:Control:Url must be an absolute http or https URL without a path, not '{control.Url}'");
+            failures.Add($"Overlay:Control:Url must be an absolute http or https URL without a path, not '{configured}'");
         }
         else
         {
             if (url.Scheme == Uri.UriSchemeHttp && !ControlEndpoint.IsLoopback(url))
             {
-                failures.Add($"Overlay:Control:Url '{control.Url}' is cleartext beyond loopback: the token travels with every call, so use https " +
+                failures.Add($"Overlay:Control:Url '{configured}' is cleartext beyond loopback: the token travels with every call, so use https " +
                     "(Overlay:Control:CertificateFile, and RequireClientCertificate for mTLS) or bind to 127.0.0.1");
             }
 

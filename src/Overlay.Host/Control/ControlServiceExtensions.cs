@@ -45,7 +45,7 @@ internal static class ControlServiceExtensions
     {
         if (options.Control.Enabled)
         {
-            kestrel.ApplicationServices.GetRequiredService<ControlEndpoint>().Listen(kestrel, options.Control);
+            kestrel.ApplicationServices.GetRequiredService<ControlEndpoint>().Listen(kestrel, options.Control, options.Link.Url);
         }
     }
 
