@@ -168,6 +168,9 @@ internal sealed class DirectoryService : BackgroundService
         }
     }
 
+    /// <summary>Dials a link endpoint an operator named and admits the node there once it proves its identity. Null when it does not.</summary>
+    internal Task<NodeDescriptor?> AddPeerAsync(Uri endpoint, CancellationToken cancellationToken) => ProveAsync(endpoint, expected: null, cancellationToken);
+
     /// <summary>Answers a peer's gossip: learn what it sent, send back ours.</summary>
     internal DescriptorExchange HandleExchange(DescriptorExchange request)
     {

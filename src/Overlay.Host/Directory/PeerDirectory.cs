@@ -44,6 +44,7 @@ public sealed record PeerInfo(NodeDescriptor Descriptor, PeerStatus Status, int 
 public sealed class PeerDirectory
 {
     private readonly ConcurrentDictionary<NodeId, PeerInfo> _peers = new();
+    private readonly ConcurrentDictionary<NodeId, byte> _banned = new();
     private readonly NodeState _node;
     private readonly DirectoryOptions _options;
     private readonly HashSet<NodeId> _allowed;
@@ -74,7 +75,17 @@ public sealed class PeerDirectory
     public PeerInfo? Find(NodeId id) => _peers.GetValueOrDefault(id);
 
     /// <summary>True when the admission policy lets <paramref name="id"/> in.</summary>
-    public bool IsAdmitted(NodeId id) => id != _node.Id && (_allowed.Count == 0 || _allowed.Contains(id));
+    public bool IsAdmitted(NodeId id) => id != _node.Id && (_allowed.Count == 0 || _allowed.Contains(id)) && !_banned.ContainsKey(id);
+
+    /// <summary>Peers refused until the node restarts.</summary>
+    public IReadOnlyCollection<NodeId> Banned => [.. _banned.Keys];
+
+    /// <summary>Forgets a peer and refuses it until the node restarts; true if it was known.</summary>
+    public bool Ban(NodeId id)
+    {
+        _banned.TryAdd(id, 0);
+        return Remove(id);
+    }
 
     /// <summary>True when this descriptor adds nothing to what is known (same or older).</summary>
     public bool IsKnown(NodeDescriptor descriptor) =>

@@ -13,6 +13,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Overlay.Host.Control;
 using Overlay.Host.Directory;
 using Overlay.Host.Keys;
 using Overlay.Host.Link;
@@ -71,6 +72,9 @@ public sealed class OverlayNode : IAsyncDisposable
     /// <summary>The peers this node knows.</summary>
     public PeerDirectory Directory => Services.GetRequiredService<PeerDirectory>();
 
+    /// <summary>The control endpoint: its bound URL and the operator token's file (after start).</summary>
+    public ControlEndpoint Control => Services.GetRequiredService<ControlEndpoint>();
+
     /// <summary>Open tunnel counts.</summary>
     public TunnelRegistry Registry => Services.GetRequiredService<TunnelRegistry>();
 
@@ -98,8 +102,10 @@ public sealed class OverlayNode : IAsyncDisposable
             return next(context);
         });
         settings.ConfigureApplication?.Invoke(app);
-        app.MapGrpcService<LinkService>();
+        app.UseListenerScoping();
+        app.MapGrpcService<LinkService>().WithMetadata(new ServedOnAttribute(ListenerRole.Link));
         app.MapGrpcHealthChecksService();
+        app.MapOverlayControl();
         var node = new OverlayNode(app);
         app.Lifetime.ApplicationStarted.Register(node.OnStarted);
         return node;
@@ -173,7 +179,8 @@ public sealed class OverlayNode : IAsyncDisposable
             sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<TunnelRegistry>(), sp.GetRequiredService<OverlayMetrics>(),
             sp.GetRequiredService<IOptions<OverlayOptions>>(), sp.GetRequiredService<TelemetryOptions>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<TunnelClient>>()));
-        services.TryAddSingleton<ITunnelHandler, EchoTunnelHandler>();
+        // Incoming tunnels go to a listening application, else to the echo handler.
+        services.TryAddSingleton<ITunnelHandler, ListenerDispatcher>();
         // First registered, so stopped last among the node's services (Kestrel stops after all of them).
         services.AddHostedService<DrainService>();
         services.AddSingleton<OnionKeyService>();
@@ -188,6 +195,7 @@ public sealed class OverlayNode : IAsyncDisposable
         });
         services.AddGrpcHealthChecks().AddCheck("overlay", () => HealthCheckResult.Healthy());
         services.AddSingleton<NodeHealthCheck>();
+        services.AddOverlayControl(configuration);
         services.Configure<HealthCheckServiceOptions>(o =>
         {
             o.Registrations.Clear();
@@ -212,6 +220,7 @@ public sealed class OverlayNode : IAsyncDisposable
         void Http2Only(ListenOptions listen)
         {
             listen.Protocols = HttpProtocols.Http2;
+            ListenerScoping.Tag(listen, ListenerRole.Link);
             if (url.Scheme == Uri.UriSchemeHttps)
             {
                 listen.UseHttps();
@@ -230,6 +239,9 @@ public sealed class OverlayNode : IAsyncDisposable
         {
             kestrel.ListenAnyIP(url.Port, Http2Only);
         }
+
+        // After the link listener, so the first bound address stays the link's.
+        ControlServiceExtensions.ListenControl(kestrel, options);
     }
 }
 

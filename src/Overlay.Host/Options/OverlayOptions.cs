@@ -29,6 +29,9 @@ public sealed class OverlayOptions
 
     /// <summary>Tunnel limits and defaults.</summary>
     public TunnelOptions Tunnels { get; set; } = new();
+
+    /// <summary>The control endpoint (admin and application API).</summary>
+    public Control.ControlEndpointOptions Control { get; set; } = new();
 }
 
 /// <summary>The link endpoint: where this node listens for other nodes and how it dials them.</summary>

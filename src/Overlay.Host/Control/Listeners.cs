@@ -1,0 +1,261 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Overlay.Errors;
+using Overlay.Host.Options;
+using Overlay.Host.Tunnels;
+using Overlay.Onion;
+
+namespace Overlay.Host.Control;
+
+/// <summary>
+/// An incoming tunnel offered to a listening application, waiting for Accept. The destination
+/// handler holds the tunnel (and its link call) until the Accept call has finished with it.
+/// </summary>
+internal sealed class PendingTunnel(string id, IncomingTunnel tunnel, ControlListener listener, DateTimeOffset receivedAt, CancellationToken tunnelToken)
+{
+    private const int Offered = 0;
+    private const int Taken = 1;
+    private const int Refused = 2;
+
+    private readonly TaskCompletionSource<bool> _decision = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _state;
+
+    public string Id { get; } = id;
+
+    public IncomingTunnel Tunnel { get; } = tunnel;
+
+    public ControlListener Listener { get; } = listener;
+
+    public DateTimeOffset ReceivedAt { get; } = receivedAt;
+
+    /// <summary>Fires at the tunnel's deadline or when its link ends.</summary>
+    public CancellationToken TunnelToken { get; } = tunnelToken;
+
+    /// <summary>True once taken, false once refused (by the application, a timeout or the listener leaving).</summary>
+    public Task<bool> Decision => _decision.Task;
+
+    /// <summary>Completes when the Accept call is done with the tunnel (faulted with the reason it failed).</summary>
+    public Task Done => _done.Task;
+
+    public bool TryTake()
+    {
+        if (Interlocked.CompareExchange(ref _state, Taken, Offered) != Offered)
+        {
+            return false;
+        }
+
+        _decision.TrySetResult(true);
+        return true;
+    }
+
+    public bool TryRefuse()
+    {
+        if (Interlocked.CompareExchange(ref _state, Refused, Offered) != Offered)
+        {
+            return false;
+        }
+
+        _decision.TrySetResult(false);
+        return true;
+    }
+
+    public void Finish(Exception? failure)
+    {
+        if (failure is null)
+        {
+            _done.TrySetResult();
+        }
+        else
+        {
+            _done.TrySetException(failure);
+        }
+    }
+}
+
+/// <summary>One listening application: a bounded queue of offers drained into its Listen call.</summary>
+internal sealed class ControlListener(ControlCaller client, int capacity)
+{
+    private readonly Channel<PendingTunnel> _offers = Channel.CreateBounded<PendingTunnel>(new BoundedChannelOptions(capacity)
+    {
+        SingleReader = true,
+        FullMode = BoundedChannelFullMode.Wait,
+    });
+
+    public ControlCaller Client { get; } = client;
+
+    public ChannelReader<PendingTunnel> Offers => _offers.Reader;
+
+    public bool TryOffer(PendingTunnel tunnel) => _offers.Writer.TryWrite(tunnel);
+
+    public void Complete() => _offers.Writer.TryComplete();
+}
+
+/// <summary>The listening applications, round robin, and the offers waiting for Accept.</summary>
+internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger<ListenerRegistry> logger)
+{
+    private readonly ControlEndpointOptions _options = options.Value.Control;
+    private readonly List<ControlListener> _listeners = [];
+    private readonly Lock _lock = new();
+    private readonly ConcurrentDictionary<string, PendingTunnel> _pending = new(StringComparer.Ordinal);
+    private int _next;
+    private long _delivered;
+    private long _echoed;
+    private long _refused;
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _listeners.Count;
+            }
+        }
+    }
+
+    public long DeliveredTotal => Interlocked.Read(ref _delivered);
+
+    public long EchoedTotal => Interlocked.Read(ref _echoed);
+
+    public long RefusedTotal => Interlocked.Read(ref _refused);
+
+    public ControlListener? Register(ControlCaller client)
+    {
+        var listener = new ControlListener(client, _options.MaxPendingPerListener);
+        lock (_lock)
+        {
+            if (_listeners.Count >= _options.MaxListeners)
+            {
+                return null;
+            }
+
+            _listeners.Add(listener);
+        }
+
+        ControlLog.ListenerRegistered(logger, client.Name);
+        return listener;
+    }
+
+    /// <summary>Removes the listener and refuses the offers it had not taken.</summary>
+    public void Unregister(ControlListener listener)
+    {
+        lock (_lock)
+        {
+            _listeners.Remove(listener);
+        }
+
+        listener.Complete();
+        foreach (var pending in _pending.Values)
+        {
+            if (pending.Listener == listener)
+            {
+                pending.TryRefuse();
+            }
+        }
+
+        ControlLog.ListenerUnregistered(logger, listener.Client.Name);
+    }
+
+    public ControlListener? Pick()
+    {
+        lock (_lock)
+        {
+            return _listeners.Count == 0 ? null : _listeners[_next++ % _listeners.Count];
+        }
+    }
+
+    public PendingTunnel? Find(string id) => _pending.GetValueOrDefault(id);
+
+    public bool TryOffer(PendingTunnel pending)
+    {
+        _pending[pending.Id] = pending;
+        if (pending.Listener.TryOffer(pending))
+        {
+            return true;
+        }
+
+        _pending.TryRemove(pending.Id, out _);
+        return false;
+    }
+
+    public void Forget(PendingTunnel pending) => _pending.TryRemove(pending.Id, out _);
+
+    public void CountDelivered() => Interlocked.Increment(ref _delivered);
+
+    public void CountEchoed() => Interlocked.Increment(ref _echoed);
+
+    public void CountRefused() => Interlocked.Increment(ref _refused);
+}
+
+/// <summary>
+/// The destination handler: a tunnel that ends here goes to a listening application if one is
+/// registered (offered, then streamed through its Accept call), else to the echo handler as
+/// before. Nothing is buffered here: the Accept call reads the tunnel as it writes to the
+/// application, so a slow application slows only its own tunnel.
+/// </summary>
+internal sealed class ListenerDispatcher(ListenerRegistry listeners, IOptions<OverlayOptions> options, TimeProvider time) : ITunnelHandler
+{
+    private readonly EchoTunnelHandler _echo = new();
+    private readonly TimeSpan _acceptTimeout = options.Value.Control.AcceptTimeout;
+
+    public async Task HandleAsync(IncomingTunnel tunnel, CancellationToken cancellationToken)
+    {
+        var listener = listeners.Pick();
+        if (listener is null)
+        {
+            listeners.CountEchoed();
+            await _echo.HandleAsync(tunnel, cancellationToken);
+            return;
+        }
+
+        var pending = new PendingTunnel(ControlTunnels.NewId(), tunnel, listener, time.GetUtcNow(), cancellationToken);
+        if (!listeners.TryOffer(pending))
+        {
+            listeners.CountRefused();
+            throw new TunnelException(TunnelErrorKind.Busy, 0, "the listening application has too many tunnels waiting");
+        }
+
+        try
+        {
+            bool taken;
+            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                wait.CancelAfter(_acceptTimeout);
+                try
+                {
+                    taken = await pending.Decision.WaitAsync(wait.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Not accepted in time (or the tunnel ended): refuse, unless Accept won the race,
+                    // in which case the Accept call owns the tunnel until it is done.
+                    taken = !pending.TryRefuse();
+                    if (!taken && cancellationToken.IsCancellationRequested)
+                    {
+                        throw;
+                    }
+                }
+            }
+
+            if (!taken)
+            {
+                listeners.CountRefused();
+                throw new TunnelException(TunnelErrorKind.DestinationRefused, 0, "no listening application accepted the tunnel");
+            }
+
+            listeners.CountDelivered();
+            // The Accept call's work is bound to this tunnel's token, so it always ends.
+            await pending.Done;
+        }
+        finally
+        {
+            listeners.Forget(pending);
+        }
+    }
+
+    public static Overlay.Protocol.Control.V1.TunnelMode ToWire(TunnelMode mode) =>
+        mode == TunnelMode.OneWay ? Overlay.Protocol.Control.V1.TunnelMode.OneWay : Overlay.Protocol.Control.V1.TunnelMode.Duplex;
+}
