@@ -62,6 +62,8 @@ done
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CONFIGURATION=${OVERLAY_CONFIGURATION:-Release}
 DLL=${OVERLAY_HOST_DLL:-$ROOT/src/Overlay.Host/bin/$CONFIGURATION/net10.0/Overlay.Host.dll}
+CLI=${OVERLAY_CLI_DLL:-$ROOT/src/Overlay.Cli/bin/$CONFIGURATION/net10.0/overlay.dll}
+CONTROL_BASE=$((BASE_PORT + NODES))   # node i's control API listens on CONTROL_BASE + i
 READY_TIMEOUT=${OVERLAY_READY_TIMEOUT:-60}
 PING_TIMEOUT=${OVERLAY_PING_TIMEOUT:-30}
 # The network's MaxRelays: the default 32, raised (as the devnet does) when more relays are asked for.
@@ -161,12 +163,14 @@ command -v dotnet >/dev/null 2>&1 || { echo "run.sh: the .NET SDK (dotnet) is re
 if [[ ${OVERLAY_SKIP_BUILD:-0} != 1 ]]; then
   echo "run.sh: building src/Overlay.Host ($CONFIGURATION)"
   dotnet build -c "$CONFIGURATION" "$ROOT/src/Overlay.Host" -nologo -v quiet || { echo "run.sh: the build failed" >&2; exit 4; }
+  dotnet build -c "$CONFIGURATION" "$ROOT/src/Overlay.Cli" -nologo -v quiet || { echo "run.sh: the build failed" >&2; exit 4; }
 fi
 [[ -f $DLL ]] || { echo "run.sh: $DLL does not exist (build with: dotnet build -c $CONFIGURATION src/Overlay.Host)" >&2; exit 4; }
+[[ -f $CLI ]] || { echo "run.sh: $CLI does not exist (build with: dotnet build -c $CONFIGURATION src/Overlay.Cli)" >&2; exit 4; }
 
-for ((i = 0; i < NODES; i++)); do
+for ((i = 0; i < 2 * NODES; i++)); do
   if port_in_use $((BASE_PORT + i)); then
-    echo "run.sh: port $((BASE_PORT + i)) on 127.0.0.1 is in use; pick another --base-port (ports $BASE_PORT-$((BASE_PORT + NODES - 1)) must be free)" >&2
+    echo "run.sh: port $((BASE_PORT + i)) on 127.0.0.1 is in use; pick another --base-port (ports $BASE_PORT-$((BASE_PORT + 2 * NODES - 1)) must be free: links, then control APIs)" >&2
     exit 4
   fi
 done
@@ -182,6 +186,7 @@ for ((i = 0; i < NODES; i++)); do
   URLS+=(--url "$url")
   args=(
     "--Overlay:Link:Url=$url"
+    "--Overlay:Control:Url=http://127.0.0.1:$((CONTROL_BASE + i))"
     "--Overlay:DataDirectory=$WORK/data/node$i"
     "--Overlay:Network:MaxRelays=$MAX_RELAYS"
     "--Overlay:Directory:GossipInterval=$GOSSIP"
@@ -235,6 +240,19 @@ ping_rc=0
 run_helper dotnet "$DLL" ping --seed "$SEED" --relays "$RELAYS" --count "$COUNT" --max-relays "$MAX_RELAYS" --timeout "$PING_TIMEOUT" || ping_rc=$?
 FINAL_RC=$ping_rc
 echo "run.sh: ping exited with code $ping_rc after $(elapsed)"
+
+# The same through the control API with the CLI: node 0 is the origin, so it needs one node more.
+if ((ping_rc == 0 && RELAYS <= NODES - 2)); then
+  echo "run.sh: overlay --node http://127.0.0.1:$CONTROL_BASE ping --relays $RELAYS --count $COUNT"
+  cli_rc=0
+  run_helper dotnet "$CLI" --node "http://127.0.0.1:$CONTROL_BASE" --token-file "$WORK/data/node0/control.token" \
+    ping --relays "$RELAYS" --count "$COUNT" || cli_rc=$?
+  echo "run.sh: overlay ping exited with code $cli_rc after $(elapsed)"
+  if ((cli_rc != 0)); then
+    ping_rc=1
+    FINAL_RC=1
+  fi
+fi
 
 if ((KEEP)); then
   echo "run.sh: --keep: the nodes keep running on 127.0.0.1:$BASE_PORT-$((BASE_PORT + NODES - 1)); try"
