@@ -5,16 +5,20 @@ namespace Overlay.Bench;
 internal static class Program
 {
     private const string Usage = """
-        usage: Overlay.Bench [network] [--quick] [--json FILE]   tunnels against a plain gRPC chain on real nodes (the default)
-               Overlay.Bench crypto [--quick]                    header and cell micro-benchmarks (BenchmarkDotNet)
-               Overlay.Bench all [--quick] [--json FILE]         both; the JSON file gets the crypto medians too
+        usage: Overlay.Bench [network] [--quick] [--json FILE] [--only PHASES]   tunnels against a plain gRPC chain on real nodes (the default)
+               Overlay.Bench crypto [--quick]                                    header and cell micro-benchmarks (BenchmarkDotNet)
+               Overlay.Bench all [--quick] [--json FILE]                         both; the JSON file gets the crypto medians too
+
+          --quick        fewer and shorter runs (under 2 minutes); the default is the full run (under 10)
+          --json FILE    also write every figure, ratio and target to FILE
+          --only PHASES  comma-separated subset of: streaming, scale, throughput, latency, first-reply
         """;
 
     private static async Task<int> Main(string[] args)
     {
         var verb = args.Length == 0 || args[0].StartsWith('-') ? "network" : args[0];
         var rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
-        if (!TryParse(rest, out var quick, out var json) || (verb == "crypto" && json is not null))
+        if (!TryParse(rest, out var quick, out var json, out var only) || (verb == "crypto" && (json is not null || only is not null)))
         {
             return PrintUsage();
         }
@@ -37,7 +41,7 @@ internal static class Program
                         e.Cancel = true;
                         stop.Cancel();
                     };
-                    code = Math.Max(code, await NetworkCommand.RunAsync(new NetworkSettings(quick), report, Console.Out, stop.Token));
+                    code = Math.Max(code, await NetworkCommand.RunAsync(new NetworkSettings(quick) { Phases = only ?? NetworkSettings.AllPhases.ToHashSet() }, report, Console.Out, stop.Token));
                 }
 
                 report.Print(Console.Out);
@@ -54,10 +58,11 @@ internal static class Program
         }
     }
 
-    private static bool TryParse(string[] args, out bool quick, out string? json)
+    private static bool TryParse(string[] args, out bool quick, out string? json, out HashSet<string>? only)
     {
         quick = false;
         json = null;
+        only = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -67,6 +72,14 @@ internal static class Program
                     break;
                 case "--json" when i + 1 < args.Length:
                     json = args[++i];
+                    break;
+                case "--only" when i + 1 < args.Length:
+                    only = [.. args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+                    if (!only.IsSubsetOf(NetworkSettings.AllPhases))
+                    {
+                        return false;
+                    }
+
                     break;
                 default:
                     return false;

@@ -96,7 +96,7 @@ internal sealed class Report
             }).ToArray(),
             ["runs"] = _runs,
         };
-        File.WriteAllText(path, JsonSerializer.Serialize(document, new JsonSerializerOptions { WriteIndented = true }) + "\n", Encoding.UTF8);
+        File.WriteAllText(path, JsonSerializer.Serialize(document, new JsonSerializerOptions { WriteIndented = true }) + "\n", new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
     }
 
     private static string Format(Figure figure) =>
