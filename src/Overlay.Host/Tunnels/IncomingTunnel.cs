@@ -69,35 +69,9 @@ public sealed class IncomingTunnel
     /// </summary>
     public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (_failure is not null)
+        if (!await WaitToReadAsync(cancellationToken))
         {
-            throw _failure;
-        }
-
-        while (_payloadRemaining == 0)
-        {
-            if (_requestEnded)
-            {
-                return 0;
-            }
-
-            if (_pendingCells.IsEmpty)
-            {
-                if (!await _requests.MoveNext(cancellationToken))
-                {
-                    throw new TunnelException(TunnelErrorKind.Truncated, 0, "the request ended without its end marker");
-                }
-
-                var message = _requests.Current;
-                if (message.Header.Length != 0 || !CellBatch.IsWhole(message.Cells.Length, _cellSize))
-                {
-                    throw new TunnelException(TunnelErrorKind.ProtocolViolation, 0, "a link message that is not a batch of cells");
-                }
-
-                _pendingCells = message.Cells.Memory;
-            }
-
-            OpenNextCell();
+            return 0;
         }
 
         var total = 0;
@@ -127,6 +101,47 @@ public sealed class IncomingTunnel
 
         BytesReceived += total;
         return total;
+    }
+
+    /// <summary>
+    /// Waits until request bytes can be read without waiting (true), or the request's end (false).
+    /// A handler can wait here holding no buffer and rent one only to read: an idle tunnel then
+    /// holds none. Throws as <see cref="ReadAsync"/> does.
+    /// </summary>
+    public async ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (_failure is not null)
+        {
+            throw _failure;
+        }
+
+        while (_payloadRemaining == 0)
+        {
+            if (_requestEnded)
+            {
+                return false;
+            }
+
+            if (_pendingCells.IsEmpty)
+            {
+                if (!await _requests.MoveNext(cancellationToken))
+                {
+                    throw new TunnelException(TunnelErrorKind.Truncated, 0, "the request ended without its end marker");
+                }
+
+                var message = _requests.Current;
+                if (message.Header.Length != 0 || !CellBatch.IsWhole(message.Cells.Length, _cellSize))
+                {
+                    throw new TunnelException(TunnelErrorKind.ProtocolViolation, 0, "a link message that is not a batch of cells");
+                }
+
+                _pendingCells = message.Cells.Memory;
+            }
+
+            OpenNextCell();
+        }
+
+        return true;
     }
 
     private void OpenNextCell()
