@@ -25,13 +25,13 @@ internal sealed record NetworkSettings(bool Quick)
 
     public int Nodes => 20;
 
-    public int Repeats => Quick ? 3 : 5;
+    public int Repeats => Quick ? 5 : 9;
 
     public int[] RelayCounts => [1, 3, 6];
 
-    public int ThroughputRepeats => Quick ? 5 : 9;
+    public int ThroughputRepeats => Quick ? 5 : 15;
 
-    public long ThroughputBytes => (Quick ? 16L : 48L) << 20;
+    public long ThroughputBytes => (Quick ? 16L : 64L) << 20;
 
     public int RoundTrips => Quick ? 200 : 1000;
 
