@@ -1,15 +1,132 @@
+using Overlay.Bench.Network;
+
 namespace Overlay.Bench;
 
 internal static class Program
 {
-    private const string Usage = "usage: Overlay.Bench crypto [--quick]";
+    private const string Usage = """
+        usage: Overlay.Bench [network] [--quick] [--json FILE] [--only PHASES]   tunnels against a plain gRPC chain on real nodes (the default)
+               Overlay.Bench crypto [--quick]                                    header and cell micro-benchmarks (BenchmarkDotNet)
+               Overlay.Bench all [--quick] [--json FILE]                         both; the JSON file gets the crypto medians too
 
-    private static int Main(string[] args) => args switch
+          --quick        fewer and shorter runs (under 2 minutes); the default is the full run (under 10)
+          --json FILE    also write every figure, ratio and target to FILE
+          --only PHASES  comma-separated subset of: streaming, scale, throughput, latency, first-reply
+        """;
+
+    private static async Task<int> Main(string[] args)
     {
-        ["crypto"] => CryptoCommand.Run(quick: false),
-        ["crypto", "--quick"] => CryptoCommand.Run(quick: true),
-        _ => PrintUsage(),
-    };
+        var verb = args.Length == 0 || args[0].StartsWith('-') ? "network" : args[0];
+        var rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
+        if (!TryParse(rest, out var quick, out var json, out var only) || (verb == "crypto" && (json is not null || only is not null)))
+        {
+            return PrintUsage();
+        }
+
+        switch (verb)
+        {
+            case "crypto":
+                return CryptoCommand.Run(quick, report: null);
+            case "network":
+            case "all":
+                var report = new Report();
+                report.Context["command"] = string.Join(' ', ["Overlay.Bench", .. args]);
+                report.Context["commit"] = Commit();
+                report.Context["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", System.Globalization.CultureInfo.InvariantCulture);
+                var code = verb == "all" ? CryptoCommand.Run(quick, report) : 0;
+                using (var stop = new CancellationTokenSource())
+                {
+                    Console.CancelKeyPress += (_, e) =>
+                    {
+                        e.Cancel = true;
+                        stop.Cancel();
+                    };
+                    code = Math.Max(code, await NetworkCommand.RunAsync(new NetworkSettings(quick) { Phases = only ?? NetworkSettings.AllPhases.ToHashSet() }, report, Console.Out, stop.Token));
+                }
+
+                report.Print(Console.Out);
+                if (json is not null)
+                {
+                    report.WriteJson(json);
+                    Console.WriteLine();
+                    Console.WriteLine($"wrote {Path.GetFullPath(json)}");
+                }
+
+                return code;
+            default:
+                return PrintUsage();
+        }
+    }
+
+    private static bool TryParse(string[] args, out bool quick, out string? json, out HashSet<string>? only)
+    {
+        quick = false;
+        json = null;
+        only = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick":
+                    quick = true;
+                    break;
+                case "--json" when i + 1 < args.Length:
+                    json = args[++i];
+                    break;
+                case "--only" when i + 1 < args.Length:
+                    only = [.. args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+                    if (!only.IsSubsetOf(NetworkSettings.AllPhases))
+                    {
+                        return false;
+                    }
+
+                    break;
+                default:
+                    return false;
+            }
+        }
+
+        return true;
+    }
+
+    // The commit the figures belong to; "unknown" outside a git work tree.
+    private static string Commit()
+    {
+        try
+        {
+            using var git = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("git", "rev-parse --short HEAD")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                WorkingDirectory = Environment.CurrentDirectory,
+            });
+            if (git is null)
+            {
+                return "unknown";
+            }
+
+            var commit = git.StandardOutput.ReadToEnd().Trim();
+            git.WaitForExit();
+            if (git.ExitCode != 0 || commit.Length == 0)
+            {
+                return "unknown";
+            }
+
+            using var status = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("git", "status --porcelain --untracked-files=no")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                WorkingDirectory = Environment.CurrentDirectory,
+            });
+            var dirty = status is not null && status.StandardOutput.ReadToEnd().Trim().Length > 0;
+            status?.WaitForExit();
+            return dirty ? commit + " (with uncommitted changes)" : commit;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return "unknown";
+        }
+    }
 
     private static int PrintUsage()
     {

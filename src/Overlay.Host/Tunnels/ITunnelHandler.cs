@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Overlay.Host.Tunnels;
 
 /// <summary>
@@ -10,20 +12,27 @@ public interface ITunnelHandler
     Task HandleAsync(IncomingTunnel tunnel, CancellationToken cancellationToken);
 }
 
-/// <summary>Streams every request byte straight back, so the reply starts before the request ends.</summary>
+/// <summary>
+/// Streams every request byte straight back, so the reply starts before the request ends. It
+/// waits for data holding no buffer and rents one per read, so an idle tunnel costs no buffer.
+/// </summary>
 public sealed class EchoTunnelHandler : ITunnelHandler
 {
     /// <inheritdoc />
     public async Task HandleAsync(IncomingTunnel tunnel, CancellationToken cancellationToken)
     {
-        var buffer = new byte[tunnel.ReplyChunkSize];
-        int read;
-        while ((read = await tunnel.ReadAsync(buffer, cancellationToken)) > 0)
+        var size = tunnel.ReplyChunkSize;
+        while (await tunnel.WaitToReadAsync(cancellationToken))
         {
+            var buffer = ArrayPool<byte>.Shared.Rent(size);
+            var read = await tunnel.ReadAsync(buffer.AsMemory(0, size), cancellationToken);
             if (tunnel.Mode == Onion.TunnelMode.Duplex)
             {
                 await tunnel.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
             }
+
+            // Sealed into cells before the write returns; after a failed write the buffer is left to the GC.
+            ArrayPool<byte>.Shared.Return(buffer);
         }
 
         if (tunnel.Mode == Onion.TunnelMode.Duplex)

@@ -27,6 +27,7 @@ public sealed class IncomingTunnel
     private int _payloadRemaining;
     private bool _requestEnded;
     private bool _replyEnded;
+    private TunnelException? _failure;
 
     internal IncomingTunnel(DestinationCellCodec codec, TunnelMode mode, IAsyncStreamReader<LinkMessage> requests,
         IServerStreamWriter<LinkMessage> responses, ReadOnlyMemory<byte> firstCells, int maxCellsPerMessage)
@@ -61,16 +62,65 @@ public sealed class IncomingTunnel
     public long BytesSent { get; private set; }
 
     /// <summary>
-    /// Reads request bytes; returns 0 only at the request's authenticated end. Throws
-    /// <see cref="TunnelException"/> when the stream is cut, tampered with, or aborted by the origin.
+    /// Reads request bytes; returns 0 only at the request's authenticated end. One read returns
+    /// as much as the buffer holds of the cells that have already arrived (never waiting for more
+    /// once it has some), so a handler that echoes each read sends whole messages back, not one
+    /// cell per message. Throws <see cref="TunnelException"/> when the stream is cut, tampered
+    /// with, or aborted by the origin.
     /// </summary>
     public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (!await WaitToReadAsync(cancellationToken))
+        {
+            return 0;
+        }
+
+        var total = 0;
+        while (true)
+        {
+            var count = Math.Min(buffer.Length - total, _payloadRemaining);
+            _plaintext.AsSpan(_payloadOffset, count).CopyTo(buffer.Span[total..]);
+            _payloadOffset += count;
+            _payloadRemaining -= count;
+            total += count;
+            if (total == buffer.Length || _payloadRemaining > 0 || _requestEnded || _pendingCells.IsEmpty)
+            {
+                break;
+            }
+
+            try
+            {
+                OpenNextCell();
+            }
+            catch (TunnelException failure)
+            {
+                // The bytes before the bad cell are delivered; the next read reports it.
+                _failure = failure;
+                break;
+            }
+        }
+
+        BytesReceived += total;
+        return total;
+    }
+
+    /// <summary>
+    /// Waits until request bytes can be read without waiting (true), or the request's end (false).
+    /// A handler can wait here holding no buffer and rent one only to read: an idle tunnel then
+    /// holds none. Throws as <see cref="ReadAsync"/> does.
+    /// </summary>
+    public async ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (_failure is not null)
+        {
+            throw _failure;
+        }
+
         while (_payloadRemaining == 0)
         {
             if (_requestEnded)
             {
-                return 0;
+                return false;
             }
 
             if (_pendingCells.IsEmpty)
@@ -89,31 +139,31 @@ public sealed class IncomingTunnel
                 _pendingCells = message.Cells.Memory;
             }
 
-            var opened = _codec.OpenForward(_pendingCells.Span[.._cellSize], _plaintext);
-            _pendingCells = _pendingCells[_cellSize..];
-            if (opened.IsError)
-            {
-                throw new TunnelException(opened.Error, 0, $"request cell refused: {opened.Error.ToTag()}");
-            }
-
-            _payloadOffset = OpenedCell.PayloadOffset;
-            _payloadRemaining = opened.PayloadLength;
-            if (opened.Type == CellType.End)
-            {
-                _requestEnded = true;
-                if (!_pendingCells.IsEmpty)
-                {
-                    throw new TunnelException(TunnelErrorKind.ProtocolViolation, 0, "cells after the end marker");
-                }
-            }
+            OpenNextCell();
         }
 
-        var count = Math.Min(buffer.Length, _payloadRemaining);
-        _plaintext.AsSpan(_payloadOffset, count).CopyTo(buffer.Span);
-        _payloadOffset += count;
-        _payloadRemaining -= count;
-        BytesReceived += count;
-        return count;
+        return true;
+    }
+
+    private void OpenNextCell()
+    {
+        var opened = _codec.OpenForward(_pendingCells.Span[.._cellSize], _plaintext);
+        _pendingCells = _pendingCells[_cellSize..];
+        if (opened.IsError)
+        {
+            throw new TunnelException(opened.Error, 0, $"request cell refused: {opened.Error.ToTag()}");
+        }
+
+        _payloadOffset = OpenedCell.PayloadOffset;
+        _payloadRemaining = opened.PayloadLength;
+        if (opened.Type == CellType.End)
+        {
+            _requestEnded = true;
+            if (!_pendingCells.IsEmpty)
+            {
+                throw new TunnelException(TunnelErrorKind.ProtocolViolation, 0, "cells after the end marker");
+            }
+        }
     }
 
     /// <summary>Sends reply bytes (duplex tunnels only), cut into cells and batched per message.</summary>

@@ -1,0 +1,138 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Options;
+using Overlay.Bench.Network.Chain;
+using Overlay.Host.Options;
+
+namespace Overlay.Bench.Network;
+
+/// <summary>
+/// Client channels for the plain chain, one pooled channel per peer and node, built with exactly
+/// the <see cref="SocketsHttpHandler"/> settings the node's own peer channels use (values read
+/// from the node's <see cref="LinkEndpointOptions"/>): fixed stream window, keep-alive pings,
+/// several HTTP/2 connections when one is full, no trace headers.
+/// </summary>
+internal sealed class ChainChannels : IDisposable
+{
+    private readonly ConcurrentDictionary<Uri, Lazy<(GrpcChannel Channel, Chain.Chain.ChainClient Client)>> _pooled = new();
+    private readonly LinkEndpointOptions _link;
+
+    static ChainChannels()
+    {
+        // The node sets the same process-wide switch; set it here too so the baseline never depends on the order of first use.
+        AppContext.SetSwitch("System.Net.SocketsHttpHandler.Http2FlowControl.DisableDynamicWindowSizing", true);
+    }
+
+    public ChainChannels(IOptions<OverlayOptions> options) => _link = options.Value.Link;
+
+    public Chain.Chain.ChainClient Client(Uri endpoint) => _pooled.GetOrAdd(endpoint, e => new(() =>
+    {
+        var handler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            InitialHttp2StreamWindowSize = _link.StreamWindowBytes,
+            KeepAlivePingDelay = _link.KeepAlivePingDelay,
+            KeepAlivePingTimeout = _link.KeepAlivePingTimeout,
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            ConnectTimeout = _link.ConnectTimeout,
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
+            AutomaticDecompression = DecompressionMethods.None,
+            UseProxy = false,
+            ActivityHeadersPropagator = null,
+        };
+        var channel = GrpcChannel.ForAddress(e, new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            DisposeHttpClient = true,
+            MaxReceiveMessageSize = _link.MaxMessageBytes,
+            MaxSendMessageSize = _link.MaxMessageBytes,
+        });
+        return (channel, new Chain.Chain.ChainClient(channel));
+    })).Value.Client;
+
+    /// <summary>Opens a call through <paramref name="hops"/> (the first is dialled, the rest travel in the route header).</summary>
+    public AsyncDuplexStreamingCall<Chunk, Chunk> Open(IReadOnlyList<Uri> hops, CancellationToken cancellationToken)
+    {
+        var previous = Activity.Current;
+        Activity.Current = null;
+        try
+        {
+            return Client(hops[0]).Pipe(ChainService.RouteHeaders(hops.Skip(1)), cancellationToken: cancellationToken);
+        }
+        finally
+        {
+            Activity.Current = previous;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var entry in _pooled.Values)
+        {
+            if (entry.IsValueCreated)
+            {
+                entry.Value.Channel.Dispose();
+            }
+        }
+
+        _pooled.Clear();
+    }
+}
+
+/// <summary>
+/// One hop of the plain chain, served by every benchmark node next to its Link service (same
+/// Kestrel, same HTTP/2 limits). A hop with more hops to go dials the next one and runs one pump
+/// per direction, each awaiting its write before reading more, as a tunnel relay does, and
+/// returns only after both directions have ended; the last hop echoes every message.
+/// </summary>
+internal sealed class ChainService(ChainChannels channels) : Chain.Chain.ChainBase
+{
+    private const string RouteHeader = "chain-route";
+
+    public static Metadata RouteHeaders(IEnumerable<Uri> rest)
+    {
+        var route = string.Join(',', rest.Select(u => u.ToString()));
+        return route.Length == 0 ? [] : new Metadata { { RouteHeader, route } };
+    }
+
+    public override async Task Pipe(IAsyncStreamReader<Chunk> requestStream, IServerStreamWriter<Chunk> responseStream, ServerCallContext context)
+    {
+        Activity.Current = null;
+        var token = context.CancellationToken;
+        var route = context.RequestHeaders.GetValue(RouteHeader);
+        if (string.IsNullOrEmpty(route))
+        {
+            while (await requestStream.MoveNext(token))
+            {
+                await responseStream.WriteAsync(requestStream.Current, token);
+            }
+
+            return;
+        }
+
+        var hops = route.Split(',').Select(h => new Uri(h)).ToArray();
+        using var call = channels.Open(hops, token);
+        await Task.WhenAll(ForwardAsync(requestStream, call, token), BackwardAsync(call, responseStream, token));
+    }
+
+    private static async Task ForwardAsync(IAsyncStreamReader<Chunk> requests, AsyncDuplexStreamingCall<Chunk, Chunk> call, CancellationToken token)
+    {
+        while (await requests.MoveNext(token))
+        {
+            await call.RequestStream.WriteAsync(requests.Current, token);
+        }
+
+        await call.RequestStream.CompleteAsync();
+    }
+
+    private static async Task BackwardAsync(AsyncDuplexStreamingCall<Chunk, Chunk> call, IServerStreamWriter<Chunk> responses, CancellationToken token)
+    {
+        while (await call.ResponseStream.MoveNext(token))
+        {
+            await responses.WriteAsync(call.ResponseStream.Current, token);
+        }
+    }
+}
