@@ -128,6 +128,10 @@ internal sealed class TunnelServer
         using var codec = header.CreateRelayCodec(_node.Network);
         using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
         using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
+        // Backward writes stop only when the predecessor is gone or the deadline passed, never
+        // because the tunnel failed downstream: Kestrel resets a stream whose write was cancelled,
+        // which would destroy the error cell this hop is about to send.
+        using var upstream = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
         var failure = new RelayFailure();
         _metrics.TunnelOpened(TunnelRoles.Relay);
         try
@@ -139,7 +143,7 @@ internal sealed class TunnelServer
             else
             {
                 using var call = _channels.Client(endpoint).Relay(cancellationToken: tunnel.Token);
-                var pumps = new RelayPumps(codec, _node.Network.CellSize, requests, responses, call, tunnel, failure, _metrics);
+                var pumps = new RelayPumps(codec, _node.Network.CellSize, requests, responses, call, tunnel, upstream.Token, failure, _metrics);
                 await Task.WhenAll(pumps.ForwardAsync(first), pumps.BackwardAsync());
                 if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost)
                 {
@@ -325,6 +329,7 @@ internal sealed class RelayPumps(
     IServerStreamWriter<LinkMessage> responses,
     AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
     CancellationTokenSource tunnel,
+    CancellationToken upstream,
     RelayFailure failure,
     OverlayMetrics metrics)
 {
@@ -388,6 +393,10 @@ internal sealed class RelayPumps(
         {
             // Likewise: writes fail this way once the tunnel was cancelled.
         }
+        catch (Exception exception) when (token.IsCancellationRequested && exception is IOException or InvalidOperationException)
+        {
+            // Likewise: the call to the next hop was reset because the tunnel was cancelled.
+        }
     }
 
     public async Task BackwardAsync()
@@ -429,9 +438,9 @@ internal sealed class RelayPumps(
                 metrics.CellsRelayed(forward: false, cells.Length / cellSize);
                 try
                 {
-                    await responses.WriteAsync(message, token);
+                    await responses.WriteAsync(message, upstream);
                 }
-                catch (Exception exception) when (!token.IsCancellationRequested && exception is IOException or InvalidOperationException or OperationCanceledException)
+                catch (Exception exception) when (exception is IOException or InvalidOperationException || (exception is OperationCanceledException && !upstream.IsCancellationRequested))
                 {
                     failure.SetUpstreamLost(exception);
                     tunnel.Cancel();
@@ -444,6 +453,10 @@ internal sealed class RelayPumps(
             // Ended by the other pump, the deadline or the predecessor.
         }
         catch (RpcException exception) when (token.IsCancellationRequested || exception.StatusCode == StatusCode.Cancelled)
+        {
+            // Likewise.
+        }
+        catch (Exception exception) when (token.IsCancellationRequested && exception is IOException or InvalidOperationException)
         {
             // Likewise.
         }
