@@ -350,6 +350,10 @@ public sealed class OverlayTunnel : IAsyncDisposable
         {
             // No reason arrived in time; fall through to the transport's.
         }
+        catch (InvalidOperationException)
+        {
+            // A concurrent ReadAsync owns the reply stream and reports the reason there; report the transport's here.
+        }
 
         return writeFailure is RpcException rpc ? FromRpc(rpc) : new TunnelException(TunnelErrorKind.LinkLost, 1, "the link to the first relay broke", writeFailure);
     }

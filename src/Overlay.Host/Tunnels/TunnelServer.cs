@@ -155,6 +155,10 @@ internal sealed class TunnelServer
         using var codec = header.CreateRelayCodec(_node.Network);
         using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
         using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
+        // Backward writes stop only when the predecessor is gone or the deadline passed, never
+        // because the tunnel failed downstream: Kestrel resets a stream whose write was cancelled,
+        // which would destroy the error cell this hop is about to send.
+        using var upstream = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
         var failure = new RelayFailure();
         _metrics.TunnelOpened(TunnelRoles.Relay);
         try
@@ -170,7 +174,7 @@ internal sealed class TunnelServer
                 // The next hop's call must not see any ambient context (DESIGN.md guarantee 10).
                 Activity.Current = null;
                 using var call = _channels.Client(endpoint).Relay(cancellationToken: tunnel.Token);
-                var pumps = new RelayPumps(codec, _node.Network.CellSize, requests, responses, call, tunnel, failure, _metrics, activity, connect, phase);
+                var pumps = new RelayPumps(codec, _node.Network.CellSize, requests, responses, call, tunnel, upstream.Token, failure, _metrics, activity, connect, phase);
                 await Task.WhenAll(pumps.ForwardAsync(first), pumps.BackwardAsync());
                 if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost)
                 {
@@ -382,6 +386,7 @@ internal sealed class RelayPumps(
     IServerStreamWriter<LinkMessage> responses,
     AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
     CancellationTokenSource tunnel,
+    CancellationToken upstream,
     RelayFailure failure,
     OverlayMetrics metrics,
     Activity? hop,
@@ -468,6 +473,10 @@ internal sealed class RelayPumps(
         {
             // Likewise: writes fail this way once the tunnel was cancelled.
         }
+        catch (Exception exception) when (token.IsCancellationRequested && exception is IOException or InvalidOperationException)
+        {
+            // Likewise: the call to the next hop was reset because the tunnel was cancelled.
+        }
         finally
         {
             connect?.Dispose();
@@ -521,9 +530,9 @@ internal sealed class RelayPumps(
                 bytes += batch.Length;
                 try
                 {
-                    await responses.WriteAsync(message, token);
+                    await responses.WriteAsync(message, upstream);
                 }
-                catch (Exception exception) when (!token.IsCancellationRequested && exception is IOException or InvalidOperationException or OperationCanceledException)
+                catch (Exception exception) when (exception is IOException or InvalidOperationException || (exception is OperationCanceledException && !upstream.IsCancellationRequested))
                 {
                     failure.SetUpstreamLost(exception);
                     tunnel.Cancel();
@@ -536,6 +545,10 @@ internal sealed class RelayPumps(
             // Ended by the other pump, the deadline or the predecessor.
         }
         catch (RpcException exception) when (token.IsCancellationRequested || exception.StatusCode == StatusCode.Cancelled)
+        {
+            // Likewise.
+        }
+        catch (Exception exception) when (token.IsCancellationRequested && exception is IOException or InvalidOperationException)
         {
             // Likewise.
         }

@@ -1,0 +1,113 @@
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Overlay.Cells;
+using Overlay.Errors;
+using Overlay.Host.Link;
+using Overlay.Identity;
+using Overlay.Onion;
+using Overlay.Protocol;
+using Overlay.Protocol.V1;
+
+namespace Overlay.Host.Tests.Infrastructure;
+
+/// <summary>A header built for a route, with the origin's cell codec for it.</summary>
+internal sealed class RawTunnelKeys(byte[] header, OriginCellCodec codec) : IDisposable
+{
+    public byte[] Header { get; } = header;
+
+    public OriginCellCodec Codec { get; } = codec;
+
+    public void Dispose() => Codec.Dispose();
+}
+
+/// <summary>
+/// An origin built directly on the protocol core and a plain gRPC client, for what the node's
+/// <see cref="Tunnels.TunnelClient"/> cannot be made to do: build a header from a descriptor the
+/// node would no longer use (an old onion-key epoch), or send the same header twice.
+/// </summary>
+internal static class RawOrigin
+{
+    /// <summary>Builds a header for <paramref name="route"/> (relays, then the destination) as published in these descriptors.</summary>
+    public static RawTunnelKeys Build(NetworkParameters network, IReadOnlyList<NodeDescriptor> route, DeadlineClass deadline = DeadlineClass.Seconds30)
+    {
+        var builder = new OnionHeaderBuilder(network);
+        var header = new byte[builder.HeaderSize];
+        var keys = builder.Build([.. route.Select(d => d.ToRouteHop())], TunnelMode.Duplex, deadline, header);
+        return new RawTunnelKeys(header, new OriginCellCodec(network, keys));
+    }
+
+    /// <summary>
+    /// Sends the header and <paramref name="payload"/> (ending with the end marker) to
+    /// <paramref name="firstHop"/> and reads the whole reply. Failures come back as the node's
+    /// origin reports them: a <see cref="TunnelException"/> naming the hop.
+    /// </summary>
+    public static async Task<byte[]> RoundTripAsync(Uri firstHop, RawTunnelKeys keys, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        var codec = keys.Codec;
+        var cellSize = codec.Layout.CellSize;
+        using var channel = GrpcChannel.ForAddress(firstHop, new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler { UseProxy = false, ActivityHeadersPropagator = null },
+            DisposeHttpClient = true,
+        });
+        using var call = new Protocol.V1.Link.LinkClient(channel).Relay(cancellationToken: cancellationToken);
+        try
+        {
+            await call.RequestStream.WriteAsync(new LinkMessage { Header = ByteString.CopyFrom(keys.Header) }, cancellationToken);
+            var capacity = codec.ForwardPayloadCapacity;
+            var cells = Math.Max(1, (payload.Length + capacity - 1) / capacity);
+            for (var first = 0; first < cells; first += 8)
+            {
+                var count = Math.Min(8, cells - first);
+                var batch = new byte[count * cellSize];
+                for (var i = 0; i < count; i++)
+                {
+                    var index = first + i;
+                    var chunk = payload.Slice(Math.Min(payload.Length, index * capacity));
+                    chunk = chunk[..Math.Min(capacity, chunk.Length)];
+                    codec.SealForward(index == cells - 1 ? CellType.End : CellType.Data, chunk.Span, batch.AsSpan(i * cellSize, cellSize));
+                }
+
+                await call.RequestStream.WriteAsync(new LinkMessage { Cells = ByteString.CopyFrom(batch) }, cancellationToken);
+            }
+
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (Exception exception) when (exception is RpcException or InvalidOperationException or IOException)
+        {
+            // The hop ended the call; its reason is in the response stream's status, read below.
+        }
+
+        using var reply = new MemoryStream();
+        var plaintext = new byte[codec.Layout.PlaintextBufferSize];
+        try
+        {
+            while (await call.ResponseStream.MoveNext(cancellationToken))
+            {
+                var received = call.ResponseStream.Current.Cells.ToByteArray();
+                for (var offset = 0; offset < received.Length; offset += cellSize)
+                {
+                    var opened = codec.OpenBackward(received.AsSpan(offset, cellSize), plaintext);
+                    if (opened.IsError)
+                    {
+                        throw new TunnelException(opened.Error, opened.Hop);
+                    }
+
+                    reply.Write(plaintext, OpenedCell.PayloadOffset, opened.PayloadLength);
+                    if (opened.Type == CellType.End)
+                    {
+                        return reply.ToArray();
+                    }
+                }
+            }
+        }
+        catch (RpcException exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            var kind = LinkErrors.ReasonOf(exception, exception.StatusCode == StatusCode.Unavailable ? TunnelErrorKind.NextHopUnreachable : TunnelErrorKind.LinkLost);
+            throw new TunnelException(kind, 1, $"hop 1 ended the call: {exception.Status}", exception);
+        }
+
+        throw new TunnelException(TunnelErrorKind.Truncated, 0, "the reply ended without its end marker");
+    }
+}

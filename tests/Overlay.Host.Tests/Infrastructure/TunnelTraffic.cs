@@ -1,0 +1,158 @@
+using System.Security.Cryptography;
+using Overlay.Host.Tunnels;
+
+namespace Overlay.Host.Tests.Infrastructure;
+
+/// <summary>
+/// Writes a deterministic pseudo-random request of a given length into a tunnel, in writes of
+/// the tunnel's preferred size, hashing what it sent and counting what the tunnel accepted.
+/// </summary>
+internal sealed class TunnelWriter(OverlayTunnel tunnel, long total, int seed)
+{
+    private readonly TaskCompletionSource _paused = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _resumed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _written;
+    private int _finished;
+
+    /// <summary>If set, the writer pauses once this many bytes were written, until <see cref="Resume"/>.</summary>
+    public long? PauseAfter { get; init; }
+
+    /// <summary>Completes when the writer reached <see cref="PauseAfter"/>.</summary>
+    public Task Paused => _paused.Task;
+
+    public void Resume() => _resumed.TrySetResult();
+
+    /// <summary>Request bytes whose write completed.</summary>
+    public long Written => Interlocked.Read(ref _written);
+
+    /// <summary>True once the final write (with the end marker) completed.</summary>
+    public bool Finished => Volatile.Read(ref _finished) != 0;
+
+    /// <summary>SHA-256 of every byte written, once finished.</summary>
+    public byte[]? Hash { get; private set; }
+
+    /// <summary>Optional bytes the request starts with (a stall tag).</summary>
+    public byte[]? Prefix { get; init; }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var random = new Random(seed);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var chunk = new byte[tunnel.PreferredWriteSize];
+        for (long sent = 0; sent < total;)
+        {
+            var count = (int)Math.Min(chunk.Length, total - sent);
+            random.NextBytes(chunk.AsSpan(0, count));
+            if (sent == 0 && Prefix is { } prefix)
+            {
+                prefix.CopyTo(chunk, 0);
+            }
+
+            hash.AppendData(chunk, 0, count);
+            sent += count;
+            await tunnel.WriteAsync(chunk.AsMemory(0, count), final: sent == total, cancellationToken);
+            Interlocked.Add(ref _written, count);
+            if (PauseAfter is { } pause && sent >= pause && !_resumed.Task.IsCompleted)
+            {
+                _paused.TrySetResult();
+                await _resumed.Task.WaitAsync(cancellationToken);
+            }
+        }
+
+        Hash = hash.GetHashAndReset();
+        Volatile.Write(ref _finished, 1);
+    }
+}
+
+/// <summary>Reads a tunnel's reply to its end, hashing it, and records how far the writer was when the first reply bytes arrived.</summary>
+internal sealed class TunnelReader(OverlayTunnel tunnel)
+{
+    private readonly List<(long Bytes, TaskCompletionSource Reached)> _marks = [];
+    private long _received;
+
+    /// <summary>Completes once <paramref name="bytes"/> reply bytes were read. Register before reading starts.</summary>
+    public Task ReachedAsync(long bytes)
+    {
+        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_marks)
+        {
+            _marks.Add((bytes, reached));
+        }
+
+        return reached.Task;
+    }
+
+    /// <summary>Reply bytes read so far.</summary>
+    public long Received => Interlocked.Read(ref _received);
+
+    /// <summary>The writer's progress when the first reply bytes were read (-1 before).</summary>
+    public long WrittenAtFirstReply { get; private set; } = -1;
+
+    /// <summary>Whether the writer had finished when the first reply bytes were read.</summary>
+    public bool WriterFinishedAtFirstReply { get; private set; }
+
+    /// <summary>Reads to the reply's end; returns the SHA-256 of the reply.</summary>
+    public async Task<byte[]> RunAsync(TunnelWriter? writer, CancellationToken cancellationToken)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[tunnel.PreferredWriteSize];
+        int read;
+        while ((read = await tunnel.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            if (WrittenAtFirstReply < 0 && writer is not null)
+            {
+                WriterFinishedAtFirstReply = writer.Finished;
+                WrittenAtFirstReply = writer.Written;
+            }
+
+            hash.AppendData(buffer, 0, read);
+            var received = Interlocked.Add(ref _received, read);
+            lock (_marks)
+            {
+                foreach (var (bytes, reached) in _marks)
+                {
+                    if (received >= bytes)
+                    {
+                        reached.TrySetResult();
+                    }
+                }
+            }
+        }
+
+        return hash.GetHashAndReset();
+    }
+}
+
+/// <summary>Detects that a counter stopped moving.</summary>
+internal static class Progress
+{
+    /// <summary>
+    /// Polls <paramref name="counter"/> until it has not moved for <paramref name="quiet"/> (returns
+    /// its value) or exceeds <paramref name="limit"/> (returns at once, so the caller's assertion
+    /// fails fast). A blocked write raises no event, so this is the one place a test polls; the
+    /// token bounds it.
+    /// </summary>
+    public static async Task<long> WaitUntilStalledAsync(Func<long> counter, long limit, TimeSpan quiet, CancellationToken cancellationToken)
+    {
+        var last = counter();
+        var since = DateTime.UtcNow;
+        while (true)
+        {
+            await Task.Delay(20, cancellationToken);
+            var now = counter();
+            if (now > limit)
+            {
+                return now;
+            }
+
+            if (now != last)
+            {
+                (last, since) = (now, DateTime.UtcNow);
+            }
+            else if (DateTime.UtcNow - since >= quiet)
+            {
+                return now;
+            }
+        }
+    }
+}

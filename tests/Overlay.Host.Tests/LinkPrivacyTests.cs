@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using Overlay.Host.Tests.Infrastructure;
+using Overlay.Host.Tunnels;
+
+namespace Overlay.Host.Tests;
+
+/// <summary>Guarantees 2 and 10: nothing on a link varies with position or carries trace context.</summary>
+public sealed class LinkPrivacyTests(ITestOutputHelper output)
+{
+    private static readonly string[] Forbidden = ["traceparent", "tracestate", "baggage", "Request-Id", "Correlation-Context", "grpc-timeout"];
+
+    [Fact]
+    public async Task No_link_request_carries_a_trace_context_or_a_deadline_even_with_an_ambient_activity()
+    {
+        // Sample every source, as an OpenTelemetry setup would: ASP.NET Core, HttpClient, gRPC and
+        // the node all create activities, so any header injection that can happen, happens.
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = _ => true,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
+        await using var cluster = await TestCluster.StartAsync(6);
+        using var deadline = TestTimeouts.After(30);
+        var origin = cluster[0];
+        var request = new byte[50_000];
+        Random.Shared.NextBytes(request);
+
+        cluster.Headers.Enabled = true;
+        using (var ambient = new Activity("test.caller").SetIdFormat(ActivityIdFormat.W3C).Start())
+        {
+            ambient.TraceStateString = "caller=secret";
+            ambient.AddBaggage("caller", "secret");
+            Assert.Same(ambient, Activity.Current);
+
+            var explicitRoute = await origin.Tunnels.RoundTripAsync(
+                new TunnelRequest { Route = [cluster[1].Id, cluster[2].Id, cluster[3].Id, cluster[4].Id], Deadline = TimeSpan.FromSeconds(20) }, request, cancellationToken: deadline.Token);
+            Assert.Equal(request, explicitRoute.Reply);
+            var randomRoute = await origin.Tunnels.RoundTripAsync(new TunnelRequest { Destination = cluster[5].Id, Relays = 4 }, request, cancellationToken: deadline.Token);
+            Assert.Equal(request, randomRoute.Reply);
+            Assert.Same(ambient, Activity.Current);
+        }
+
+        cluster.Headers.Enabled = false;
+        var linkRequests = cluster.Headers.Requests.Where(r => r.Path.StartsWith("/overlay.v1.Link/", StringComparison.Ordinal)).ToList();
+        var relayRequests = linkRequests.Where(r => r.Path == "/overlay.v1.Link/Relay").ToList();
+        output.WriteLine($"{relayRequests.Count} Relay requests and {linkRequests.Count - relayRequests.Count} other Link requests recorded; headers seen: " +
+            string.Join(", ", linkRequests.SelectMany(r => r.Headers.Keys).Distinct(StringComparer.OrdinalIgnoreCase).Order(StringComparer.Ordinal)));
+
+        // The recorder saw every hop of both tunnels, with their headers.
+        Assert.True(relayRequests.Count >= 4 + 5, $"only {relayRequests.Count} Relay requests were recorded");
+        foreach (var hop in Enumerable.Range(1, 4))
+        {
+            Assert.Contains(relayRequests, r => r.Node == cluster[hop].Name);
+        }
+
+        Assert.All(relayRequests, r => Assert.Equal("application/grpc", r.Headers["content-type"]));
+        foreach (var linkRequest in linkRequests)
+        {
+            foreach (var name in Forbidden)
+            {
+                Assert.False(linkRequest.Headers.TryGetValue(name, out var value), $"{linkRequest.Node} received {name}: {value} on {linkRequest.Path}");
+            }
+        }
+    }
+}

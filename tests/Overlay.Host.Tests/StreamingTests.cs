@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Overlay.Host.Options;
+using Overlay.Host.Tests.Infrastructure;
+using Overlay.Host.Tunnels;
+using Overlay.Identity;
+
+namespace Overlay.Host.Tests;
+
+/// <summary>Five nodes: node 0 is the origin, nodes 1-3 the relays, node 4 the destination.</summary>
+public sealed class FiveNodeFixture : IAsyncLifetime
+{
+    internal TestCluster Cluster { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Cluster = await TestCluster.StartAsync(5);
+
+    public async Task DisposeAsync() => await Cluster.DisposeAsync();
+}
+
+/// <summary>Guarantee 7: a tunnel is a stream (the reply starts before the request ends) with backpressure.</summary>
+public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper output) : IClassFixture<FiveNodeFixture>
+{
+    private const int Relays = 3;
+    private const int Links = Relays + 1;
+
+    private TestCluster Cluster => fixture.Cluster;
+
+    private ClusterNode Origin => Cluster[0];
+
+    private NodeId[] Route => [Cluster[1].Id, Cluster[2].Id, Cluster[3].Id, Cluster[4].Id];
+
+    [Fact]
+    public async Task Streams_64_MiB_through_3_relays_and_the_reply_starts_before_the_request_ends()
+    {
+        const long total = 64L << 20;
+        var logs = Cluster.Logs.Position;
+        using var deadline = TestTimeouts.After(120);
+        await using var tunnel = await Origin.Tunnels.OpenAsync(new TunnelRequest { Route = Route, Deadline = TimeSpan.FromMinutes(5) }, deadline.Token);
+        var writer = new TunnelWriter(tunnel, total, seed: 64);
+        var reader = new TunnelReader(tunnel);
+        var clock = Stopwatch.StartNew();
+
+        var writing = Task.Run(() => writer.RunAsync(deadline.Token));
+        var replyHash = await reader.RunAsync(writer, deadline.Token);
+        await writing;
+        output.WriteLine($"64 MiB each way through {Relays} relays in {clock.Elapsed.TotalSeconds:F2} s ({total / clock.Elapsed.TotalSeconds / (1 << 20):F1} MiB/s); " +
+            $"first reply bytes after {reader.WrittenAtFirstReply:N0} request bytes");
+
+        Assert.Equal(total, writer.Written);
+        Assert.Equal(total, reader.Received);
+        Assert.Equal(writer.Hash, replyHash);
+        Assert.False(reader.WriterFinishedAtFirstReply, "the first reply bytes arrived only after the whole request was written");
+        Assert.InRange(reader.WrittenAtFirstReply, 1, total - 1);
+
+        await tunnel.DisposeAsync();
+        await Cluster.WaitForNoActiveTunnelsAsync(deadline.Token);
+        Cluster.Logs.AssertNoUnexpectedWarnings(logs);
+    }
+
+    [Fact]
+    public async Task A_stalled_origin_reader_stops_the_writer_within_the_flow_control_windows()
+    {
+        // The echo replies as it reads, so when the origin stops reading both directions fill:
+        // per link, the receiver's stream window forward and backward, Kestrel's response buffer
+        // on the sending side backward, and one message held by each pump in each direction.
+        var (window, responseBuffer, message) = Windows();
+        long bound = Links * ((2L * window) + responseBuffer + (3L * message));
+        const long total = 16L << 20;
+        var logs = Cluster.Logs.Position;
+        using var deadline = TestTimeouts.After(60);
+        await using var tunnel = await Origin.Tunnels.OpenAsync(new TunnelRequest { Route = Route, Deadline = TimeSpan.FromMinutes(5) }, deadline.Token);
+        var writer = new TunnelWriter(tunnel, total, seed: 7);
+        var writing = Task.Run(() => writer.RunAsync(deadline.Token));
+
+        var stalledAt = await Progress.WaitUntilStalledAsync(() => writer.Written, bound, TestTimeouts.Seconds(0.5), deadline.Token);
+        output.WriteLine($"writer stalled after {stalledAt:N0} bytes; bound {bound:N0} (window {window:N0}, response buffer {responseBuffer:N0}, message {message:N0}, {Links} links)");
+        Assert.InRange(stalledAt, window, bound);
+        Assert.False(writer.Finished);
+
+        // Unstall: everything flows again and arrives intact.
+        var reader = new TunnelReader(tunnel);
+        var replyHash = await reader.RunAsync(writer: null, deadline.Token);
+        await writing;
+        Assert.Equal(total, reader.Received);
+        Assert.Equal(writer.Hash, replyHash);
+
+        await tunnel.DisposeAsync();
+        await Cluster.WaitForNoActiveTunnelsAsync(deadline.Token);
+        Cluster.Logs.AssertNoUnexpectedWarnings(logs);
+    }
+
+    [Fact]
+    public async Task A_stalled_destination_stops_the_writer_within_the_forward_windows()
+    {
+        // Only the forward direction fills: each link's stream window and one message per pump,
+        // plus the message the stalled handler holds.
+        var (window, _, message) = Windows();
+        long bound = (Links * (window + message)) + message;
+        const long total = 16L << 20;
+        var logs = Cluster.Logs.Position;
+        using var deadline = TestTimeouts.After(60);
+        var stall = Cluster.Handler.RegisterStall();
+        await using var tunnel = await Origin.Tunnels.OpenAsync(new TunnelRequest { Route = Route, Deadline = TimeSpan.FromMinutes(5) }, deadline.Token);
+        var writer = new TunnelWriter(tunnel, total, seed: 8) { Prefix = stall.Tag };
+        var reader = new TunnelReader(tunnel);
+        var writing = Task.Run(() => writer.RunAsync(deadline.Token));
+        var reading = Task.Run(() => reader.RunAsync(writer: null, deadline.Token));
+
+        await stall.Reached.WaitAsync(deadline.Token);
+        var stalledAt = await Progress.WaitUntilStalledAsync(() => writer.Written, bound, TestTimeouts.Seconds(0.5), deadline.Token);
+        output.WriteLine($"writer stalled after {stalledAt:N0} bytes; bound {bound:N0}");
+        Assert.InRange(stalledAt, window, bound);
+        Assert.Equal(0, reader.Received);
+
+        stall.Release();
+        var replyHash = await reading;
+        await writing;
+        Assert.Equal(total, reader.Received);
+        Assert.Equal(writer.Hash, replyHash);
+
+        await tunnel.DisposeAsync();
+        await Cluster.WaitForNoActiveTunnelsAsync(deadline.Token);
+        Cluster.Logs.AssertNoUnexpectedWarnings(logs);
+    }
+
+    [Fact]
+    public async Task A_stalled_tunnel_does_not_stop_another_tunnel_on_the_same_connections()
+    {
+        var logs = Cluster.Logs.Position;
+        using var deadline = TestTimeouts.After(60);
+        var stalledTunnel = await Origin.Tunnels.OpenAsync(new TunnelRequest { Route = Route, Deadline = TimeSpan.FromMinutes(5) }, deadline.Token);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+        var writer = new TunnelWriter(stalledTunnel, 64L << 20, seed: 9);
+        var writing = Task.Run(() => writer.RunAsync(stop.Token));
+        var (window, responseBuffer, message) = Windows();
+        long bound = Links * ((2L * window) + responseBuffer + (3L * message));
+        var stalledAt = await Progress.WaitUntilStalledAsync(() => writer.Written, bound, TestTimeouts.Seconds(0.5), deadline.Token);
+        Assert.InRange(stalledAt, window, bound);
+
+        // Same origin, same route: the same HTTP/2 connection at every hop.
+        using var other = TestTimeouts.After(10);
+        await using (var tunnel = await Origin.Tunnels.OpenAsync(new TunnelRequest { Route = Route }, other.Token))
+        {
+            var otherWriter = new TunnelWriter(tunnel, 256 * 1024, seed: 10);
+            var otherReader = new TunnelReader(tunnel);
+            var otherWriting = Task.Run(() => otherWriter.RunAsync(other.Token));
+            var hash = await otherReader.RunAsync(otherWriter, other.Token);
+            await otherWriting;
+            Assert.Equal(otherWriter.Hash, hash);
+        }
+
+        // The other tunnel's traffic did not unstall this one: it is still held within its windows.
+        output.WriteLine($"stalled tunnel at {stalledAt:N0} bytes; the other tunnel completed; stalled writer now at {writer.Written:N0}");
+        Assert.InRange(writer.Written, stalledAt, bound);
+        Assert.False(writer.Finished);
+
+        // Tear the stalled tunnel down: every hop lets go of it.
+        await stop.CancelAsync();
+        var abandoned = await Record.ExceptionAsync(() => writing);
+        Assert.True(abandoned is OperationCanceledException or Errors.TunnelException, $"the cancelled writer ended with {abandoned}");
+        await stalledTunnel.DisposeAsync();
+        await Cluster.WaitForNoActiveTunnelsAsync(deadline.Token);
+
+        // The hops report the abandoned tunnel (relay: the previous hop left; destination: cancelled), nothing else.
+        Cluster.Logs.AssertNoUnexpectedWarnings(logs, e => e.EventId.Id is 201 or 202);
+    }
+
+    private (long Window, long ResponseBuffer, long Message) Windows()
+    {
+        var services = Origin.Node.Services;
+        var options = services.GetRequiredService<IOptions<OverlayOptions>>().Value;
+        var kestrel = services.GetRequiredService<IOptions<KestrelServerOptions>>().Value;
+        return (options.Link.StreamWindowBytes, kestrel.Limits.MaxResponseBufferSize ?? 0, (long)options.Tunnels.MaxCellsPerMessage * options.Network.CellSize);
+    }
+}
