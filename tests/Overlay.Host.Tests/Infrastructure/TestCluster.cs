@@ -257,6 +257,8 @@ internal sealed class TestCluster : IAsyncDisposable
         {
             ["Overlay:DataDirectory"] = dataDirectory,
             ["Overlay:Directory:GossipInterval"] = _options.GossipInterval.ToString("c", CultureInfo.InvariantCulture),
+            // The tests read the node's Debug events (refused descriptors, failed proofs); appsettings.json stops at Information.
+            ["Logging:LogLevel:Overlay"] = "Debug",
         };
         if (index > 0)
         {
