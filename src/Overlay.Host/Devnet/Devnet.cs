@@ -165,9 +165,16 @@ public static class Devnet
     {
         foreach (var node in nodes)
         {
-            while (node.Directory.UpCount < nodes.Count - 1)
+            while (true)
             {
-                await node.Directory.WaitForChangeAsync(cancellationToken);
+                // Take the signal before looking, so a change between the two is not missed.
+                var changed = node.Directory.WaitForChangeAsync(cancellationToken);
+                if (node.Directory.UpCount >= nodes.Count - 1)
+                {
+                    break;
+                }
+
+                await changed;
             }
         }
     }

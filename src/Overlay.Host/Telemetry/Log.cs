@@ -23,6 +23,9 @@ internal static partial class Log
     [LoggerMessage(206, LogLevel.Information, "Relayed tunnel ended early: {Reason}")]
     public static partial void RelayEndedUpstream(ILogger logger, string reason);
 
+    [LoggerMessage(207, LogLevel.Information, "Delivered tunnel closed early by the origin")]
+    public static partial void DeliveryCancelled(ILogger logger);
+
     [LoggerMessage(202, LogLevel.Warning, "Delivered tunnel failed: {Reason}")]
     public static partial void DeliveryFailed(ILogger logger, string reason, Exception? exception);
 

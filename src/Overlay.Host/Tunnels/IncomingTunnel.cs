@@ -28,10 +28,12 @@ public sealed class IncomingTunnel
     private bool _requestEnded;
     private bool _replyEnded;
     private TunnelException? _failure;
+    private readonly CancellationToken _callToken;
 
     internal IncomingTunnel(DestinationCellCodec codec, TunnelMode mode, IAsyncStreamReader<LinkMessage> requests,
-        IServerStreamWriter<LinkMessage> responses, ReadOnlyMemory<byte> firstCells, int maxCellsPerMessage)
+        IServerStreamWriter<LinkMessage> responses, ReadOnlyMemory<byte> firstCells, int maxCellsPerMessage, CancellationToken callToken)
     {
+        _callToken = callToken;
         _codec = codec;
         Mode = mode;
         _requests = requests;
@@ -211,9 +213,13 @@ public sealed class IncomingTunnel
         var batch = PayloadBatch.Seal(data.Span, end, _codec.BackwardPayloadCapacity, _cellSize, _maxCellsPerMessage, _seal);
         BytesSent += batch.Consumed;
 
-        // The message is serialised before the write completes, so the buffer goes back to the
-        // pool only after the await; on a failed write it is left to the GC.
-        await _responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.Cells) }, cancellationToken);
+        // The caller's token (the tunnel's deadline) is checked, but the write itself only stops
+        // with the call: Kestrel resets a stream whose write is cancelled, which would also destroy
+        // the error cell that reports the deadline. The message is serialised before the write
+        // completes, so the buffer goes back to the pool only after the await; on a failed write
+        // it is left to the GC.
+        cancellationToken.ThrowIfCancellationRequested();
+        await _responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.Cells) }, _callToken);
         batch.Release();
         return data[batch.Consumed..];
     }

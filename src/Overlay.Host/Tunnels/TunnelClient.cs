@@ -156,7 +156,9 @@ public sealed class TunnelClient
     {
         var started = _time.GetTimestamp();
         await using var tunnel = await OpenAsync(tunnelRequest, cancellationToken);
-        await tunnel.WriteAsync(request, final: true, cancellationToken);
+        // Write and read at once: a reply that starts before the request ends (an echo) would
+        // otherwise fill the route's windows and stall a large request until the deadline.
+        var writing = tunnel.WriteAsync(request, final: true, cancellationToken).AsTask();
         using var reply = new MemoryStream();
         var buffer = new byte[tunnel.PreferredWriteSize];
         int read;
@@ -169,6 +171,8 @@ public sealed class TunnelClient
 
             reply.Write(buffer, 0, read);
         }
+
+        await writing;
 
         var elapsed = _time.GetElapsedTime(started);
         _metrics.RoundTripCompleted(elapsed);

@@ -263,7 +263,7 @@ internal sealed class TunnelServer
         using var codec = header.CreateDestinationCodec(_node.Network);
         using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
         using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
-        var incoming = new IncomingTunnel(codec, header.Mode, requests, responses, first.Cells.Memory, _options.MaxCellsPerMessage);
+        var incoming = new IncomingTunnel(codec, header.Mode, requests, responses, first.Cells.Memory, _options.MaxCellsPerMessage, callToken);
         _metrics.TunnelOpened(TunnelRoles.Destination);
         var failure = TunnelErrorKind.None;
         Exception? error = null;
@@ -320,7 +320,15 @@ internal sealed class TunnelServer
 
         TunnelTracing.Fail(activity, failure, incoming.RequestEnded ? "reply" : "request");
         _metrics.TunnelFailed(TunnelRoles.Destination, failure);
-        Log.DeliveryFailed(_logger, failure.ToTag(), error);
+        if (failure == TunnelErrorKind.Cancelled)
+        {
+            Log.DeliveryCancelled(_logger);
+        }
+        else
+        {
+            Log.DeliveryFailed(_logger, failure.ToTag(), error);
+        }
+
         if (!callToken.IsCancellationRequested && !incoming.ReplyEnded)
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(callToken);
