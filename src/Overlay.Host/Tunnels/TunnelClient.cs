@@ -255,6 +255,11 @@ public sealed class TunnelClient
             {
                 Log.OriginFailed(_logger, route.Count - 1, failure.Hop, failure.Kind.ToTag());
                 _metrics.TunnelFailed(TunnelRoles.Origin, failure.Kind);
+                // A hop that could not be reached is suspect here too, so the next route avoids it.
+                if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost && failure.Hop >= 1 && failure.Hop <= route.Count)
+                {
+                    _directory.ReportFailure(route[failure.Hop - 1].Id);
+                }
             });
     }
 }
