@@ -9,12 +9,21 @@ namespace Overlay.Host;
 /// <summary>
 /// Graceful drain: when the node is asked to stop it reports not ready (health NOT_SERVING),
 /// refuses new tunnels with Busy, and lets the open ones finish for up to
-/// <c>Overlay:Tunnels:DrainTimeout</c> before the web server stops. Registered before the other
-/// node services, it stops after them but before Kestrel, which stops last.
+/// <c>Overlay:Tunnels:DrainTimeout</c>. The wait runs in the host's "stopping" phase, before any
+/// hosted service, Kestrel included, is stopped: the node still accepts connections, so peers get
+/// a typed Busy and probes see NOT_SERVING instead of a refused connection.
 /// </summary>
 internal sealed partial class DrainService(TunnelRegistry registry, IHostApplicationLifetime lifetime, IOptions<OverlayOptions> options, ILogger<DrainService> logger)
-    : IHostedService
+    : IHostedLifecycleService
 {
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         // Stop advertising readiness and accepting tunnels the moment shutdown is requested.
@@ -22,7 +31,7 @@ internal sealed partial class DrainService(TunnelRegistry registry, IHostApplica
         return Task.CompletedTask;
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         registry.BeginDrain();
         if (registry.Active == 0)

@@ -181,7 +181,6 @@ public sealed class OverlayNode : IAsyncDisposable
             sp.GetRequiredService<ILogger<TunnelClient>>()));
         // Incoming tunnels go to a listening application, else to the echo handler.
         services.TryAddSingleton<ITunnelHandler, ListenerDispatcher>();
-        // First registered, so stopped last among the node's services (Kestrel stops after all of them).
         services.AddHostedService<DrainService>();
         services.AddSingleton<OnionKeyService>();
         services.AddHostedService(sp => sp.GetRequiredService<OnionKeyService>());
