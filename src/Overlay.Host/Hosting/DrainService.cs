@@ -46,14 +46,22 @@ internal sealed partial class DrainService(TunnelRegistry registry, IHostApplica
         {
             await registry.WaitForIdleAsync(bound.Token);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             LogDrainTimedOut(logger, registry.Active);
+        }
+        catch (OperationCanceledException)
+        {
+            // The host was told to stop at once (its shutdown timeout, or a kill): no drain.
+            LogDrainSkipped(logger, registry.Active);
         }
     }
 
     [LoggerMessage(102, LogLevel.Information, "Draining: waiting for {Count} open tunnels before stopping")]
     private static partial void LogDraining(ILogger logger, int count);
+
+    [LoggerMessage(104, LogLevel.Information, "Stopping at once with {Count} tunnels open")]
+    private static partial void LogDrainSkipped(ILogger logger, int count);
 
     [LoggerMessage(103, LogLevel.Warning, "Drain bound reached with {Count} tunnels still open; stopping anyway")]
     private static partial void LogDrainTimedOut(ILogger logger, int count);
