@@ -86,10 +86,7 @@ public sealed class TestOverlay : IAsyncDisposable
             using var form = TestTime.Deadline(30);
             foreach (var node in nodes)
             {
-                while (node.Directory.UpCount < count - 1)
-                {
-                    await node.Directory.WaitForChangeAsync(form.Token);
-                }
+                await node.Directory.WaitUntilAsync(d => d.UpCount >= count - 1, form.Token);
             }
 
             return overlay;

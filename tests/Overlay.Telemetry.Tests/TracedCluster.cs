@@ -68,10 +68,7 @@ internal sealed class TracedCluster : IAsyncDisposable
         using var formed = new CancellationTokenSource(Timeout(30));
         foreach (var node in cluster.Nodes)
         {
-            while (node.Directory.UpCount < nodes - 1)
-            {
-                await node.Directory.WaitForChangeAsync(formed.Token);
-            }
+            await node.Directory.WaitUntilAsync(d => d.UpCount >= nodes - 1, formed.Token);
         }
 
         return cluster;

@@ -165,17 +165,7 @@ public static class Devnet
     {
         foreach (var node in nodes)
         {
-            while (true)
-            {
-                // Take the signal before looking, so a change between the two is not missed.
-                var changed = node.Directory.WaitForChangeAsync(cancellationToken);
-                if (node.Directory.UpCount >= nodes.Count - 1)
-                {
-                    break;
-                }
-
-                await changed;
-            }
+            await node.Directory.WaitUntilAsync(d => d.UpCount >= nodes.Count - 1, cancellationToken);
         }
     }
 

@@ -182,6 +182,22 @@ public sealed class PeerDirectory
         return [.. candidates.Take(count)];
     }
 
+    /// <summary>Completes once <paramref name="condition"/> holds, checking it at every status change.</summary>
+    public async Task WaitUntilAsync(Func<PeerDirectory, bool> condition, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            // Take the signal before looking, so a change between the two is not missed.
+            var changed = WaitForChangeAsync(cancellationToken);
+            if (condition(this))
+            {
+                return;
+            }
+
+            await changed;
+        }
+    }
+
     /// <summary>Completes at the next status change (or when <paramref name="cancellationToken"/> fires).</summary>
     public Task WaitForChangeAsync(CancellationToken cancellationToken)
     {
