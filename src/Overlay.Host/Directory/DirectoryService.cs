@@ -42,10 +42,11 @@ internal sealed class DirectoryService : BackgroundService
         _options = options.Value;
         _time = time;
         _logger = logger;
-        // Bounded: a flood of gossip cannot queue unbounded proofs; extra descriptors wait for the next round.
+        // Bounded: a flood of gossip cannot queue unbounded proofs; extra descriptors wait for the next
+        // round. (Wait mode: TryWrite then says false when full, where DropWrite would say true and drop.)
         _toProve = Channel.CreateBounded<NodeDescriptor>(new BoundedChannelOptions(_options.Directory.MaxDescriptorsPerExchange * 4)
         {
-            FullMode = BoundedChannelFullMode.DropWrite,
+            FullMode = BoundedChannelFullMode.Wait,
         });
     }
 
@@ -249,7 +250,9 @@ internal sealed class DirectoryService : BackgroundService
             return;
         }
 
-        if (!_directory.IsAdmitted(descriptor!.Id) || _directory.IsKnown(descriptor) || _directory.Peers.Count >= Options.MaxPeers)
+        // The peer cap stops new peers only: a known peer's newer descriptor (a rotated key) is always taken.
+        if (!_directory.IsAdmitted(descriptor!.Id) || _directory.IsKnown(descriptor)
+            || (_directory.Find(descriptor.Id) is null && _directory.Peers.Count >= Options.MaxPeers))
         {
             return;
         }

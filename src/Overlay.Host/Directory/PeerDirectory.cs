@@ -167,9 +167,10 @@ public sealed class PeerDirectory
         {
             var expired = peer.Descriptor.OnionExpiresAt + clockSkew < now;
             var forgotten = peer.Status == PeerStatus.Down && now - peer.LastSeen > _options.ForgetDownAfter;
-            if (expired || forgotten)
+            // Remove exactly the entry looked at: a fresher one added meanwhile stays.
+            if ((expired || forgotten) && ((ICollection<KeyValuePair<NodeId, PeerInfo>>)_peers).Remove(new(peer.Descriptor.Id, peer)))
             {
-                Remove(peer.Descriptor.Id);
+                Publish(new PeerStatusChange(peer.Descriptor.Id, PeerStatus.Gone, peer.Descriptor.Endpoint));
             }
         }
     }

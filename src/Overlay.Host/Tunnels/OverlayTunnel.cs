@@ -36,6 +36,8 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private bool _requestEnded;
     private bool _replyEnded;
     private TunnelException? _failure;
+    private readonly TaskCompletionSource<TunnelException> _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _readActive;
     private string _phase = "open";
     private int _disposed;
 
@@ -117,6 +119,23 @@ public sealed class OverlayTunnel : IAsyncDisposable
     public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ThrowIfFailed();
+        if (Interlocked.Exchange(ref _readActive, 1) != 0)
+        {
+            throw new InvalidOperationException("one read at a time");
+        }
+
+        try
+        {
+            return await ReadCoreAsync(buffer, cancellationToken);
+        }
+        finally
+        {
+            Volatile.Write(ref _readActive, 0);
+        }
+    }
+
+    private async ValueTask<int> ReadCoreAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Token);
         while (_payloadRemaining == 0)
         {
@@ -173,6 +192,9 @@ public sealed class OverlayTunnel : IAsyncDisposable
         BytesReceived += total;
         return total;
     }
+
+    /// <summary>Tears the tunnel down without releasing anything yet (a pending write or read then ends).</summary>
+    internal Task AbortAsync() => _lifetime.CancelAsync();
 
     /// <summary>Cancels the tunnel if it is still open and releases its keys.</summary>
     public async ValueTask DisposeAsync()
@@ -324,6 +346,19 @@ public sealed class OverlayTunnel : IAsyncDisposable
     {
         using var grace = CancellationTokenSource.CreateLinkedTokenSource(_lifetime.Token);
         grace.CancelAfter(TimeSpan.FromSeconds(2));
+        if (Volatile.Read(ref _readActive) != 0)
+        {
+            // A reader owns the reply stream and the backward codec: let it find the reason.
+            try
+            {
+                return await _failed.Task.WaitAsync(grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return writeFailure is RpcException transport ? FromRpc(transport) : new TunnelException(TunnelErrorKind.LinkLost, 1, "the link to the first relay broke", writeFailure);
+            }
+        }
+
         try
         {
             while (await _call.ResponseStream.MoveNext(grace.Token))
@@ -367,15 +402,16 @@ public sealed class OverlayTunnel : IAsyncDisposable
 
     private TunnelException Fail(TunnelException exception)
     {
-        if (_failure is null)
+        // The writer and the reader may both fail at once: the first failure wins, once.
+        if (Interlocked.CompareExchange(ref _failure, exception, null) is null)
         {
-            _failure = exception;
             TunnelTracing.Fail(_activity, exception.Kind, _phase);
             _activity?.SetTag(OverlayTelemetry.FailingHopTag, exception.Hop);
             _onFailure(exception);
+            _failed.TrySetResult(exception);
         }
 
-        return _failure;
+        return _failure!;
     }
 
     private void ThrowIfFailed()

@@ -161,15 +161,26 @@ public sealed class TunnelClient
         var writing = tunnel.WriteAsync(request, final: true, cancellationToken).AsTask();
         using var reply = new MemoryStream();
         var buffer = new byte[tunnel.PreferredWriteSize];
-        int read;
-        while ((read = await tunnel.ReadAsync(buffer, cancellationToken)) > 0)
+        try
         {
-            if (reply.Length + read > maxReplyBytes)
+            int read;
+            while ((read = await tunnel.ReadAsync(buffer, cancellationToken)) > 0)
             {
-                throw new TunnelException(TunnelErrorKind.LimitExceeded, 0, $"the reply exceeds {maxReplyBytes} bytes");
-            }
+                if (reply.Length + read > maxReplyBytes)
+                {
+                    throw new TunnelException(TunnelErrorKind.LimitExceeded, 0, $"the reply exceeds {maxReplyBytes} bytes");
+                }
 
-            reply.Write(buffer, 0, read);
+                reply.Write(buffer, 0, read);
+            }
+        }
+        catch
+        {
+            // The read's failure is the one to report: stop the writer, and observe its (consequent)
+            // failure before the tunnel is disposed under it.
+            await tunnel.AbortAsync();
+            await writing.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            throw;
         }
 
         await writing;

@@ -108,7 +108,7 @@ internal sealed class TunnelServer
                     await RelayAsync(header, first, requests, responses, callToken, received);
                     break;
                 case HeaderOutcome.Deliver:
-                    await DeliverAsync(header, first, requests, responses, callToken, received);
+                    await DeliverAsync(header, first, requests, responses, context, received);
                     break;
                 default:
                     // No keys, so no private trace to put it in: a span of its own, unlinkable to anything.
@@ -256,13 +256,20 @@ internal sealed class TunnelServer
     }
 
     private async Task DeliverAsync(HeaderResult header, LinkMessage first, IAsyncStreamReader<LinkMessage> requests,
-        IServerStreamWriter<LinkMessage> responses, CancellationToken callToken, DateTimeOffset received)
+        IServerStreamWriter<LinkMessage> responses, ServerCallContext context, DateTimeOffset received)
     {
+        var callToken = context.CancellationToken;
         using var activity = StartHopSpans("overlay.deliver", TunnelRoles.Destination, header, received);
         var handlerSpan = TunnelTracing.StartPhase("overlay.handler", activity);
         using var codec = header.CreateDestinationCodec(_node.Network);
         using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
         using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
+        // Reply writes stop only with the call (IncomingTunnel), so a predecessor that stops reading
+        // could hold one on flow control for ever: once the deadline and the error cell's grace have
+        // passed, abort the stream.
+        using var stalled = new CancellationTokenSource();
+        using var armStall = deadline.Token.Register(() => stalled.CancelAfter(ErrorCellTimeout));
+        using var abortStalled = stalled.Token.Register(context.GetHttpContext().Abort);
         var incoming = new IncomingTunnel(codec, header.Mode, requests, responses, first.Cells.Memory, _options.MaxCellsPerMessage, callToken);
         _metrics.TunnelOpened(TunnelRoles.Destination);
         var failure = TunnelErrorKind.None;
@@ -315,6 +322,8 @@ internal sealed class TunnelServer
 
         if (failure == TunnelErrorKind.None)
         {
+            // Both ends are done: return once the predecessor closed its side too (normally at once).
+            await DrainAsync(requests, callToken);
             return;
         }
 
@@ -428,7 +437,9 @@ internal sealed class RelayPumps(
 
                 try
                 {
-                    await call.RequestStream.WriteAsync(message, token);
+                    // A fresh message with only the known fields: protobuf keeps unknown fields, and
+                    // forwarding them would let a predecessor tag the tunnel for a later hop.
+                    await call.RequestStream.WriteAsync(new LinkMessage { Header = message.Header, Cells = message.Cells }, token);
                 }
                 catch (Exception exception) when (!token.IsCancellationRequested && exception is RpcException or IOException or InvalidOperationException)
                 {
@@ -449,7 +460,13 @@ internal sealed class RelayPumps(
                 {
                     more = await requests.MoveNext(token);
                 }
-                catch (Exception exception) when (!token.IsCancellationRequested && exception is IOException or InvalidOperationException or OperationCanceledException)
+                catch (RpcException exception) when (!token.IsCancellationRequested && exception.StatusCode != StatusCode.Cancelled)
+                {
+                    // The predecessor sent something the server could not take (oversized, cut, bad encoding).
+                    Fail(exception.StatusCode == StatusCode.ResourceExhausted ? TunnelErrorKind.LimitExceeded : TunnelErrorKind.ProtocolViolation, nextHop: false, exception);
+                    return;
+                }
+                catch (Exception exception) when (!token.IsCancellationRequested && exception is IOException or InvalidOperationException or OperationCanceledException or RpcException)
                 {
                     failure.SetUpstreamLost(exception);
                     tunnel.Cancel();
@@ -484,6 +501,11 @@ internal sealed class RelayPumps(
         catch (Exception exception) when (token.IsCancellationRequested && exception is IOException or InvalidOperationException)
         {
             // Likewise: the call to the next hop was reset because the tunnel was cancelled.
+        }
+        catch (Exception exception) when (!token.IsCancellationRequested)
+        {
+            // Anything else is a bug: end the tunnel with a typed Internal error, logged with the exception.
+            Fail(TunnelErrorKind.Internal, nextHop: false, exception);
         }
         finally
         {
@@ -538,7 +560,7 @@ internal sealed class RelayPumps(
                 bytes += batch.Length;
                 try
                 {
-                    await responses.WriteAsync(message, upstream);
+                    await responses.WriteAsync(new LinkMessage { Cells = message.Cells }, upstream);
                 }
                 catch (Exception exception) when (exception is IOException or InvalidOperationException || (exception is OperationCanceledException && !upstream.IsCancellationRequested))
                 {
@@ -559,6 +581,11 @@ internal sealed class RelayPumps(
         catch (Exception exception) when (token.IsCancellationRequested && exception is IOException or InvalidOperationException)
         {
             // Likewise.
+        }
+        catch (Exception exception) when (!token.IsCancellationRequested)
+        {
+            // Anything else is a bug: end the tunnel with a typed Internal error, logged with the exception.
+            Fail(TunnelErrorKind.Internal, nextHop: false, exception);
         }
         finally
         {
