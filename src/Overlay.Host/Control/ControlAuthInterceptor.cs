@@ -24,11 +24,21 @@ public sealed record ControlCaller(ControlRole Role, string Name)
 /// </summary>
 internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<OverlayOptions> options, ILogger<ControlAuthInterceptor> logger) : Interceptor
 {
-    private static readonly HashSet<string> OperatorOnly = new(StringComparer.Ordinal)
+    // An allow-list: a method added later is operator-only until someone decides otherwise.
+    private static readonly HashSet<string> ApplicationAllowed = new(StringComparer.Ordinal)
     {
-        "/overlay.v1.Control/AddPeer",
-        "/overlay.v1.Control/RemovePeer",
-        "/overlay.v1.Control/RotateKeys",
+        "/overlay.v1.Control/GetInfo",
+        "/overlay.v1.Control/GetStats",
+        "/overlay.v1.Control/ListPeers",
+        "/overlay.v1.Control/WatchPeers",
+        "/overlay.v1.Control/OpenTunnel",
+        "/overlay.v1.Control/Send",
+        "/overlay.v1.Control/ListTunnels",
+        "/overlay.v1.Control/CloseTunnel",
+        "/overlay.v1.Control/Listen",
+        "/overlay.v1.Control/Accept",
+        "/overlay.v1.Control/Ping",
+        "/overlay.v1.Control/WatchEvents",
     };
 
     private readonly ControlEndpointOptions _options = options.Value.Control;
@@ -92,7 +102,7 @@ internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<Over
             name = $"{name}:{thumbprint[..16].ToLowerInvariant()}";
         }
 
-        if (role.Value != ControlRole.Operator && OperatorOnly.Contains(context.Method))
+        if (role.Value != ControlRole.Operator && !ApplicationAllowed.Contains(context.Method))
         {
             throw Refuse(context, StatusCode.PermissionDenied, "not_permitted",
                 $"{context.Method} needs the operator token; this caller holds the application token");

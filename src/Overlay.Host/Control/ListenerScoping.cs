@@ -30,7 +30,8 @@ internal sealed class ServedOnAttribute(ListenerRole role) : Attribute
 /// Keeps the Link service off the control endpoint and the Control service off the link endpoint.
 /// Every connection is tagged with the listener that accepted it (so port 0 and any address
 /// work: the tag is what Kestrel bound, seen at request time); a request for a service the
-/// listener does not serve is answered as a gRPC server answers an unknown service.
+/// listener does not serve, or that arrives through a listener the node did not set up, is answered
+/// as a gRPC server answers an unknown service.
 /// </summary>
 internal static class ListenerScoping
 {
@@ -44,16 +45,19 @@ internal static class ListenerScoping
     {
         var servedOn = context.GetEndpoint()?.Metadata.GetMetadata<ServedOnAttribute>();
         var arrivedOn = context.Features.Get<ListenerRoleFeature>();
-        if (servedOn is null || arrivedOn is null || servedOn.Role == arrivedOn.Role)
+        if (servedOn is null || servedOn.Role == arrivedOn?.Role)
         {
             return next(context);
         }
 
         // A trailers-only gRPC response: Unimplemented, as for a service this server does not have.
+        // An untagged listener (one added through Kestrel's own configuration) serves neither: fail closed.
         context.Response.StatusCode = StatusCodes.Status200OK;
         context.Response.ContentType = "application/grpc";
         context.Response.Headers["grpc-status"] = "12";
-        context.Response.Headers["grpc-message"] = $"this service is not served on the {arrivedOn.Role.ToString().ToLowerInvariant()} endpoint";
+        context.Response.Headers["grpc-message"] = arrivedOn is null
+            ? "this service is served only on its own endpoint"
+            : $"this service is not served on the {arrivedOn.Role.ToString().ToLowerInvariant()} endpoint";
         return Task.CompletedTask;
     });
 }
