@@ -436,7 +436,8 @@ internal sealed class ControlService(
         }
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
         {
-            // The application stopped listening.
+            // The application stopped listening: the normal end of this stream (Unregister logs it).
+            System.Diagnostics.Activity.Current?.AddEvent(new System.Diagnostics.ActivityEvent("overlay.listener.closed"));
         }
         finally
         {

@@ -60,23 +60,23 @@ internal sealed class DirectoryService : BackgroundService
         }
 
         var provers = Enumerable.Range(0, Options.ConcurrentProofs).Select(_ => ProveLoopAsync(stoppingToken)).ToArray();
-        await BootstrapAsync(stoppingToken);
-        using var timer = new PeriodicTimer(Options.GossipInterval, _time);
         try
         {
+            await BootstrapAsync(stoppingToken);
+            using var timer = new PeriodicTimer(Options.GossipInterval, _time);
+            // Ends with OperationCanceledException on shutdown, which the host takes as a normal stop.
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 await GossipRoundAsync(stoppingToken);
                 _directory.Expire(_options.OnionKeys.ClockSkew);
             }
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        finally
         {
-            // Shutting down.
+            // The provers end when the queue is complete (what is left fails fast on the stopping token).
+            _toProve.Writer.TryComplete();
+            await Task.WhenAll(provers);
         }
-
-        _toProve.Writer.TryComplete();
-        await Task.WhenAll(provers);
     }
 
     private async Task<bool> WaitForStartAsync(CancellationToken stoppingToken)
@@ -276,30 +276,24 @@ internal sealed class DirectoryService : BackgroundService
 
     private async Task ProveLoopAsync(CancellationToken stoppingToken)
     {
-        try
+        // Not the stopping token: the loop ends when ExecuteAsync completes the queue.
+        await foreach (var descriptor in _toProve.Reader.ReadAllAsync(CancellationToken.None))
         {
-            await foreach (var descriptor in _toProve.Reader.ReadAllAsync(stoppingToken))
+            try
             {
-                try
+                var proved = await ProveAsync(descriptor.Endpoint, descriptor.Id, stoppingToken);
+                if (proved is null && !stoppingToken.IsCancellationRequested && _directory.Find(descriptor.Id) is not null)
                 {
-                    var proved = await ProveAsync(descriptor.Endpoint, descriptor.Id, stoppingToken);
-                    if (proved is null && _directory.Find(descriptor.Id) is not null)
-                    {
-                        _directory.ReportFailure(descriptor.Id);
-                    }
-                }
-                finally
-                {
-                    lock (_provingLock)
-                    {
-                        _proving.Remove(descriptor.Id);
-                    }
+                    _directory.ReportFailure(descriptor.Id);
                 }
             }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            // Shutting down.
+            finally
+            {
+                lock (_provingLock)
+                {
+                    _proving.Remove(descriptor.Id);
+                }
+            }
         }
     }
 

@@ -122,13 +122,12 @@ public sealed class OverlayNode : IAsyncDisposable
     {
         using var now = new CancellationTokenSource();
         await now.CancelAsync();
-        try
+        var stop = App.StopAsync(now.Token);
+        await stop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        // Cancellation is the point (no grace for anything); any other failure is real.
+        if (stop.IsFaulted && stop.Exception.InnerExceptions.Any(e => e is not OperationCanceledException))
         {
-            await App.StopAsync(now.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            // Expected: the token was cancelled before stopping began.
+            await stop;
         }
     }
 

@@ -75,28 +75,22 @@ internal sealed class OnionKeyService : BackgroundService
         }
     }
 
+    // Ends with OperationCanceledException on shutdown, which the host takes as a normal stop.
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        try
+        while (true)
         {
-            while (!stoppingToken.IsCancellationRequested)
+            var now = _time.GetUtcNow();
+            var current = _node.Keys.Current!;
+            var wait = Min(current.Key.ExpiresAt - now, NextRetirement(now) - now);
+            var early = await WaitAsync(wait, stoppingToken);
+            now = _time.GetUtcNow();
+            if (early || _node.Keys.Current!.Key.ExpiresAt <= now)
             {
-                var now = _time.GetUtcNow();
-                var current = _node.Keys.Current!;
-                var wait = Min(current.Key.ExpiresAt - now, NextRetirement(now) - now);
-                var early = await WaitAsync(wait, stoppingToken);
-                now = _time.GetUtcNow();
-                if (early || _node.Keys.Current!.Key.ExpiresAt <= now)
-                {
-                    Rotate(now, publish: true);
-                }
-
-                RetireExpired(now);
+                Rotate(now, publish: true);
             }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            // Shutting down.
+
+            RetireExpired(now);
         }
     }
 

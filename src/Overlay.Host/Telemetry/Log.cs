@@ -26,6 +26,9 @@ internal static partial class Log
     [LoggerMessage(207, LogLevel.Information, "Delivered tunnel closed early by the origin")]
     public static partial void DeliveryCancelled(ILogger logger);
 
+    [LoggerMessage(208, LogLevel.Debug, "Drained the predecessor's side of a tunnel: {Ending}")]
+    public static partial void DrainEnded(ILogger logger, string ending);
+
     [LoggerMessage(202, LogLevel.Warning, "Delivered tunnel failed: {Reason}")]
     public static partial void DeliveryFailed(ILogger logger, string reason, Exception? exception);
 

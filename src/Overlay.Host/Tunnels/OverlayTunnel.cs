@@ -381,13 +381,11 @@ public sealed class OverlayTunnel : IAsyncDisposable
         {
             return FromRpc(exception);
         }
-        catch (OperationCanceledException)
+        catch (Exception exception) when (exception is OperationCanceledException or InvalidOperationException)
         {
-            // No reason arrived in time; fall through to the transport's.
-        }
-        catch (InvalidOperationException)
-        {
-            // A concurrent ReadAsync owns the reply stream and reports the reason there; report the transport's here.
+            // No reason arrived in time, or a concurrent read took the reply stream (it reports the reason
+            // there): the transport's reason is the answer here, and why is kept on the span.
+            _activity?.AddEvent(new ActivityEvent("overlay.write_failure.no_reason", tags: new ActivityTagsCollection { ["exception.type"] = exception.GetType().Name }));
         }
 
         return writeFailure is RpcException rpc ? FromRpc(rpc) : new TunnelException(TunnelErrorKind.LinkLost, 1, "the link to the first relay broke", writeFailure);

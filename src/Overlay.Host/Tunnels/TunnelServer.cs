@@ -252,6 +252,7 @@ internal sealed class TunnelServer
         catch (Exception exception) when (exception is IOException or OperationCanceledException or InvalidOperationException)
         {
             // Expected: the predecessor cancels its call once it has the error cell.
+            Log.DrainEnded(_logger, exception.GetType().Name);
         }
     }
 
@@ -490,17 +491,11 @@ internal sealed class RelayPumps(
             phase.Current = "request.end";
             ForwardCompleted = true;
         }
-        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        catch (Exception exception) when (IsTeardown(exception, token))
         {
-            // The other pump, the deadline or the predecessor ended the tunnel; the reason is recorded there.
-        }
-        catch (RpcException exception) when (token.IsCancellationRequested || exception.StatusCode == StatusCode.Cancelled)
-        {
-            // Likewise: writes fail this way once the tunnel was cancelled.
-        }
-        catch (Exception exception) when (token.IsCancellationRequested && exception is IOException or InvalidOperationException)
-        {
-            // Likewise: the call to the next hop was reset because the tunnel was cancelled.
+            // The other pump, the deadline or the predecessor ended the tunnel and recorded why; this
+            // pump's own exception is a consequence, kept on its span.
+            span?.AddEvent(TeardownEvent(exception));
         }
         catch (Exception exception) when (!token.IsCancellationRequested)
         {
@@ -570,17 +565,11 @@ internal sealed class RelayPumps(
                 }
             }
         }
-        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        catch (Exception exception) when (IsTeardown(exception, token))
         {
-            // Ended by the other pump, the deadline or the predecessor.
-        }
-        catch (RpcException exception) when (token.IsCancellationRequested || exception.StatusCode == StatusCode.Cancelled)
-        {
-            // Likewise.
-        }
-        catch (Exception exception) when (token.IsCancellationRequested && exception is IOException or InvalidOperationException)
-        {
-            // Likewise.
+            // The other pump, the deadline or the predecessor ended the tunnel and recorded why; this
+            // pump's own exception is a consequence, kept on its span.
+            span?.AddEvent(TeardownEvent(exception));
         }
         catch (Exception exception) when (!token.IsCancellationRequested)
         {
@@ -593,6 +582,14 @@ internal sealed class RelayPumps(
             span?.SetTag("overlay.bytes", bytes);
         }
     }
+
+    // Once the tunnel is cancelled, pending calls fail in every way the stack has: all consequences.
+    private static bool IsTeardown(Exception exception, CancellationToken token) =>
+        (token.IsCancellationRequested && exception is OperationCanceledException or RpcException or IOException or InvalidOperationException)
+        || exception is RpcException { StatusCode: StatusCode.Cancelled };
+
+    private static ActivityEvent TeardownEvent(Exception exception) =>
+        new("overlay.pump.teardown", tags: new ActivityTagsCollection { ["exception.type"] = exception.GetType().Name });
 
     private TunnelErrorKind Peel(LinkMessage message)
     {
