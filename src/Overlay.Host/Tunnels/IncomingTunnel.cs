@@ -20,11 +20,10 @@ public sealed class IncomingTunnel
     private readonly IServerStreamWriter<LinkMessage> _responses;
     private readonly int _cellSize;
     private readonly int _maxCellsPerMessage;
-    private readonly byte[] _plaintext;
+    private readonly CellPayloadReader _payload;
+    private readonly CellOpener _open;
+    private readonly Func<bool> _openMore;
     private readonly CellSealer _seal;
-    private ReadOnlyMemory<byte> _pendingCells;
-    private int _payloadOffset;
-    private int _payloadRemaining;
     private bool _requestEnded;
     private bool _replyEnded;
     private TunnelException? _failure;
@@ -40,8 +39,9 @@ public sealed class IncomingTunnel
         _responses = responses;
         _cellSize = codec.Layout.CellSize;
         _maxCellsPerMessage = maxCellsPerMessage;
-        _plaintext = new byte[codec.Layout.PlaintextBufferSize];
-        _pendingCells = firstCells;
+        _payload = new CellPayloadReader(codec.Layout, firstCells);
+        _open = (cell, plaintext) => codec.OpenForward(cell, plaintext);
+        _openMore = TryOpenMore;
         _seal = codec.SealBackward;
     }
 
@@ -77,31 +77,7 @@ public sealed class IncomingTunnel
             return 0;
         }
 
-        var total = 0;
-        while (true)
-        {
-            var count = Math.Min(buffer.Length - total, _payloadRemaining);
-            _plaintext.AsSpan(_payloadOffset, count).CopyTo(buffer.Span[total..]);
-            _payloadOffset += count;
-            _payloadRemaining -= count;
-            total += count;
-            if (total == buffer.Length || _payloadRemaining > 0 || _requestEnded || _pendingCells.IsEmpty)
-            {
-                break;
-            }
-
-            try
-            {
-                OpenNextCell();
-            }
-            catch (TunnelException failure)
-            {
-                // The bytes before the bad cell are delivered; the next read reports it.
-                _failure = failure;
-                break;
-            }
-        }
-
+        var total = _payload.CopyTo(buffer.Span, _openMore);
         BytesReceived += total;
         return total;
     }
@@ -118,14 +94,14 @@ public sealed class IncomingTunnel
             throw _failure;
         }
 
-        while (_payloadRemaining == 0)
+        while (!_payload.HasPayload)
         {
             if (_requestEnded)
             {
                 return false;
             }
 
-            if (_pendingCells.IsEmpty)
+            if (!_payload.HasCells)
             {
                 if (!await _requests.MoveNext(cancellationToken))
                 {
@@ -138,7 +114,7 @@ public sealed class IncomingTunnel
                     throw new TunnelException(TunnelErrorKind.ProtocolViolation, 0, "a link message that is not a batch of cells");
                 }
 
-                _pendingCells = message.Cells.Memory;
+                _payload.Load(message.Cells.Memory);
             }
 
             OpenNextCell();
@@ -149,22 +125,40 @@ public sealed class IncomingTunnel
 
     private void OpenNextCell()
     {
-        var opened = _codec.OpenForward(_pendingCells.Span[.._cellSize], _plaintext);
-        _pendingCells = _pendingCells[_cellSize..];
+        var opened = _payload.OpenNext(_open);
         if (opened.IsError)
         {
             throw new TunnelException(opened.Error, 0, $"request cell refused: {opened.Error.ToTag()}");
         }
 
-        _payloadOffset = OpenedCell.PayloadOffset;
-        _payloadRemaining = opened.PayloadLength;
         if (opened.Type == CellType.End)
         {
             _requestEnded = true;
-            if (!_pendingCells.IsEmpty)
+            if (_payload.HasCells)
             {
                 throw new TunnelException(TunnelErrorKind.ProtocolViolation, 0, "cells after the end marker");
             }
+        }
+    }
+
+    // More cells of the message already here, while the reader's buffer has room.
+    private bool TryOpenMore()
+    {
+        if (_requestEnded)
+        {
+            return false;
+        }
+
+        try
+        {
+            OpenNextCell();
+            return true;
+        }
+        catch (TunnelException failure)
+        {
+            // The bytes before the bad cell are delivered; the next read reports it.
+            _failure = failure;
+            return false;
         }
     }
 

@@ -27,12 +27,11 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private readonly Action<TunnelException> _onFailure;
     private readonly int _cellSize;
     private readonly int _maxCellsPerMessage;
-    private readonly byte[] _plaintext;
+    private readonly CellPayloadReader _payload;
+    private readonly CellOpener _open;
+    private readonly Func<bool> _openMore;
     private readonly CellSealer _seal;
     private readonly Activity? _activity;
-    private ReadOnlyMemory<byte> _pendingCells;
-    private int _payloadOffset;
-    private int _payloadRemaining;
     private bool _requestEnded;
     private bool _replyEnded;
     private TunnelException? _failure;
@@ -54,7 +53,9 @@ public sealed class OverlayTunnel : IAsyncDisposable
         _deadline = deadline;
         _cellSize = codec.Layout.CellSize;
         _maxCellsPerMessage = maxCellsPerMessage;
-        _plaintext = new byte[codec.Layout.PlaintextBufferSize];
+        _payload = new CellPayloadReader(codec.Layout);
+        _open = (cell, plaintext) => codec.OpenBackward(cell, plaintext);
+        _openMore = TryOpenMore;
         _seal = codec.SealForward;
         _activity = activity;
         _onClose = onClose;
@@ -137,14 +138,14 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private async ValueTask<int> ReadCoreAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Token);
-        while (_payloadRemaining == 0)
+        while (!_payload.HasPayload)
         {
             if (_replyEnded)
             {
                 return 0;
             }
 
-            if (_pendingCells.IsEmpty)
+            if (!_payload.HasCells)
             {
                 var message = await NextResponseAsync(linked.Token);
                 if (message is null)
@@ -158,37 +159,14 @@ public sealed class OverlayTunnel : IAsyncDisposable
                     throw Fail(new TunnelException(TunnelErrorKind.Truncated, 0, "the reply ended without its end marker"));
                 }
 
-                _pendingCells = message.Cells.Memory;
+                _payload.Load(message.Cells.Memory);
             }
 
             OpenNextCell();
         }
 
         // As much as the buffer holds of the cells already here (the rest of this message), without waiting for more.
-        var total = 0;
-        while (true)
-        {
-            var count = Math.Min(buffer.Length - total, _payloadRemaining);
-            _plaintext.AsSpan(_payloadOffset, count).CopyTo(buffer.Span[total..]);
-            _payloadOffset += count;
-            _payloadRemaining -= count;
-            total += count;
-            if (total == buffer.Length || _payloadRemaining > 0 || _replyEnded || _pendingCells.IsEmpty)
-            {
-                break;
-            }
-
-            try
-            {
-                OpenNextCell();
-            }
-            catch (TunnelException)
-            {
-                // Recorded by Fail: the bytes before the bad cell are delivered, the next read throws.
-                break;
-            }
-        }
-
+        var total = _payload.CopyTo(buffer.Span, _openMore);
         BytesReceived += total;
         return total;
     }
@@ -236,10 +214,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
 
     private void OpenNextCell()
     {
-        var source = _pendingCells[.._cellSize];
-        _pendingCells = _pendingCells[_cellSize..];
-        // The message's array is ours alone (fresh from the parser): peel in place.
-        var opened = _codec.OpenBackward(System.Runtime.InteropServices.MemoryMarshal.AsMemory(source).Span, _plaintext);
+        var opened = _payload.OpenNext(_open);
         if (opened.IsError)
         {
             throw Fail(new TunnelException(opened.Error, opened.Hop));
@@ -251,16 +226,34 @@ public sealed class OverlayTunnel : IAsyncDisposable
             _phase = "reply";
         }
 
-        _payloadOffset = OpenedCell.PayloadOffset;
-        _payloadRemaining = opened.PayloadLength;
         if (opened.Type == CellType.End)
         {
             _replyEnded = true;
             _activity?.AddEvent(new ActivityEvent("reply_end"));
-            if (!_pendingCells.IsEmpty)
+            if (_payload.HasCells)
             {
                 throw Fail(new TunnelException(TunnelErrorKind.ProtocolViolation, RelayCount + 1, "cells after the reply's end marker"));
             }
+        }
+    }
+
+    // More cells of the message already here, while the reader's buffer has room.
+    private bool TryOpenMore()
+    {
+        if (_replyEnded)
+        {
+            return false;
+        }
+
+        try
+        {
+            OpenNextCell();
+            return true;
+        }
+        catch (TunnelException)
+        {
+            // Recorded by Fail: the bytes before the bad cell are delivered, the next read throws.
+            return false;
         }
     }
 
@@ -363,8 +356,14 @@ public sealed class OverlayTunnel : IAsyncDisposable
         {
             while (await _call.ResponseStream.MoveNext(grace.Token))
             {
-                _pendingCells = _call.ResponseStream.Current.Cells.Memory;
-                while (!_pendingCells.IsEmpty && CellBatch.IsWhole(_pendingCells.Length, _cellSize))
+                var cells = _call.ResponseStream.Current.Cells.Memory;
+                if (!CellBatch.IsWhole(cells.Length, _cellSize))
+                {
+                    continue;
+                }
+
+                _payload.Load(cells);
+                while (_payload.HasCells)
                 {
                     try
                     {
