@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Google.Protobuf;
 using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
 using Overlay.Host.Directory;
 using Overlay.Host.Tests.Infrastructure;
 using Overlay.Host.Tunnels;
@@ -61,6 +62,24 @@ public sealed class DirectoryTests(ITestOutputHelper output)
             Assert.Equal(relays + 1, trip.Route.Count);
             Assert.DoesNotContain(stopped.Id, trip.Route);
         }
+    }
+
+    [Fact]
+    public async Task Stopping_gossip_alone_ends_the_directory_service_cleanly_and_the_node_keeps_serving()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        using var deadline = TestTimeouts.After(30);
+        var service = cluster[1].Node.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<DirectoryService>().Single();
+
+        await service.StopAsync(deadline.Token);
+
+        // The host takes anything but a successful end as a failed background service, and stops the node.
+        Assert.True(service.ExecuteTask!.IsCompletedSuccessfully, $"the gossip loop ended {service.ExecuteTask.Status}");
+        Assert.False(cluster[1].Registry.Draining, "the node began to shut down");
+        var request = new byte[64];
+        Random.Shared.NextBytes(request);
+        var trip = await cluster[0].Tunnels.RoundTripAsync(new TunnelRequest { Route = [cluster[1].Id, cluster[2].Id] }, request, cancellationToken: deadline.Token);
+        Assert.Equal(request, trip.Reply);
     }
 
     [Fact]

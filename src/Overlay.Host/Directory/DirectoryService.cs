@@ -64,12 +64,17 @@ internal sealed class DirectoryService : BackgroundService
         {
             await BootstrapAsync(stoppingToken);
             using var timer = new PeriodicTimer(Options.GossipInterval, _time);
-            // Ends with OperationCanceledException on shutdown, which the host takes as a normal stop.
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 await GossipRoundAsync(stoppingToken);
                 _directory.Expire(_options.OnionKeys.ClockSkew);
             }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // A normal end, also when only this service is stopped: the host would take a cancelled task
+            // from a service it did not stop itself as a failure, and stop the node.
+            Log.BackgroundServiceStopped(_logger, nameof(DirectoryService));
         }
         finally
         {

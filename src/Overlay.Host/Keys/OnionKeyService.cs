@@ -75,22 +75,29 @@ internal sealed class OnionKeyService : BackgroundService
         }
     }
 
-    // Ends with OperationCanceledException on shutdown, which the host takes as a normal stop.
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        while (true)
+        try
         {
-            var now = _time.GetUtcNow();
-            var current = _node.Keys.Current!;
-            var wait = Min(current.Key.ExpiresAt - now, NextRetirement(now) - now);
-            var early = await WaitAsync(wait, stoppingToken);
-            now = _time.GetUtcNow();
-            if (early || _node.Keys.Current!.Key.ExpiresAt <= now)
+            while (true)
             {
-                Rotate(now, publish: true);
-            }
+                var now = _time.GetUtcNow();
+                var current = _node.Keys.Current!;
+                var wait = Min(current.Key.ExpiresAt - now, NextRetirement(now) - now);
+                var early = await WaitAsync(wait, stoppingToken);
+                now = _time.GetUtcNow();
+                if (early || _node.Keys.Current!.Key.ExpiresAt <= now)
+                {
+                    Rotate(now, publish: true);
+                }
 
-            RetireExpired(now);
+                RetireExpired(now);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // A normal end, also when only this service is stopped (the host would take a cancelled task as a failure).
+            Log.BackgroundServiceStopped(_logger, nameof(OnionKeyService));
         }
     }
 

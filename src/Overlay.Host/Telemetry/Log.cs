@@ -14,6 +14,9 @@ internal static partial class Log
     [LoggerMessage(101, LogLevel.Warning, "The link endpoint {Endpoint} is cleartext (h2c) beyond loopback; use TLS outside private test networks")]
     public static partial void CleartextBeyondLoopback(ILogger logger, string endpoint);
 
+    [LoggerMessage(102, LogLevel.Debug, "{Service} stopped")]
+    public static partial void BackgroundServiceStopped(ILogger logger, string service);
+
     [LoggerMessage(200, LogLevel.Debug, "Header refused: {Reason}")]
     public static partial void HeaderRejected(ILogger logger, string reason);
 
