@@ -33,10 +33,14 @@ internal static class CryptoCommand
                 (CellConstruction)c.Parameters[nameof(CellBenchmarks.Construction)],
                 (int)c.Parameters[nameof(CellBenchmarks.CellSize)])));
 
+        var messages = Config(quick, LinkMessageBenchmarks.MessagesPerIteration)
+            .AddColumn(ThroughputColumn.MicrosecondsPerKibibyte, ThroughputColumn.MegabytesPerSecond);
+
         var summaries = BenchmarkRunner.Run(
         [
             BenchmarkConverter.TypeToBenchmarks(typeof(HeaderBenchmarks), headers),
             BenchmarkConverter.TypeToBenchmarks(typeof(CellBenchmarks), cells),
+            BenchmarkConverter.TypeToBenchmarks(typeof(LinkMessageBenchmarks), messages),
         ]);
         if (report is not null)
         {

@@ -5,7 +5,7 @@ using BenchmarkDotNet.Running;
 
 namespace Overlay.Bench;
 
-/// <summary>Derives per-byte figures from the mean time per cell and the benchmark's CellSize parameter.</summary>
+/// <summary>Derives per-byte figures from the mean time per operation and its bytes: the CellSize parameter, or a whole link message.</summary>
 internal sealed class ThroughputColumn : IColumn
 {
     public static readonly ThroughputColumn MegabytesPerSecond = new("MB/s", "Cell bytes per second on one core (10^6 B/s): CellSize / Mean", (bytes, ns) => bytes / ns * 1e3);
@@ -40,8 +40,10 @@ internal sealed class ThroughputColumn : IColumn
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase)
     {
         var mean = summary[benchmarkCase]?.ResultStatistics?.Mean;
-        return mean is > 0 && benchmarkCase.Parameters[nameof(CellBenchmarks.CellSize)] is int cellSize
-            ? _derive(cellSize, mean.Value).ToString("N2", CultureInfo.InvariantCulture)
+        var bytes = benchmarkCase.Parameters[nameof(CellBenchmarks.CellSize)] as int?
+            ?? (benchmarkCase.Descriptor.Type == typeof(LinkMessageBenchmarks) ? LinkMessageBenchmarks.MessageBytes : null);
+        return mean is > 0 && bytes is int size
+            ? _derive(size, mean.Value).ToString("N2", CultureInfo.InvariantCulture)
             : "-";
     }
 

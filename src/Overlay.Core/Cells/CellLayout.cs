@@ -3,6 +3,9 @@ using Overlay.Protocol;
 
 namespace Overlay.Cells;
 
+/// <summary>Seals one cell of a direction with the next sequence number.</summary>
+internal delegate void CellSealer(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell);
+
 /// <summary>What a cell carries, inside the end-to-end encryption.</summary>
 public enum CellType : byte
 {
@@ -71,6 +74,31 @@ public sealed class CellLayout
 
     /// <summary>The plaintext buffer size <c>Open*</c> methods need.</summary>
     public int PlaintextBufferSize => CellSize - TagSize;
+
+    /// <summary>
+    /// Cuts <paramref name="data"/> into payloads of <paramref name="capacity"/> bytes, one per cell of
+    /// <paramref name="cells"/> (whole cells), and seals each with <paramref name="seal"/>; the last cell is
+    /// an End marker when <paramref name="final"/> and all of the data fits. Returns the bytes of data taken.
+    /// </summary>
+    internal int SealEach(ReadOnlySpan<byte> data, bool final, int capacity, Span<byte> cells, CellSealer seal)
+    {
+        if (cells.IsEmpty || cells.Length % CellSize != 0)
+        {
+            throw new ArgumentException($"whole cells of {CellSize} bytes", nameof(cells));
+        }
+
+        var count = cells.Length / CellSize;
+        var consumed = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var chunk = data[consumed..Math.Min(data.Length, consumed + capacity)];
+            consumed += chunk.Length;
+            var type = final && consumed == data.Length && i == count - 1 ? CellType.End : CellType.Data;
+            seal(type, chunk, cells.Slice(i * CellSize, CellSize));
+        }
+
+        return consumed;
+    }
 }
 
 /// <summary>A cell after the end-to-end layer was removed. The payload is in the caller's plaintext buffer at <see cref="PayloadOffset"/>.</summary>

@@ -15,6 +15,7 @@ public sealed class DestinationCellCodec : IDisposable
     private readonly AesGcm _forward;
     private readonly AesGcm _backward;
     private readonly MacArrayKey? _mac;
+    private readonly CellSealer _sealBackwardCell;
     private ulong _forwardSequence;
     private ulong _backwardSequence;
     private int _disposed;
@@ -27,6 +28,7 @@ public sealed class DestinationCellCodec : IDisposable
             _forward = new AesGcm(keys.ForwardSeal, CellLayout.TagSize);
             _backward = new AesGcm(keys.BackwardSeal, CellLayout.TagSize);
             _mac = parameters.Construction == CellConstruction.MacArray ? new MacArrayKey(keys.ForwardMac) : null;
+            _sealBackwardCell = SealBackward;
         }
         finally
         {
@@ -85,6 +87,14 @@ public sealed class DestinationCellCodec : IDisposable
 
         CellSeal.Seal(_backward, _backwardSequence++, type, payload, cell);
     }
+
+    /// <summary>
+    /// Seals the cells of one link message: <paramref name="data"/> is cut into payloads of
+    /// <see cref="BackwardPayloadCapacity"/>, one per cell of <paramref name="cells"/> (whole cells), the last
+    /// cell an End marker when <paramref name="final"/> and all of the data fits. Returns how many bytes of data were sealed.
+    /// </summary>
+    public int SealBackwardCells(ReadOnlySpan<byte> data, bool final, Span<byte> cells) =>
+        _layout.SealEach(data, final, _layout.BackwardPayloadCapacity, cells, _sealBackwardCell);
 
     /// <summary>Seals a backward error cell.</summary>
     public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell)

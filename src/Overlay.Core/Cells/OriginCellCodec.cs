@@ -23,6 +23,7 @@ public sealed class OriginCellCodec : IDisposable
     private readonly AesCtr? _padding;
     private readonly AesGcm _forwardSeal;
     private readonly AesGcm _backwardSeal;
+    private readonly CellSealer _sealForwardCell;
     private ulong _forwardSequence;
     private ulong _backwardSequence;
     private int _disposed;
@@ -44,6 +45,8 @@ public sealed class OriginCellCodec : IDisposable
 
         _forwardSeal = new AesGcm(destination.ForwardSeal, CellLayout.TagSize);
         _backwardSeal = new AesGcm(destination.BackwardSeal, CellLayout.TagSize);
+        // The MAC array needs every layer's keystream of each cell: those are sealed one cell at a time.
+        _sealForwardCell = parameters.Construction == CellConstruction.MacArray ? SealForward : SealInnerCell;
         if (parameters.Construction == CellConstruction.MacArray)
         {
             _macs = new MacArrayKey[relays + 1];
@@ -102,6 +105,31 @@ public sealed class OriginCellCodec : IDisposable
 
         BuildMacArray(sequence, cell);
     }
+
+    /// <summary>
+    /// Seals the cells of one link message: <paramref name="data"/> is cut into payloads of
+    /// <see cref="ForwardPayloadCapacity"/>, one per cell of <paramref name="cells"/> (whole cells), the last
+    /// cell an End marker when <paramref name="final"/> and all of the data fits. Each relay's layer is then
+    /// applied to the whole batch in one cipher call. Returns how many bytes of data were sealed.
+    /// </summary>
+    public int SealForwardCells(ReadOnlySpan<byte> data, bool final, Span<byte> cells)
+    {
+        var first = _forwardSequence;
+        var consumed = _layout.SealEach(data, final, _layout.ForwardPayloadCapacity, cells, _sealForwardCell);
+        if (_macs is null)
+        {
+            foreach (var layer in _forwardLayers)
+            {
+                layer.XorCells(first, cells, _layout.CellSize);
+            }
+        }
+
+        return consumed;
+    }
+
+    // Baseline: only the end-to-end seal here, the layers go on the whole batch.
+    private void SealInnerCell(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell) =>
+        CellSeal.Seal(_forwardSeal, _forwardSequence++, type, payload, cell);
 
     /// <summary>Seals a forward error cell (the origin tells the destination it gave up, e.g. Cancelled).</summary>
     public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell)
@@ -170,12 +198,41 @@ public sealed class OriginCellCodec : IDisposable
             return OpenedCell.Failure(TunnelErrorKind.Malformed);
         }
 
-        var sequence = _backwardSequence;
         foreach (var layer in _backwardLayers)
         {
-            layer.Xor(sequence, cell);
+            layer.Xor(_backwardSequence, cell);
         }
 
+        return OpenPeeledBackward(cell, plaintext);
+    }
+
+    /// <summary>
+    /// Removes every relay's layer from the next backward cells at once (whole cells of one link message,
+    /// one cipher call per relay). Each of them must then be opened, in order, with <see cref="OpenPeeledBackward"/>.
+    /// </summary>
+    public void PeelBackwardCells(Span<byte> cells)
+    {
+        var cellSize = _layout.CellSize;
+        if (cells.Length % cellSize != 0)
+        {
+            throw new ArgumentException($"whole cells of {cellSize} bytes", nameof(cells));
+        }
+
+        foreach (var layer in _backwardLayers)
+        {
+            layer.XorCells(_backwardSequence, cells, cellSize);
+        }
+    }
+
+    /// <summary><see cref="OpenBackward"/> for a cell whose relay layers <see cref="PeelBackwardCells"/> already removed.</summary>
+    public OpenedCell OpenPeeledBackward(Span<byte> cell, Span<byte> plaintext)
+    {
+        if (cell.Length != _layout.CellSize)
+        {
+            return OpenedCell.Failure(TunnelErrorKind.Malformed);
+        }
+
+        var sequence = _backwardSequence;
         var relays = _backwardLayers.Length;
         if (CellSeal.TryOpen(_backwardSeal, sequence, cell, plaintext))
         {

@@ -88,6 +88,54 @@ public sealed class RelayCellCodec : IDisposable
     }
 
     /// <summary>
+    /// <see cref="ProcessForward(Span{byte})"/> for every cell of a link message (whole cells, in order),
+    /// with one cipher call for the batch; on a failure the tunnel is over and nothing of the batch goes on.
+    /// </summary>
+    public TunnelErrorKind ProcessForwardCells(Span<byte> cells)
+    {
+        var cellSize = _layout.CellSize;
+        if (cells.IsEmpty || cells.Length % cellSize != 0)
+        {
+            return TunnelErrorKind.Malformed;
+        }
+
+        var first = _forwardSequence;
+        if (_mac is not null)
+        {
+            var arrayLength = _layout.MacArrayLength;
+            var sequence = first;
+            for (var offset = 0; offset < cells.Length; offset += cellSize, sequence++)
+            {
+                var cell = cells.Slice(offset, cellSize);
+                if (!_mac.Verify(sequence, cell, arrayLength))
+                {
+                    return TunnelErrorKind.Tampered;
+                }
+
+                cell[CellLayout.MacSize..arrayLength].CopyTo(cell);
+                cell[(arrayLength - CellLayout.MacSize)..arrayLength].Clear();
+            }
+        }
+
+        _forward.XorCells(first, cells, cellSize);
+        _forwardSequence = first + (ulong)(cells.Length / cellSize);
+        return TunnelErrorKind.None;
+    }
+
+    /// <summary><see cref="ProcessBackward(Span{byte})"/> for every cell of a link message (whole cells, in order), with one cipher call.</summary>
+    public void ProcessBackwardCells(Span<byte> cells)
+    {
+        var cellSize = _layout.CellSize;
+        if (cells.IsEmpty || cells.Length % cellSize != 0)
+        {
+            throw new ArgumentException($"whole cells of {cellSize} bytes", nameof(cells));
+        }
+
+        _backward.XorCells(_backwardSequence, cells, cellSize);
+        _backwardSequence += (ulong)(cells.Length / cellSize);
+    }
+
+    /// <summary>
     /// Writes this hop's backward error cell, which only the origin can open and attribute to this
     /// hop, or, with <paramref name="nextHop"/>, to this hop's successor (unreachable, refused the header, dropped).
     /// </summary>

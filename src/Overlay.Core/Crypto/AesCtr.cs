@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 
 namespace Overlay.Crypto;
@@ -42,14 +44,48 @@ internal sealed class AesCtr : IDisposable
             return;
         }
 
-        var blocks = (data.Length + BlockSize - 1) / BlockSize;
-        var bytes = blocks * BlockSize;
+        var bytes = (data.Length + BlockSize - 1) / BlockSize * BlockSize;
         var buffer = ArrayPool<byte>.Shared.Rent(bytes);
         try
         {
             FillCounters(buffer.AsSpan(0, bytes), sequence, firstBlock);
             _ecb.TransformBlock(buffer, 0, bytes, buffer, 0);
             ByteOps.Xor(data, buffer);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// XORs the keystreams of consecutive cells into <paramref name="cells"/>: cell <c>i</c> (of
+    /// <paramref name="cellSize"/> bytes, a multiple of 16) gets sequence <c>firstSequence + i</c> from block 0,
+    /// exactly as <see cref="Xor"/> per cell would. One cipher call for the whole batch: the call's fixed
+    /// cost (~0.15 µs) is paid once per link message rather than once per cell.
+    /// </summary>
+    public void XorCells(ulong firstSequence, Span<byte> cells, int cellSize)
+    {
+        if (cellSize <= 0 || cellSize % BlockSize != 0 || cells.Length % cellSize != 0)
+        {
+            throw new ArgumentException("whole cells of a multiple of 16 bytes", nameof(cells));
+        }
+
+        if (cells.IsEmpty)
+        {
+            return;
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(cells.Length);
+        try
+        {
+            for (var offset = 0; offset < cells.Length; offset += cellSize)
+            {
+                FillCounters(buffer.AsSpan(offset, cellSize), firstSequence++, 0);
+            }
+
+            _ecb.TransformBlock(buffer, 0, cells.Length, buffer, 0);
+            ByteOps.Xor(cells, buffer);
         }
         finally
         {
@@ -64,13 +100,15 @@ internal sealed class AesCtr : IDisposable
         Xor(sequence, keystream, firstBlock);
     }
 
+    // sequence || block, both big-endian, one 16-byte vector store per block.
     private static void FillCounters(Span<byte> counters, ulong sequence, ulong firstBlock)
     {
+        var blocks = MemoryMarshal.Cast<byte, Vector128<ulong>>(counters);
+        var high = BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(sequence) : sequence;
         var block = firstBlock;
-        for (var offset = 0; offset < counters.Length; offset += BlockSize, block++)
+        for (var i = 0; i < blocks.Length; i++, block++)
         {
-            BinaryPrimitives.WriteUInt64BigEndian(counters.Slice(offset, 8), sequence);
-            BinaryPrimitives.WriteUInt64BigEndian(counters.Slice(offset + 8, 8), block);
+            blocks[i] = Vector128.Create(high, BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(block) : block);
         }
     }
 

@@ -23,7 +23,7 @@ public sealed class IncomingTunnel
     private readonly CellPayloadReader _payload;
     private readonly CellOpener _open;
     private readonly Func<bool> _openMore;
-    private readonly CellSealer _seal;
+    private readonly BatchSealer _seal;
     private bool _requestEnded;
     private bool _replyEnded;
     private TunnelException? _failure;
@@ -42,7 +42,7 @@ public sealed class IncomingTunnel
         _payload = new CellPayloadReader(codec.Layout, firstCells);
         _open = (cell, plaintext) => codec.OpenForward(cell, plaintext);
         _openMore = TryOpenMore;
-        _seal = codec.SealBackward;
+        _seal = codec.SealBackwardCells;
     }
 
     /// <summary>Duplex (a reply is expected) or one-way.</summary>

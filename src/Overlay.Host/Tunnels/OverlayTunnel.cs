@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Grpc.Core;
 using Overlay.Cells;
@@ -30,7 +31,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private readonly CellPayloadReader _payload;
     private readonly CellOpener _open;
     private readonly Func<bool> _openMore;
-    private readonly CellSealer _seal;
+    private readonly BatchSealer _seal;
     private readonly Activity? _activity;
     private bool _requestEnded;
     private bool _replyEnded;
@@ -54,9 +55,9 @@ public sealed class OverlayTunnel : IAsyncDisposable
         _cellSize = codec.Layout.CellSize;
         _maxCellsPerMessage = maxCellsPerMessage;
         _payload = new CellPayloadReader(codec.Layout);
-        _open = (cell, plaintext) => codec.OpenBackward(cell, plaintext);
+        _open = codec.OpenPeeledBackward;
         _openMore = TryOpenMore;
-        _seal = codec.SealForward;
+        _seal = codec.SealForwardCells;
         _activity = activity;
         _onClose = onClose;
     }
@@ -159,7 +160,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
                     throw Fail(new TunnelException(TunnelErrorKind.Truncated, 0, "the reply ended without its end marker"));
                 }
 
-                _payload.Load(message.Cells.Memory);
+                LoadReply(message.Cells.Memory);
             }
 
             OpenNextCell();
@@ -235,6 +236,14 @@ public sealed class OverlayTunnel : IAsyncDisposable
                 throw Fail(new TunnelException(TunnelErrorKind.ProtocolViolation, RelayCount + 1, "cells after the reply's end marker"));
             }
         }
+    }
+
+    // A reply message's cells lose every relay layer at once (one cipher call per relay), then open one by one.
+    private void LoadReply(ReadOnlyMemory<byte> cells)
+    {
+        // The message's array is ours alone (fresh from the parser): the codec works in place.
+        _codec.PeelBackwardCells(MemoryMarshal.AsMemory(cells).Span);
+        _payload.Load(cells);
     }
 
     // More cells of the message already here, while the reader's buffer has room.
@@ -362,7 +371,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
                     continue;
                 }
 
-                _payload.Load(cells);
+                LoadReply(cells);
                 while (_payload.HasCells)
                 {
                     try

@@ -1,10 +1,9 @@
 using System.Buffers;
-using Overlay.Cells;
 
 namespace Overlay.Host.Tunnels;
 
-/// <summary>Seals one cell of a direction (origin forward, destination backward).</summary>
-internal delegate void CellSealer(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell);
+/// <summary>Seals the cells of one link message for a direction (origin forward, destination backward); returns the data bytes taken.</summary>
+internal delegate int BatchSealer(ReadOnlySpan<byte> data, bool final, Span<byte> cells);
 
 /// <summary>
 /// Cuts payload bytes into at most one link message of sealed cells, in a pooled buffer. The last
@@ -30,20 +29,12 @@ internal readonly struct PayloadBatch
 
     public ReadOnlyMemory<byte> Cells => Buffer.AsMemory(0, Length);
 
-    public static PayloadBatch Seal(ReadOnlySpan<byte> data, bool final, int capacity, int cellSize, int maxCells, CellSealer seal)
+    public static PayloadBatch Seal(ReadOnlySpan<byte> data, bool final, int capacity, int cellSize, int maxCells, BatchSealer seal)
     {
         var cells = Math.Clamp((data.Length + capacity - 1) / capacity, 1, maxCells);
         var length = cells * cellSize;
         var buffer = ArrayPool<byte>.Shared.Rent(length);
-        var consumed = 0;
-        for (var i = 0; i < cells; i++)
-        {
-            var chunk = data[consumed..Math.Min(data.Length, consumed + capacity)];
-            consumed += chunk.Length;
-            var type = final && consumed == data.Length && i == cells - 1 ? CellType.End : CellType.Data;
-            seal(type, chunk, buffer.AsSpan(i * cellSize, cellSize));
-        }
-
+        var consumed = seal(data, final, buffer.AsSpan(0, length));
         return new PayloadBatch(buffer, length, consumed);
     }
 

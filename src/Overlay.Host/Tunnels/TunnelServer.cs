@@ -545,10 +545,7 @@ internal sealed class RelayPumps(
                     return;
                 }
 
-                for (var offset = 0; offset < batch.Length; offset += cellSize)
-                {
-                    codec.ProcessBackward(batch.Span.Slice(offset, cellSize));
-                }
+                codec.ProcessBackwardCells(batch.Span);
 
                 metrics.CellsRelayed(forward: false, batch.Length / cellSize, batch.Length);
                 cells += batch.Length / cellSize;
@@ -604,13 +601,10 @@ internal sealed class RelayPumps(
             return TunnelErrorKind.ProtocolViolation;
         }
 
-        for (var offset = 0; offset < cells.Length; offset += cellSize)
+        var result = codec.ProcessForwardCells(cells.Span);
+        if (result != TunnelErrorKind.None)
         {
-            var result = codec.ProcessForward(cells.Span.Slice(offset, cellSize));
-            if (result != TunnelErrorKind.None)
-            {
-                return result;
-            }
+            return result;
         }
 
         metrics.CellsRelayed(forward: true, cells.Length / cellSize, cells.Length);
