@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using NSec.Cryptography;
 
 namespace Overlay.Crypto;
 
@@ -26,8 +25,6 @@ internal sealed class HopKeys : IDisposable
     private const int TraceOffset = 224;
     private const int ReplayTagOffset = 256;
     private const int TotalSize = 272;
-
-    private static readonly HkdfSha256 Hkdf = KeyDerivationAlgorithm.HkdfSha256;
 
     private byte[]? _buffer;
 
@@ -77,12 +74,12 @@ internal sealed class HopKeys : IDisposable
     public UInt128 ReplayTag => BinaryPrimitives.ReadUInt128BigEndian(Slice(ReplayTagOffset, ReplayTagSize));
 
     /// <summary>Derives all keys from an X25519 shared secret.</summary>
-    public static HopKeys Derive(SharedSecret secret)
+    public static HopKeys Derive(ReadOnlySpan<byte> sharedSecret)
     {
         Span<byte> prk = stackalloc byte[32];
         try
         {
-            Hkdf.Extract(secret, Salt, prk);
+            HKDF.Extract(HashAlgorithmName.SHA256, sharedSecret, Salt, prk);
             return Expand(prk);
         }
         finally
@@ -95,15 +92,15 @@ internal sealed class HopKeys : IDisposable
     {
         var buffer = ArrayPool<byte>.Shared.Rent(TotalSize);
         var span = buffer.AsSpan();
-        Hkdf.Expand(prk, HeaderMacLabel, span.Slice(HeaderMacOffset, KeySize));
-        Hkdf.Expand(prk, HeaderStreamLabel, span.Slice(HeaderStreamOffset, KeySize));
-        Hkdf.Expand(prk, ForwardLayerLabel, span.Slice(ForwardLayerOffset, KeySize));
-        Hkdf.Expand(prk, BackwardLayerLabel, span.Slice(BackwardLayerOffset, KeySize));
-        Hkdf.Expand(prk, ForwardMacLabel, span.Slice(ForwardMacOffset, KeySize));
-        Hkdf.Expand(prk, ForwardSealLabel, span.Slice(ForwardSealOffset, KeySize));
-        Hkdf.Expand(prk, BackwardSealLabel, span.Slice(BackwardSealOffset, KeySize));
-        Hkdf.Expand(prk, TraceLabel, span.Slice(TraceOffset, KeySize));
-        Hkdf.Expand(prk, ReplayTagLabel, span.Slice(ReplayTagOffset, ReplayTagSize));
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, span.Slice(HeaderMacOffset, KeySize), HeaderMacLabel);
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, span.Slice(HeaderStreamOffset, KeySize), HeaderStreamLabel);
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, span.Slice(ForwardLayerOffset, KeySize), ForwardLayerLabel);
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, span.Slice(BackwardLayerOffset, KeySize), BackwardLayerLabel);
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, span.Slice(ForwardMacOffset, KeySize), ForwardMacLabel);
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, span.Slice(ForwardSealOffset, KeySize), ForwardSealLabel);
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, span.Slice(BackwardSealOffset, KeySize), BackwardSealLabel);
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, span.Slice(TraceOffset, KeySize), TraceLabel);
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, span.Slice(ReplayTagOffset, ReplayTagSize), ReplayTagLabel);
         return new HopKeys(buffer);
     }
 

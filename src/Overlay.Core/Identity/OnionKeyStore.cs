@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
-using NSec.Cryptography;
 using Overlay.Onion;
 
 namespace Overlay.Identity;
@@ -89,7 +88,7 @@ public static class OnionKeyStore
     /// after the node has stopped processing headers: tags recorded after the save are lost.
     /// </summary>
     /// <remarks>
-    /// Onion keys are created with NSec's archiving policy, which allows one export: a key can be
+    /// An exportable onion key allows one export (an archive): a key can be
     /// saved once in the life of a process, which is the only safe use (see <see cref="LoadAndConsume"/>).
     /// </remarks>
     /// <exception cref="InvalidOperationException">
@@ -109,7 +108,7 @@ public static class OnionKeyStore
                 throw new ArgumentException($"epoch {entry.Epoch} is listed twice", nameof(epochs));
             }
 
-            if ((entry.Key.PrivateKey.ExportPolicy & (KeyExportPolicies.AllowPlaintextArchiving | KeyExportPolicies.AllowPlaintextExport)) == 0)
+            if (!entry.Key.Exportable)
             {
                 throw new InvalidOperationException(
                     $"the onion key of epoch {entry.Epoch} was not created exportable, so it cannot be saved; " +
@@ -281,22 +280,15 @@ public static class OnionKeyStore
             BinaryPrimitives.WriteUInt32BigEndian(header[5..], key.Epoch);
             BinaryPrimitives.WriteInt64BigEndian(header[9..], key.ValidFrom.UtcTicks);
             BinaryPrimitives.WriteInt64BigEndian(header[17..], key.ExpiresAt.UtcTicks);
-            bool exported;
-            int written;
             try
             {
-                exported = key.PrivateKey.TryExport(KeyBlobFormat.RawPrivateKey, header[KeyOffset..], out written);
+                key.ArchivePrivateKey(header[KeyOffset..]);
             }
             catch (InvalidOperationException e)
             {
                 throw new InvalidOperationException(
                     $"the onion key of epoch {key.Epoch} was already saved: a key can be archived once, so save onion keys " +
                     "once, at shutdown, after header processing has stopped", e);
-            }
-
-            if (!exported || written != KeySize)
-            {
-                throw new InvalidOperationException($"the onion key of epoch {key.Epoch} could not be exported");
             }
 
             writer.WriteAt(header, 0);

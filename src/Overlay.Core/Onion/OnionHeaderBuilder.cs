@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using NSec.Cryptography;
 using Overlay.Crypto;
 using Overlay.Protocol;
 
@@ -14,8 +13,6 @@ namespace Overlay.Onion;
 /// </summary>
 public sealed class OnionHeaderBuilder
 {
-    private static readonly KeyAgreementAlgorithm X25519 = KeyAgreementAlgorithm.X25519;
-
     private readonly HeaderLayout _layout;
     private readonly IOnionRandom _random;
 
@@ -184,19 +181,22 @@ public sealed class OnionHeaderBuilder
         }
 
         Span<byte> ephemeral = stackalloc byte[HeaderLayout.KeySize];
+        Span<byte> shared = stackalloc byte[HeaderLayout.KeySize];
         try
         {
             _random.Fill(ephemeral);
-            using var key = Key.Import(X25519, ephemeral, KeyBlobFormat.RawPrivateKey);
-            key.PublicKey.TryExport(KeyBlobFormat.RawPublicKey, alpha, out _);
-            var peer = PublicKey.Import(X25519, onionKey, KeyBlobFormat.RawPublicKey);
-            using var secret = X25519.Agree(key, peer)
-                ?? throw new ArgumentException($"hop {hop.Id.ToShortString()} has a low-order onion key", nameof(hop));
-            return HopKeys.Derive(secret);
+            Sodium.ScalarMultBase(alpha, ephemeral);
+            if (!Sodium.ScalarMult(shared, ephemeral, onionKey))
+            {
+                throw new ArgumentException($"hop {hop.Id.ToShortString()} has a low-order onion key", nameof(hop));
+            }
+
+            return HopKeys.Derive(shared);
         }
         finally
         {
             CryptographicOperations.ZeroMemory(ephemeral);
+            CryptographicOperations.ZeroMemory(shared);
         }
     }
 }

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using NSec.Cryptography;
 using Overlay.Cells;
 using Overlay.Crypto;
 using Overlay.Errors;
@@ -106,8 +105,6 @@ public sealed class HeaderResult : IDisposable
 /// </summary>
 public sealed class OnionHeaderProcessor
 {
-    private static readonly KeyAgreementAlgorithm X25519 = KeyAgreementAlgorithm.X25519;
-
     private readonly HeaderLayout _layout;
     private readonly OnionKeyRing _keys;
 
@@ -150,26 +147,29 @@ public sealed class OnionHeaderProcessor
         var alpha = header.Slice(HeaderLayout.AlphaOffset, HeaderLayout.KeySize);
         if ((alpha[31] & 0x80) != 0 || IsNonCanonical(alpha))
         {
-            // NSec would clear the bit and agree anyway: two encodings, one secret (STACK.md).
+            // X25519 ignores the top bit and would agree anyway: two encodings, one secret (STACK.md).
             // Likewise u >= p is the same point as u - p.
             return HeaderResult.Reject(TunnelErrorKind.Malformed);
         }
 
         HopKeys keys;
+        Span<byte> shared = stackalloc byte[HeaderLayout.KeySize];
         try
         {
-            var peer = PublicKey.Import(X25519, alpha, KeyBlobFormat.RawPublicKey);
-            using var secret = X25519.Agree(onion.Key.PrivateKey, peer);
-            if (secret is null)
+            if (!Sodium.ScalarMult(shared, onion.Key.PrivateKey, alpha))
             {
                 return HeaderResult.Reject(TunnelErrorKind.Malformed); // low-order point
             }
 
-            keys = HopKeys.Derive(secret);
+            keys = HopKeys.Derive(shared);
         }
         catch (ObjectDisposedException)
         {
             return HeaderResult.Reject(TunnelErrorKind.UnknownEpoch); // retired while we looked
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(shared);
         }
 
         try

@@ -90,7 +90,7 @@ public sealed class OnionKeyRing : IDisposable
             }
         }
 
-        // A header being processed may still hold the old snapshot: NSec's safe handle defers the
+        // A header being processed may still hold the old snapshot: the key's safe handle defers the
         // free until a running agreement returns, and a later one fails as an unknown epoch.
         removed?.Dispose();
         return removed is not null;

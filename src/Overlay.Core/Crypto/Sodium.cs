@@ -1,0 +1,189 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+
+namespace Overlay.Crypto;
+
+/// <summary>
+/// The few libsodium functions NSec does not expose in the form the hot paths need, called on the
+/// libsodium library NSec itself ships and loads. NSec wraps every key and shared secret in guarded
+/// memory (mmap, mprotect, mlock: several system calls each, STACK.md), which dominated tunnel set-up;
+/// these calls take the secret where the caller keeps it: a stack buffer zeroed after use, or one
+/// guarded allocation for a long-lived key (<see cref="SodiumSecret"/>).
+/// </summary>
+internal static partial class Sodium
+{
+    private const string Library = "libsodium";
+
+    static Sodium()
+    {
+        // Idempotent and thread-safe; 1 means another caller (NSec) initialised it first.
+        if (sodium_init() < 0)
+        {
+            throw new InvalidOperationException("libsodium could not be initialised");
+        }
+    }
+
+    /// <summary>X25519 of <paramref name="scalar"/> and the peer's <paramref name="point"/>; false when the result is all zeros (a low-order point).</summary>
+    public static bool ScalarMult(Span<byte> shared, ReadOnlySpan<byte> scalar, ReadOnlySpan<byte> point)
+    {
+        Check(shared, scalar, point);
+        return crypto_scalarmult_curve25519(ref MemoryMarshal.GetReference(shared), ref MemoryMarshal.GetReference(scalar), ref MemoryMarshal.GetReference(point)) == 0;
+    }
+
+    /// <summary>X25519 of a guarded <paramref name="scalar"/> and the peer's <paramref name="point"/>; false for a low-order point.</summary>
+    public static bool ScalarMult(Span<byte> shared, SodiumSecret scalar, ReadOnlySpan<byte> point)
+    {
+        Check(shared, shared, point);
+        if (scalar.Length != 32)
+        {
+            throw new ArgumentException("X25519 scalars are 32 bytes", nameof(scalar));
+        }
+
+        var added = false;
+        try
+        {
+            // Keeps the memory alive across the call: a key retired meanwhile is freed after it, not during it.
+            scalar.DangerousAddRef(ref added);
+            return crypto_scalarmult_curve25519_guarded(ref MemoryMarshal.GetReference(shared), scalar.DangerousGetHandle(), ref MemoryMarshal.GetReference(point)) == 0;
+        }
+        finally
+        {
+            if (added)
+            {
+                scalar.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>The X25519 public key of <paramref name="scalar"/>.</summary>
+    public static void ScalarMultBase(Span<byte> publicKey, ReadOnlySpan<byte> scalar)
+    {
+        Check(publicKey, scalar, scalar);
+        if (crypto_scalarmult_curve25519_base(ref MemoryMarshal.GetReference(publicKey), ref MemoryMarshal.GetReference(scalar)) != 0)
+        {
+            throw new CryptographicException("X25519 base-point multiplication failed");
+        }
+    }
+
+    /// <summary>The X25519 public key of a guarded <paramref name="scalar"/>.</summary>
+    public static void ScalarMultBase(Span<byte> publicKey, SodiumSecret scalar)
+    {
+        Check(publicKey, publicKey, publicKey);
+        if (scalar.Length != 32)
+        {
+            throw new ArgumentException("X25519 scalars are 32 bytes", nameof(scalar));
+        }
+
+        var added = false;
+        try
+        {
+            scalar.DangerousAddRef(ref added);
+            if (crypto_scalarmult_curve25519_base_guarded(ref MemoryMarshal.GetReference(publicKey), scalar.DangerousGetHandle()) != 0)
+            {
+                throw new CryptographicException("X25519 base-point multiplication failed");
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                scalar.DangerousRelease();
+            }
+        }
+    }
+
+    private static void Check(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, ReadOnlySpan<byte> c)
+    {
+        if (a.Length != 32 || b.Length != 32 || c.Length != 32)
+        {
+            throw new ArgumentException("X25519 scalars and points are 32 bytes");
+        }
+    }
+
+    [LibraryImport(Library)]
+    private static partial int sodium_init();
+
+    [LibraryImport(Library)]
+    private static partial int crypto_scalarmult_curve25519(ref byte q, ref byte n, ref byte p);
+
+    [LibraryImport(Library, EntryPoint = "crypto_scalarmult_curve25519")]
+    private static partial int crypto_scalarmult_curve25519_guarded(ref byte q, nint n, ref byte p);
+
+    [LibraryImport(Library)]
+    private static partial int crypto_scalarmult_curve25519_base(ref byte q, ref byte n);
+
+    [LibraryImport(Library, EntryPoint = "crypto_scalarmult_curve25519_base")]
+    private static partial int crypto_scalarmult_curve25519_base_guarded(ref byte q, nint n);
+
+    [LibraryImport(Library)]
+    internal static partial nint sodium_malloc(nuint size);
+
+    [LibraryImport(Library)]
+    internal static partial void sodium_free(nint pointer);
+
+    [LibraryImport(Library)]
+    internal static partial void randombytes_buf(nint buffer, nuint size);
+}
+
+/// <summary>
+/// A secret of fixed size in libsodium's guarded memory (guard pages, locked, zeroed when freed),
+/// for the few long-lived keys used on every tunnel set-up (onion keys). Freed only when no call is using it.
+/// </summary>
+internal sealed class SodiumSecret : SafeHandle
+{
+    private SodiumSecret(int length)
+        : base(0, ownsHandle: true)
+    {
+        SetHandle(Sodium.sodium_malloc((nuint)length));
+        if (IsInvalid)
+        {
+            throw new OutOfMemoryException("libsodium could not allocate guarded memory for a key");
+        }
+
+        Length = length;
+    }
+
+    public int Length { get; }
+
+    public override bool IsInvalid => handle == 0;
+
+    /// <summary>Fresh random bytes from libsodium's generator.</summary>
+    public static SodiumSecret Random(int length)
+    {
+        var secret = new SodiumSecret(length);
+        Sodium.randombytes_buf(secret.handle, (nuint)length);
+        return secret;
+    }
+
+    /// <summary>A guarded copy of <paramref name="bytes"/>.</summary>
+    public static unsafe SodiumSecret Copy(ReadOnlySpan<byte> bytes)
+    {
+        var secret = new SodiumSecret(bytes.Length);
+        bytes.CopyTo(new Span<byte>((void*)secret.handle, bytes.Length));
+        return secret;
+    }
+
+    /// <summary>Copies the bytes out (to persist the key); the caller zeroes its copy.</summary>
+    public unsafe void CopyTo(Span<byte> destination)
+    {
+        var added = false;
+        try
+        {
+            DangerousAddRef(ref added);
+            new ReadOnlySpan<byte>((void*)handle, Length).CopyTo(destination);
+        }
+        finally
+        {
+            if (added)
+            {
+                DangerousRelease();
+            }
+        }
+    }
+
+    protected override bool ReleaseHandle()
+    {
+        Sodium.sodium_free(handle);
+        return true;
+    }
+}
