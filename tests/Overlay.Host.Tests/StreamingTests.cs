@@ -32,6 +32,53 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
     private NodeId[] Route => [Cluster[1].Id, Cluster[2].Id, Cluster[3].Id, Cluster[4].Id];
 
     [Fact]
+    public async Task A_short_request_travels_with_the_header_one_message_per_hop()
+    {
+        using var deadline = TestTimeouts.After(30);
+        var request = new byte[5000];
+        Random.Shared.NextBytes(request);
+        var seen = Cluster.LinkMessages.Calls.Count;
+        Cluster.LinkMessages.Enabled = true;
+        try
+        {
+            var trip = await Origin.Tunnels.RoundTripAsync(new TunnelRequest { Route = Route }, request, cancellationToken: deadline.Token);
+            Assert.Equal(request, trip.Reply);
+            var calls = await Cluster.LinkMessages.WaitForCallsAsync(seen, Links, deadline.Token);
+            Assert.All(calls, call => Assert.Equal(1, call.Messages));
+            Assert.Equal(Links, calls.Select(c => c.Node).Distinct().Count());
+        }
+        finally
+        {
+            Cluster.LinkMessages.Enabled = false;
+        }
+    }
+
+    [Fact]
+    public async Task Initial_data_then_writes_arrive_in_order_and_limits_hold()
+    {
+        using var deadline = TestTimeouts.After(30);
+        var request = new byte[70_000];
+        Random.Shared.NextBytes(request);
+        var tunnels = Origin.Tunnels;
+        await using (var tunnel = await tunnels.OpenAsync(new TunnelRequest { Route = Route, InitialData = request.AsMemory(0, 1000) }, deadline.Token))
+        {
+            Assert.Equal(1000, tunnel.BytesSent);
+            await tunnel.WriteAsync(request.AsMemory(1000), final: true, deadline.Token);
+            Assert.Equal(request, await TunnelTraffic.ReadToEndAsync(tunnel, deadline.Token));
+        }
+
+        await using (var complete = await tunnels.OpenAsync(new TunnelRequest { Route = Route, InitialData = request.AsMemory(0, 10), CompleteWithInitialData = true }, deadline.Token))
+        {
+            await Assert.ThrowsAsync<InvalidOperationException>(() => complete.WriteAsync(request.AsMemory(0, 1), cancellationToken: deadline.Token).AsTask());
+            Assert.Equal(request[..10], await TunnelTraffic.ReadToEndAsync(complete, deadline.Token));
+        }
+
+        await Assert.ThrowsAsync<ArgumentException>(() => tunnels.OpenAsync(
+            new TunnelRequest { Route = Route, InitialData = request.AsMemory(0, tunnels.MaxInitialDataBytes + 1) }, deadline.Token));
+        await Cluster.WaitForNoActiveTunnelsAsync(deadline.Token);
+    }
+
+    [Fact]
     public async Task Streams_64_MiB_through_3_relays_and_the_reply_starts_before_the_request_ends()
     {
         const long total = 64L << 20;

@@ -150,16 +150,17 @@ internal static class Workloads
     }
 
     /// <summary>
-    /// Time to the first reply byte on a fresh tunnel: open, one 64-byte write with the end marker,
-    /// first read; and the part of it OpenAsync took (header built and written to the first hop).
+    /// Time to the first reply byte on a fresh tunnel: open with the 64-byte request and its end marker
+    /// in the header's message (as <see cref="TunnelClient.RoundTripAsync"/> sends a short request), first
+    /// read; and the part of it OpenAsync took (header built, written to the first hop with the request).
     /// </summary>
     public static async Task<(double Total, double Open)> FreshTunnelFirstReplyAsync(OverlayNode origin, IReadOnlyList<NodeId> route, byte[] request, CancellationToken cancellationToken)
     {
         var buffer = new byte[4096];
         var started = Stopwatch.GetTimestamp();
-        await using var tunnel = await OpenTunnelAsync(origin, route, cancellationToken);
+        await using var tunnel = await origin.Tunnels.OpenAsync(
+            new TunnelRequest { Route = route, Deadline = Deadline, InitialData = request, CompleteWithInitialData = true }, cancellationToken);
         var open = Measure.Milliseconds(started);
-        await tunnel.WriteAsync(request, final: true, cancellationToken);
         if (await tunnel.ReadAsync(buffer, cancellationToken) == 0)
         {
             throw new InvalidOperationException("a fresh tunnel ended without a reply");

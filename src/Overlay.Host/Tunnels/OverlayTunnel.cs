@@ -38,13 +38,26 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private TunnelException? _failure;
     private readonly TaskCompletionSource<TunnelException> _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _readActive;
-    private string _phase = "open";
+    private string _phase;
     private int _disposed;
 
     internal OverlayTunnel(IReadOnlyList<NodeDescriptor> route, TunnelMode mode, AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
         OriginCellCodec codec, CancellationTokenSource lifetime, CancellationTokenSource deadline, int maxCellsPerMessage, Activity? activity,
-        Action onClose, Action<TunnelException> onFailure)
+        int initialBytes, bool requestEnded, Action onClose, Action<TunnelException> onFailure)
     {
+        BytesSent = initialBytes;
+        PayloadSent = initialBytes > 0 || requestEnded;
+        _requestEnded = requestEnded;
+        _phase = PayloadSent ? "request" : "open";
+        if (PayloadSent)
+        {
+            activity?.AddEvent(new ActivityEvent("first_byte_sent"));
+        }
+
+        if (requestEnded)
+        {
+            activity?.AddEvent(new ActivityEvent("request_end"));
+        }
         _onFailure = onFailure;
         Route = [.. route.Select(d => d.Id)];
         Mode = mode;

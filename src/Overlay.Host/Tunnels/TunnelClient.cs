@@ -32,6 +32,15 @@ public sealed record TunnelRequest
 
     /// <summary>The tunnel's deadline, rounded up to a deadline class; null uses the node's default.</summary>
     public TimeSpan? Deadline { get; init; }
+
+    /// <summary>
+    /// Request bytes sent in the header's own link message, so a short request costs every hop one
+    /// message instead of two; at most <see cref="TunnelClient.MaxInitialDataBytes"/>.
+    /// </summary>
+    public ReadOnlyMemory<byte> InitialData { get; init; }
+
+    /// <summary>The request ends with <see cref="InitialData"/>: its end marker goes in the same message.</summary>
+    public bool CompleteWithInitialData { get; init; }
 }
 
 /// <summary>The outcome of a round trip.</summary>
@@ -73,6 +82,9 @@ public sealed class TunnelClient
         _logger = logger;
     }
 
+    /// <summary>The most request bytes that travel with the header: one link message of cells.</summary>
+    public int MaxInitialDataBytes => new CellLayout(_node.Network).ForwardPayloadCapacity * _options.Tunnels.MaxCellsPerMessage;
+
     /// <summary>Opens a tunnel; the deadline clock starts now.</summary>
     public async Task<OverlayTunnel> OpenAsync(TunnelRequest request, CancellationToken cancellationToken = default)
     {
@@ -84,6 +96,11 @@ public sealed class TunnelClient
         if (request.Route is null && (request.Relays < 0 || request.Relays > _node.Network.MaxRelays))
         {
             throw new TunnelException(TunnelErrorKind.LimitExceeded, 0, $"relays must be between 0 and {_node.Network.MaxRelays}");
+        }
+
+        if (request.InitialData.Length > MaxInitialDataBytes)
+        {
+            throw new ArgumentException($"at most {MaxInitialDataBytes} bytes travel with the header; write the rest", nameof(request));
         }
 
         var deadlineClass = DeadlineClasses.FromTimeSpan(request.Deadline ?? _options.Tunnels.DefaultDeadline);
@@ -111,7 +128,7 @@ public sealed class TunnelClient
 
                 try
                 {
-                    var tunnel = await StartAsync(route, request.Mode, deadlineClass, deadline, lifetime, activity);
+                    var tunnel = await StartAsync(route, request, deadlineClass, deadline, lifetime, activity);
                     _metrics.SetupCompleted(_time.GetElapsedTime(opened));
                     return tunnel;
                 }
@@ -155,10 +172,12 @@ public sealed class TunnelClient
     public async Task<RoundTrip> RoundTripAsync(TunnelRequest tunnelRequest, ReadOnlyMemory<byte> request, int maxReplyBytes = 16 * 1024 * 1024, CancellationToken cancellationToken = default)
     {
         var started = _time.GetTimestamp();
-        await using var tunnel = await OpenAsync(tunnelRequest, cancellationToken);
-        // Write and read at once: a reply that starts before the request ends (an echo) would
-        // otherwise fill the route's windows and stall a large request until the deadline.
-        var writing = tunnel.WriteAsync(request, final: true, cancellationToken).AsTask();
+        // A request that fits in one message travels with the header (one message per hop), whole.
+        var oneShot = request.Length <= MaxInitialDataBytes;
+        await using var tunnel = await OpenAsync(oneShot ? tunnelRequest with { InitialData = request, CompleteWithInitialData = true } : tunnelRequest, cancellationToken);
+        // Otherwise write and read at once: a reply that starts before the request ends (an echo)
+        // would fill the route's windows and stall a large request until the deadline.
+        var writing = oneShot ? Task.CompletedTask : tunnel.WriteAsync(request, final: true, cancellationToken).AsTask();
         using var reply = new MemoryStream();
         var buffer = new byte[tunnel.PreferredWriteSize];
         try
@@ -190,9 +209,10 @@ public sealed class TunnelClient
         return new RoundTrip(tunnel.Route, reply.ToArray(), elapsed);
     }
 
-    private async Task<OverlayTunnel> StartAsync(IReadOnlyList<NodeDescriptor> route, TunnelMode mode, DeadlineClass deadlineClass,
+    private async Task<OverlayTunnel> StartAsync(IReadOnlyList<NodeDescriptor> route, TunnelRequest request, DeadlineClass deadlineClass,
         CancellationTokenSource deadline, CancellationTokenSource lifetime, Activity? activity)
     {
+        var mode = request.Mode;
         var header = new byte[_node.HeaderBuilder.HeaderSize];
         OriginTunnelKeys keys;
         using (TunnelTracing.StartPhase("overlay.header.build", activity))
@@ -224,6 +244,15 @@ public sealed class TunnelClient
         }
 
         var codec = new OriginCellCodec(_node.Network, keys);
+        var first = new LinkMessage { Header = UnsafeByteOperations.UnsafeWrap(header) };
+        PayloadBatch? initial = null;
+        if (!request.InitialData.IsEmpty || request.CompleteWithInitialData)
+        {
+            initial = PayloadBatch.Seal(request.InitialData.Span, request.CompleteWithInitialData, codec.ForwardPayloadCapacity,
+                codec.Layout.CellSize, _options.Tunnels.MaxCellsPerMessage, codec.SealForwardCells);
+            first.Cells = UnsafeByteOperations.UnsafeWrap(initial.Value.Cells);
+        }
+
         var previous = Activity.Current;
         // Never let an ambient trace context ride along on a link call.
         Activity.Current = null;
@@ -233,7 +262,11 @@ public sealed class TunnelClient
         try
         {
             call = _channels.Client(route[0].Endpoint).Relay(cancellationToken: lifetime.Token);
-            await call.RequestStream.WriteAsync(new LinkMessage { Header = UnsafeByteOperations.UnsafeWrap(header) }, lifetime.Token);
+            await call.RequestStream.WriteAsync(first, lifetime.Token);
+            if (request.CompleteWithInitialData)
+            {
+                await call.RequestStream.CompleteAsync();
+            }
         }
         catch (Exception exception) when (exception is RpcException or IOException or HttpRequestException or InvalidOperationException && !lifetime.IsCancellationRequested)
         {
@@ -253,10 +286,12 @@ public sealed class TunnelClient
             Activity.Current = previous;
         }
 
+        // Serialised by the time the write completed; after a failed write the buffer is left to the GC.
+        initial?.Release();
         _registry.EnterOriginated();
         _metrics.TunnelOpened(TunnelRoles.Origin);
         activity?.SetTag("overlay.tunnel.relays", route.Count - 1);
-        return new OverlayTunnel(route, mode, call, codec, lifetime, deadline, _options.Tunnels.MaxCellsPerMessage, activity,
+        return new OverlayTunnel(route, mode, call, codec, lifetime, deadline, _options.Tunnels.MaxCellsPerMessage, activity, initial?.Consumed ?? 0, request.CompleteWithInitialData,
             onClose: () =>
             {
                 _registry.ExitOriginated();

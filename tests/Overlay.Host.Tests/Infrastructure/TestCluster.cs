@@ -81,6 +81,9 @@ internal sealed class TestCluster : IAsyncDisposable
 
     public HeaderRecorder Headers { get; } = new();
 
+    /// <summary>Request messages per incoming tunnel hop, per node (off until enabled).</summary>
+    public LinkMessageCounter LinkMessages { get; } = new();
+
     /// <summary>The destination handler of every node (echo, with optional stalls).</summary>
     public ControlledTunnelHandler Handler { get; } = new();
 
@@ -287,7 +290,11 @@ internal sealed class TestCluster : IAsyncDisposable
     private OverlayNodeSettings Settings(string name, IReadOnlyDictionary<string, string?> configuration) => new()
     {
         Configuration = configuration,
-        ConfigureServices = services => services.AddSingleton<Tunnels.ITunnelHandler>(Handler),
+        ConfigureServices = services =>
+        {
+            services.AddSingleton<Tunnels.ITunnelHandler>(Handler);
+            services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions>(grpc => grpc.Interceptors.Add<LinkMessageInterceptor>(LinkMessages, name));
+        },
         ConfigureApplication = app => Headers.Install(app, name),
         ConfigureLogging = logging =>
         {

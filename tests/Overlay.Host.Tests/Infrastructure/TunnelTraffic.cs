@@ -156,3 +156,21 @@ internal static class Progress
         }
     }
 }
+
+/// <summary>Small helpers over a tunnel's reply.</summary>
+internal static class TunnelTraffic
+{
+    /// <summary>Reads the reply to its end marker.</summary>
+    public static async Task<byte[]> ReadToEndAsync(OverlayTunnel tunnel, CancellationToken cancellationToken)
+    {
+        using var reply = new MemoryStream();
+        var buffer = new byte[tunnel.PreferredWriteSize];
+        int read;
+        while ((read = await tunnel.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            reply.Write(buffer, 0, read);
+        }
+
+        return reply.ToArray();
+    }
+}

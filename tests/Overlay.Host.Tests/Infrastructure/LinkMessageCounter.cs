@@ -1,0 +1,77 @@
+using System.Collections.Concurrent;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+
+namespace Overlay.Host.Tests.Infrastructure;
+
+/// <summary>
+/// Counts the request messages of each incoming duplex call (one per tunnel hop) on every node of a
+/// <see cref="TestCluster"/>, through a server interceptor (<see cref="LinkMessageInterceptor"/>).
+/// </summary>
+internal sealed class LinkMessageCounter
+{
+    private readonly ConcurrentQueue<(string Node, int Messages)> _calls = new();
+
+    /// <summary>While false, nothing is counted.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>The request messages of each call that ended, with the node that served it.</summary>
+    public IReadOnlyList<(string Node, int Messages)> Calls => [.. _calls];
+
+    private readonly SemaphoreSlim _recorded = new(0);
+
+    internal void Record(string node, int messages)
+    {
+        _calls.Enqueue((node, messages));
+        _recorded.Release();
+    }
+
+    /// <summary>Waits until <paramref name="count"/> more calls than <paramref name="seen"/> have ended.</summary>
+    public async Task<IReadOnlyList<(string Node, int Messages)>> WaitForCallsAsync(int seen, int count, CancellationToken cancellationToken)
+    {
+        while (_calls.Count < seen + count)
+        {
+            await _recorded.WaitAsync(cancellationToken);
+        }
+
+        return [.. _calls.Skip(seen).Take(count)];
+    }
+}
+
+/// <summary>The interceptor of one node; see <see cref="LinkMessageCounter"/>.</summary>
+internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string node) : Interceptor
+{
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream,
+        IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        if (!counter.Enabled)
+        {
+            await continuation(requestStream, responseStream, context);
+            return;
+        }
+
+        var counting = new CountingReader<TRequest>(requestStream);
+        try
+        {
+            await continuation(counting, responseStream, context);
+        }
+        finally
+        {
+            counter.Record(node, counting.Count);
+        }
+    }
+
+    private sealed class CountingReader<T>(IAsyncStreamReader<T> inner) : IAsyncStreamReader<T>
+    {
+        public int Count { get; private set; }
+
+        public T Current => inner.Current;
+
+        public async Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            var more = await inner.MoveNext(cancellationToken);
+            Count += more ? 1 : 0;
+            return more;
+        }
+    }
+}
