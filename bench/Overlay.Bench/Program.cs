@@ -8,15 +8,23 @@ internal static class Program
         usage: Overlay.Bench [network] [--quick] [--json FILE] [--only PHASES]   tunnels against a plain gRPC chain on real nodes (the default)
                Overlay.Bench crypto [--quick]                                    header and cell micro-benchmarks (BenchmarkDotNet)
                Overlay.Bench all [--quick] [--json FILE]                         both; the JSON file gets the crypto medians too
+               Overlay.Bench profile WORKLOAD [--relays N] [--seconds S]         one workload alone, in a loop, for a CPU profiler
 
           --quick        fewer and shorter runs (under 2 minutes); the default is the full run (under 10)
           --json FILE    also write every figure, ratio and target to FILE
           --only PHASES  comma-separated subset of: streaming, scale, throughput, latency, first-reply
+          WORKLOAD       tunnel or chain (bulk echo), tunnel-fresh or chain-fresh (first reply on a fresh path),
+                         tunnel-rtt or chain-rtt (64-byte round trips on an established path); 3 relays and 30 s by default
         """;
 
     private static async Task<int> Main(string[] args)
     {
         var verb = args.Length == 0 || args[0].StartsWith('-') ? "network" : args[0];
+        if (verb == "profile")
+        {
+            return await ProfileAsync(args[1..]);
+        }
+
         var rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
         if (!TryParse(rest, out var quick, out var json, out var only) || (verb == "crypto" && (json is not null || only is not null)))
         {
@@ -56,6 +64,38 @@ internal static class Program
             default:
                 return PrintUsage();
         }
+    }
+
+    private static async Task<int> ProfileAsync(string[] args)
+    {
+        var relays = 3;
+        var seconds = 30;
+        if (args.Length == 0 || !ProfileCommand.Workloads.Contains(args[0]))
+        {
+            return PrintUsage();
+        }
+
+        for (var i = 1; i < args.Length; i++)
+        {
+            var parsed = args[i] switch
+            {
+                "--relays" when i + 1 < args.Length => int.TryParse(args[++i], out relays) && relays is >= 0 and <= 32,
+                "--seconds" when i + 1 < args.Length => int.TryParse(args[++i], out seconds) && seconds > 0,
+                _ => false,
+            };
+            if (!parsed)
+            {
+                return PrintUsage();
+            }
+        }
+
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        return await ProfileCommand.RunAsync(args[0], relays, TimeSpan.FromSeconds(seconds), Console.Out, stop.Token);
     }
 
     private static bool TryParse(string[] args, out bool quick, out string? json, out HashSet<string>? only)

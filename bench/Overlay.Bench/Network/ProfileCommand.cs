@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using Google.Protobuf;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Overlay.Bench.Network.Chain;
+using Overlay.Host.Options;
+using Overlay.Identity;
+
+namespace Overlay.Bench.Network;
+
+/// <summary>
+/// <c>profile WORKLOAD [--relays N] [--seconds S]</c>: one workload of the network harness, alone
+/// and in a loop, on a cluster just big enough for it, so that a CPU profiler attached to this
+/// process (dotnet-trace) sees only that workload. Prints the process's CPU time per unit of work.
+/// </summary>
+internal static class ProfileCommand
+{
+    public static readonly string[] Workloads = ["tunnel", "chain", "tunnel-fresh", "chain-fresh", "tunnel-rtt", "chain-rtt"];
+
+    public static async Task<int> RunAsync(string workload, int relays, TimeSpan duration, TextWriter log, CancellationToken cancellationToken)
+    {
+        await using var cluster = await BenchCluster.StartAsync(relays + 2, TimeSpan.FromSeconds(60), cancellationToken);
+        var options = cluster.Nodes[0].Services.GetRequiredService<IOptions<OverlayOptions>>().Value;
+        var messageBytes = options.Tunnels.MaxCellsPerMessage * options.Network.CellSize;
+        NodeId[] route = [.. Enumerable.Range(1, relays + 1).Select(cluster.Id)];
+        Uri[] hops = [.. Enumerable.Range(1, relays + 1).Select(cluster.Endpoint)];
+        var ping = new byte[64];
+        RandomNumberGenerator.Fill(ping);
+        var payload = new byte[workload.EndsWith("-rtt", StringComparison.Ordinal) ? options.Network.CellSize : messageBytes];
+        RandomNumberGenerator.Fill(payload);
+        var message = new Chunk { Data = UnsafeByteOperations.UnsafeWrap(payload) };
+        var origin = cluster.Nodes[0];
+        var chain = cluster.Chain(0);
+        const long echoBytes = 16L << 20;
+
+        // One unit of work: how many KiB each way it moved (0 for fresh calls and round trips, counted per call).
+        async Task<long> OnceAsync(CancellationToken token)
+        {
+            switch (workload)
+            {
+                case "tunnel":
+                    await using (var tunnel = await Network.Workloads.OpenTunnelAsync(origin, route, token))
+                    {
+                        await Network.Workloads.TunnelEchoAsync(tunnel, echoBytes, complete: true, null, token);
+                    }
+
+                    return echoBytes;
+                case "chain":
+                    await Network.Workloads.ChainEchoAsync(chain, hops, echoBytes, messageBytes, token);
+                    return echoBytes;
+                case "tunnel-fresh":
+                    await Network.Workloads.FreshTunnelFirstReplyAsync(origin, route, ping, token);
+                    return 0;
+                case "chain-fresh":
+                    await Network.Workloads.FreshChainFirstReplyAsync(chain, hops, message, token);
+                    return 0;
+                case "tunnel-rtt":
+                    await using (var tunnel = await Network.Workloads.OpenTunnelAsync(origin, route, token))
+                    {
+                        var buffer = new byte[4096];
+                        for (var i = 0; i < 1000; i++)
+                        {
+                            await Network.Workloads.TunnelRoundTripAsync(tunnel, ping, buffer, token);
+                        }
+
+                        await Network.Workloads.CloseTunnelAsync(tunnel, token);
+                    }
+
+                    return 0;
+                default:
+                    var call = chain.Open(hops, token);
+                    for (var i = 0; i < 1000; i++)
+                    {
+                        await Network.Workloads.ChainRoundTripAsync(call, message, token);
+                    }
+
+                    await Network.Workloads.CloseChainAsync(call, token);
+                    return 0;
+            }
+        }
+
+        log.WriteLine($"profile: {workload} through {relays} relays, warming up (pid {Environment.ProcessId})");
+        for (var i = 0; i < 3; i++)
+        {
+            await OnceAsync(cancellationToken);
+        }
+
+        log.WriteLine($"profile: running for {duration.TotalSeconds:F0} s");
+        var cpu = Environment.CpuUsage.TotalTime;
+        var started = Stopwatch.GetTimestamp();
+        var units = 0;
+        var bytes = 0L;
+        while (Stopwatch.GetElapsedTime(started) < duration)
+        {
+            bytes += await OnceAsync(cancellationToken);
+            units++;
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        var cpuMicroseconds = (Environment.CpuUsage.TotalTime - cpu).TotalMicroseconds;
+        log.WriteLine(bytes > 0
+            ? string.Create(CultureInfo.InvariantCulture, $"profile: {units} runs, {bytes / elapsed.TotalSeconds / 1e6:F1} MB/s each way, {cpuMicroseconds / (bytes / 1024.0):F2} µs CPU per KiB each way")
+            : string.Create(CultureInfo.InvariantCulture, $"profile: {units} runs, {elapsed.TotalMilliseconds / units / (workload.EndsWith("-rtt", StringComparison.Ordinal) ? 1000 : 1):F3} ms each, {cpuMicroseconds / units / (workload.EndsWith("-rtt", StringComparison.Ordinal) ? 1000 : 1):F1} µs CPU each"));
+        return 0;
+    }
+}
