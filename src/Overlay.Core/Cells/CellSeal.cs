@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using System.Security.Cryptography;
+using Overlay.Crypto;
 using Overlay.Errors;
 
 namespace Overlay.Cells;
@@ -13,7 +13,7 @@ internal static class CellSeal
 {
     public const int NonceSize = 12;
 
-    public static void Seal(AesGcm gcm, ulong sequence, CellType type, ReadOnlySpan<byte> payload, Span<byte> body)
+    public static void Seal(CellAead gcm, ulong sequence, CellType type, ReadOnlySpan<byte> payload, Span<byte> body)
     {
         var plain = body[..^CellLayout.TagSize];
         if (payload.Length > plain.Length - CellLayout.InnerHeaderSize)
@@ -32,7 +32,7 @@ internal static class CellSeal
     }
 
     /// <summary>Seals an error cell: the reason, and whether the fault is this hop's or its link to the next hop.</summary>
-    public static void SealError(AesGcm gcm, ulong sequence, TunnelErrorKind kind, bool nextHop, Span<byte> body)
+    public static void SealError(CellAead gcm, ulong sequence, TunnelErrorKind kind, bool nextHop, Span<byte> body)
     {
         ReadOnlySpan<byte> reason = [(byte)kind, nextHop ? ErrorAtNextHop : ErrorAtThisHop];
         Seal(gcm, sequence, CellType.Error, reason, body);
@@ -42,23 +42,14 @@ internal static class CellSeal
     public const byte ErrorAtNextHop = 1;
 
     /// <summary>Opens <paramref name="body"/> into <paramref name="plaintext"/>; false when the tag does not match.</summary>
-    public static bool TryOpen(AesGcm gcm, ulong sequence, ReadOnlySpan<byte> body, Span<byte> plaintext)
+    public static bool TryOpen(CellAead gcm, ulong sequence, ReadOnlySpan<byte> body, Span<byte> plaintext)
     {
         Span<byte> nonce = stackalloc byte[NonceSize];
         WriteNonce(nonce, sequence);
         var length = body.Length - CellLayout.TagSize;
-        try
-        {
-            gcm.Decrypt(nonce, body[..length], body[length..], plaintext[..length]);
-            return true;
-        }
-        catch (AuthenticationTagMismatchException)
-        {
-            return false;
-        }
+        return gcm.TryDecrypt(nonce, body[..length], body[length..], plaintext[..length]);
     }
 
-    /// <summary>Reads the inner header of an opened cell; <paramref name="hop"/> is reported with errors.</summary>
     public static OpenedCell Parse(ReadOnlySpan<byte> plaintext, int hop)
     {
         var type = (CellType)plaintext[0];

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Overlay.Crypto;
 using Overlay.Errors;
 using Overlay.Protocol;
@@ -12,8 +11,8 @@ namespace Overlay.Cells;
 public sealed class DestinationCellCodec : IDisposable
 {
     private readonly CellLayout _layout;
-    private readonly AesGcm _forward;
-    private readonly AesGcm _backward;
+    private readonly CellAead _forward;
+    private readonly CellAead _backward;
     private readonly MacArrayKey? _mac;
     private readonly CellSealer _sealBackwardCell;
     private ulong _forwardSequence;
@@ -25,8 +24,8 @@ public sealed class DestinationCellCodec : IDisposable
         try
         {
             _layout = new CellLayout(parameters);
-            _forward = new AesGcm(keys.ForwardSeal, CellLayout.TagSize);
-            _backward = new AesGcm(keys.BackwardSeal, CellLayout.TagSize);
+            _forward = new CellAead(keys.ForwardSeal);
+            _backward = new CellAead(keys.BackwardSeal);
             _mac = parameters.Construction == CellConstruction.MacArray ? new MacArrayKey(keys.ForwardMac) : null;
             _sealBackwardCell = SealBackward;
         }

@@ -21,8 +21,8 @@ public sealed class OriginCellCodec : IDisposable
     private readonly AesCtr[] _backwardLayers;
     private readonly MacArrayKey[]? _macs;
     private readonly AesCtr? _padding;
-    private readonly AesGcm _forwardSeal;
-    private readonly AesGcm _backwardSeal;
+    private readonly CellAead _forwardSeal;
+    private readonly CellAead _backwardSeal;
     private readonly CellSealer _sealForwardCell;
     private ulong _forwardSequence;
     private ulong _backwardSequence;
@@ -43,8 +43,8 @@ public sealed class OriginCellCodec : IDisposable
             _backwardLayers[i] = new AesCtr(keys.Hops[i].BackwardLayer);
         }
 
-        _forwardSeal = new AesGcm(destination.ForwardSeal, CellLayout.TagSize);
-        _backwardSeal = new AesGcm(destination.BackwardSeal, CellLayout.TagSize);
+        _forwardSeal = new CellAead(destination.ForwardSeal);
+        _backwardSeal = new CellAead(destination.BackwardSeal);
         // The MAC array needs every layer's keystream of each cell: those are sealed one cell at a time.
         _sealForwardCell = parameters.Construction == CellConstruction.MacArray ? SealForward : SealInnerCell;
         if (parameters.Construction == CellConstruction.MacArray)
@@ -247,7 +247,7 @@ public sealed class OriginCellCodec : IDisposable
         for (var i = relays - 1; i >= 0; i--)
         {
             _backwardLayers[i].Xor(sequence, cell);
-            using var gcm = new AesGcm(_keys.Hops[i].BackwardSeal, CellLayout.TagSize);
+            using var gcm = new CellAead(_keys.Hops[i].BackwardSeal);
             if (CellSeal.TryOpen(gcm, sequence, cell, plaintext))
             {
                 _backwardSequence = sequence + 1;

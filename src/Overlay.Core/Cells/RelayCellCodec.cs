@@ -148,7 +148,7 @@ public sealed class RelayCellCodec : IDisposable
             throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));
         }
 
-        using var gcm = new AesGcm(_errorKey, CellLayout.TagSize);
+        using var gcm = new CellAead(_errorKey);
         CellSeal.SealError(gcm, _backwardSequence++, kind, nextHop, cell);
     }
 

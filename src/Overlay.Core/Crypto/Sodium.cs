@@ -14,13 +14,15 @@ internal static partial class Sodium
 {
     private const string Library = "libsodium";
 
+    // First of the static fields (they initialise in order): sodium_init also detects the CPU's
+    // features, which AesGcmAvailable asks about. Idempotent; 1 means NSec initialised it first.
+    private static readonly int Initialised = sodium_init() >= 0
+        ? 1
+        : throw new InvalidOperationException("libsodium could not be initialised");
+
+    // Explicit, so the fields above are initialised before any call here, not lazily at first field access.
     static Sodium()
     {
-        // Idempotent and thread-safe; 1 means another caller (NSec) initialised it first.
-        if (sodium_init() < 0)
-        {
-            throw new InvalidOperationException("libsodium could not be initialised");
-        }
     }
 
     /// <summary>X25519 of <paramref name="scalar"/> and the peer's <paramref name="point"/>; false when the result is all zeros (a low-order point).</summary>
@@ -99,6 +101,23 @@ internal static partial class Sodium
             throw new ArgumentException("X25519 scalars and points are 32 bytes");
         }
     }
+
+    /// <summary>Whether libsodium's AES-256-GCM runs on this CPU (AES-NI and carry-less multiplication, or the ARM equivalents).</summary>
+    public static bool AesGcmAvailable { get; } = Initialised == 1 && crypto_aead_aes256gcm_is_available() == 1;
+
+    [LibraryImport(Library)]
+    private static partial int crypto_aead_aes256gcm_is_available();
+
+    [LibraryImport(Library)]
+    internal static partial int crypto_aead_aes256gcm_beforenm(ref byte state, ref byte key);
+
+    [LibraryImport(Library)]
+    internal static partial int crypto_aead_aes256gcm_encrypt_detached_afternm(ref byte c, ref byte mac, nint maclen, ref byte m, ulong mlen,
+        nint ad, ulong adlen, nint nsec, ref byte npub, ref byte state);
+
+    [LibraryImport(Library)]
+    internal static partial int crypto_aead_aes256gcm_decrypt_detached_afternm(ref byte m, nint nsec, ref byte c, ulong clen, ref byte mac,
+        nint ad, ulong adlen, ref byte npub, ref byte state);
 
     [LibraryImport(Library)]
     private static partial int sodium_init();

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Overlay.Cells;
+using Overlay.Crypto;
 using Overlay.Errors;
 using Overlay.Protocol;
 using Overlay.Tests.Support;
@@ -185,7 +186,7 @@ public sealed class CellCodecTests
         var plaintext = new byte[parameters.CellSize];
 
         // What relay 2 could do with its own backward seal key: a Data cell instead of an error.
-        using (var relayKey = new AesGcm(tunnel.OriginKeys.Hops[1].BackwardSeal, CellLayout.TagSize))
+        using (var relayKey = new CellAead(tunnel.OriginKeys.Hops[1].BackwardSeal))
         {
             CellSeal.Seal(relayKey, 0, CellType.Data, [1, 2, 3], cell);
         }
@@ -203,7 +204,7 @@ public sealed class CellCodecTests
         using var tunnel = InMemoryTunnel.Open(parameters, 0, seed: 580);
         var cell = new byte[parameters.CellSize];
         var plaintext = new byte[parameters.CellSize];
-        using (var key = new AesGcm(tunnel.OriginKeys.Hops[0].ForwardSeal, CellLayout.TagSize))
+        using (var key = new CellAead(tunnel.OriginKeys.Hops[0].ForwardSeal))
         {
             CellSeal.Seal(key, 0, CellType.Data, [], cell);
             // Re-seal by hand with a length that claims more than the cell holds.
