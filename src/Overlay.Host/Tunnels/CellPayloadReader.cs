@@ -40,7 +40,8 @@ internal sealed class CellPayloadReader
     {
         // The message's array is ours alone (fresh from the parser): the codec works in place.
         var cell = MemoryMarshal.AsMemory(_cells[.._cellSize]).Span;
-        _cells = _cells[_cellSize..];
+        // Once empty, drop the message's array (an empty slice would still hold it while the tunnel idles).
+        _cells = _cells.Length > _cellSize ? _cells[_cellSize..] : default;
         var opened = open(cell, _plaintext);
         (_offset, _remaining) = opened.IsError ? (0, 0) : (OpenedCell.PayloadOffset, opened.PayloadLength);
         return opened;

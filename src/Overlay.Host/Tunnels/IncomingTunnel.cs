@@ -115,6 +115,8 @@ public sealed class IncomingTunnel
                 }
 
                 _payload.Load(message.Cells.Memory);
+                // The reader keeps the message as Current while the tunnel idles; the payload reader holds the cells alone.
+                message.Cells = ByteString.Empty;
             }
 
             OpenNextCell();

@@ -174,6 +174,8 @@ public sealed class OverlayTunnel : IAsyncDisposable
                 }
 
                 LoadReply(message.Cells.Memory);
+                // The reader keeps the message as Current while the tunnel idles; the payload reader holds the cells alone.
+                message.Cells = ByteString.Empty;
             }
 
             OpenNextCell();

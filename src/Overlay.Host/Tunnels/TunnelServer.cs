@@ -64,7 +64,7 @@ internal sealed class TunnelServer
             throw Refuse(TunnelErrorKind.Busy);
         }
 
-        LinkMessage first;
+        FirstMessage first;
         using (var headerWait = CancellationTokenSource.CreateLinkedTokenSource(callToken))
         {
             headerWait.CancelAfter(_options.HeaderTimeout);
@@ -80,11 +80,11 @@ internal sealed class TunnelServer
                 throw Refuse(TunnelErrorKind.DeadlineExceeded);
             }
 
-            first = requests.Current;
+            first = new FirstMessage(requests.Current);
         }
 
         var cellSize = _node.Network.CellSize;
-        if (first.Header.Length != _node.Processor.HeaderSize || (first.Cells.Length % cellSize) != 0)
+        if (first.Message.Header.Length != _node.Processor.HeaderSize || (first.Message.Cells.Length % cellSize) != 0)
         {
             throw Refuse(TunnelErrorKind.Malformed);
         }
@@ -99,12 +99,10 @@ internal sealed class TunnelServer
         try
         {
             var received = _time.GetUtcNow();
-            var nextHeader = new byte[_node.Processor.HeaderSize];
-            using var header = _node.Processor.Process(first.Header.Span, nextHeader);
+            using var header = ProcessHeader(first.Message);
             switch (header.Outcome)
             {
                 case HeaderOutcome.Relay:
-                    first.Header = UnsafeByteOperations.UnsafeWrap(nextHeader);
                     await RelayAsync(header, first, requests, responses, callToken, received);
                     break;
                 case HeaderOutcome.Deliver:
@@ -133,6 +131,16 @@ internal sealed class TunnelServer
         return LinkErrors.Refuse(kind);
     }
 
+    // Replaces the message's header by the next hop's (relay), or drops it (anything else): this hop's copy
+    // is not needed past processing. Not async, so no state machine keeps either buffer.
+    private HeaderResult ProcessHeader(LinkMessage message)
+    {
+        var nextHeader = new byte[_node.Processor.HeaderSize];
+        var header = _node.Processor.Process(message.Header.Span, nextHeader);
+        message.Header = header.Outcome == HeaderOutcome.Relay ? UnsafeByteOperations.UnsafeWrap(nextHeader) : ByteString.Empty;
+        return header;
+    }
+
     // Default: this hop's private trace, derived from its tunnel key. Sealed: the origin's, only if this node allows it.
     private ActivityContext ParentFor(HeaderResult header) =>
         _telemetry.HonorSealedTraceContext && TunnelTracing.TryReadSealed(header.SealedTraceContext.Span, out var sealedContext)
@@ -147,7 +155,7 @@ internal sealed class TunnelServer
         return activity;
     }
 
-    private async Task RelayAsync(HeaderResult header, LinkMessage first, IAsyncStreamReader<LinkMessage> requests,
+    private async Task RelayAsync(HeaderResult header, FirstMessage first, IAsyncStreamReader<LinkMessage> requests,
         IServerStreamWriter<LinkMessage> responses, CancellationToken callToken, DateTimeOffset received)
     {
         using var activity = StartHopSpans("overlay.relay", TunnelRoles.Relay, header, received);
@@ -256,7 +264,7 @@ internal sealed class TunnelServer
         }
     }
 
-    private async Task DeliverAsync(HeaderResult header, LinkMessage first, IAsyncStreamReader<LinkMessage> requests,
+    private async Task DeliverAsync(HeaderResult header, FirstMessage first, IAsyncStreamReader<LinkMessage> requests,
         IServerStreamWriter<LinkMessage> responses, ServerCallContext context, DateTimeOffset received)
     {
         var callToken = context.CancellationToken;
@@ -271,7 +279,10 @@ internal sealed class TunnelServer
         using var stalled = new CancellationTokenSource();
         using var armStall = deadline.Token.Register(() => stalled.CancelAfter(ErrorCellTimeout));
         using var abortStalled = stalled.Token.Register(context.GetHttpContext().Abort);
-        var incoming = new IncomingTunnel(codec, header.Mode, requests, responses, first.Cells.Memory, _options.MaxCellsPerMessage, callToken);
+        var firstMessage = first.Take();
+        var incoming = new IncomingTunnel(codec, header.Mode, requests, responses, firstMessage.Cells.Memory, _options.MaxCellsPerMessage, callToken);
+        // The gRPC reader keeps the message as Current while the tunnel idles; the tunnel holds the cells alone.
+        firstMessage.Cells = ByteString.Empty;
         _metrics.TunnelOpened(TunnelRoles.Destination);
         var failure = TunnelErrorKind.None;
         Exception? error = null;
@@ -417,9 +428,10 @@ internal sealed class RelayPumps(
     /// <summary>The successor ended its reply normally and it was passed on.</summary>
     public bool BackwardCompleted { get; private set; }
 
-    public async Task ForwardAsync(LinkMessage first)
+    public async Task ForwardAsync(FirstMessage first)
     {
-        var message = first;
+        var message = first.Take();
+        var isFirst = true;
         var token = tunnel.Token;
         using var span = TunnelTracing.StartPhase("overlay.relay.forward", hop);
         long cells = 0, bytes = 0;
@@ -445,15 +457,20 @@ internal sealed class RelayPumps(
                 catch (Exception exception) when (!token.IsCancellationRequested && exception is RpcException or IOException or InvalidOperationException)
                 {
                     // The first write is the connection: failing there means the next hop could not be reached.
-                    var transport = ReferenceEquals(message, first) ? TunnelErrorKind.NextHopUnreachable : TunnelErrorKind.LinkLost;
+                    var transport = isFirst ? TunnelErrorKind.NextHopUnreachable : TunnelErrorKind.LinkLost;
                     Fail(exception is RpcException rpc ? LinkErrors.ReasonOf(rpc, transport) : transport, nextHop: true, exception);
                     return;
                 }
 
-                if (connect is not null && ReferenceEquals(message, first))
+                // Written (serialised): the gRPC reader keeps its last message as Current while it waits for
+                // the next, so let go of the buffers here, or an idle tunnel holds them at every hop.
+                message.Header = ByteString.Empty;
+                message.Cells = ByteString.Empty;
+                if (isFirst)
                 {
-                    connect.Dispose();
+                    connect?.Dispose();
                     phase.Current = "piping";
+                    isFirst = false;
                 }
 
                 bool more;
@@ -553,6 +570,7 @@ internal sealed class RelayPumps(
                 try
                 {
                     await responses.WriteAsync(new LinkMessage { Cells = message.Cells }, upstream);
+                    message.Cells = ByteString.Empty; // as in the forward pump: the reader keeps the message
                 }
                 catch (Exception exception) when (exception is IOException or InvalidOperationException || (exception is OperationCanceledException && !upstream.IsCancellationRequested))
                 {
@@ -651,4 +669,19 @@ internal sealed class TunnelScope : IReadOnlyList<KeyValuePair<string, object?>>
     System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 
     public override string ToString() => $"tunnel {_id}";
+}
+
+/// <summary>
+/// A hop's first request message, handed on once. The async methods of a tunnel live as long as the
+/// tunnel, and any of them holding the message would keep its buffers (the header alone is ~4 KiB) for
+/// that long; taking it leaves only the pump that forwards it, until the next message.
+/// </summary>
+internal sealed class FirstMessage(LinkMessage message)
+{
+    private LinkMessage? _message = message;
+
+    /// <summary>The message, before it is taken.</summary>
+    public LinkMessage Message => _message ?? throw new InvalidOperationException("the first message was already handed on");
+
+    public LinkMessage Take() => Interlocked.Exchange(ref _message, null) ?? throw new InvalidOperationException("the first message was already handed on");
 }
