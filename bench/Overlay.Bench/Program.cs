@@ -8,13 +8,14 @@ internal static class Program
         usage: Overlay.Bench [network] [--quick] [--json FILE] [--only PHASES]   tunnels against a plain gRPC chain on real nodes (the default)
                Overlay.Bench crypto [--quick]                                    header and cell micro-benchmarks (BenchmarkDotNet)
                Overlay.Bench all [--quick] [--json FILE]                         both; the JSON file gets the crypto medians too
-               Overlay.Bench profile WORKLOAD [--relays N] [--seconds S]         one workload alone, in a loop, for a CPU profiler
+               Overlay.Bench profile WORKLOAD [--relays N] [--seconds S] [--phases]  one workload alone, in a loop, for a CPU profiler
 
           --quick        fewer and shorter runs (under 2 minutes); the default is the full run (under 10)
           --json FILE    also write every figure, ratio and target to FILE
           --only PHASES  comma-separated subset of: streaming, scale, throughput, latency, first-reply
           WORKLOAD       tunnel or chain (bulk echo), tunnel-fresh or chain-fresh (first reply on a fresh path),
                          tunnel-rtt or chain-rtt (64-byte round trips on an established path); 3 relays and 30 s by default
+          --phases       also time every span of the tunnels and print the median per span name
         """;
 
     private static async Task<int> Main(string[] args)
@@ -70,6 +71,7 @@ internal static class Program
     {
         var relays = 3;
         var seconds = 30;
+        var phases = false;
         if (args.Length == 0 || !ProfileCommand.Workloads.Contains(args[0]))
         {
             return PrintUsage();
@@ -81,6 +83,7 @@ internal static class Program
             {
                 "--relays" when i + 1 < args.Length => int.TryParse(args[++i], out relays) && relays is >= 0 and <= 32,
                 "--seconds" when i + 1 < args.Length => int.TryParse(args[++i], out seconds) && seconds > 0,
+                "--phases" => phases = true,
                 _ => false,
             };
             if (!parsed)
@@ -95,7 +98,7 @@ internal static class Program
             e.Cancel = true;
             stop.Cancel();
         };
-        return await ProfileCommand.RunAsync(args[0], relays, TimeSpan.FromSeconds(seconds), Console.Out, stop.Token);
+        return await ProfileCommand.RunAsync(args[0], relays, TimeSpan.FromSeconds(seconds), phases, Console.Out, stop.Token);
     }
 
     private static bool TryParse(string[] args, out bool quick, out string? json, out HashSet<string>? only)

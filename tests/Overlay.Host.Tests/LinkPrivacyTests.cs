@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using Google.Protobuf;
 using Overlay.Host.Tests.Infrastructure;
 using Overlay.Host.Tunnels;
+using Overlay.Protocol.V1;
 
 namespace Overlay.Host.Tests;
 
@@ -8,6 +10,41 @@ namespace Overlay.Host.Tests;
 public sealed class LinkPrivacyTests(ITestOutputHelper output)
 {
     private static readonly string[] Forbidden = ["traceparent", "tracestate", "baggage", "Request-Id", "Correlation-Context", "grpc-timeout"];
+
+    [Fact]
+    public async Task A_field_the_schema_does_not_have_is_never_forwarded_to_the_next_hop()
+    {
+        // Protobuf keeps unknown fields and re-sends them: a predecessor could use one to tag a tunnel
+        // for a later hop. Every message of this origin carries one; only hop 1 may ever see it.
+        await using var cluster = await TestCluster.StartAsync(4);
+        using var deadline = TestTimeouts.After(30);
+        var hops = new[] { cluster[1], cluster[2], cluster[3] };
+        var payload = new byte[20_000];
+        Random.Shared.NextBytes(payload);
+        static LinkMessage Tagged(LinkMessage message)
+        {
+            // Field 15, length-delimited: "tag", appended to the encoded message.
+            byte[] unknown = [(15 << 3) | 2, 3, (byte)'t', (byte)'a', (byte)'g'];
+            return LinkMessage.Parser.ParseFrom([.. message.ToByteArray(), .. unknown]);
+        }
+
+        Assert.NotEqual(new LinkMessage().CalculateSize(), Tagged(new LinkMessage()).CalculateSize());
+        cluster.LinkMessages.Enabled = true;
+        try
+        {
+            using var keys = RawOrigin.Build(cluster[0].Node.State.Network, [.. hops.Select(h => h.Descriptor)]);
+            Assert.Equal(payload, await RawOrigin.RoundTripAsync(hops[0].LinkEndpoint, keys, payload, deadline.Token, Tagged));
+        }
+        finally
+        {
+            cluster.LinkMessages.Enabled = false;
+        }
+
+        var tagged = cluster.LinkMessages.UnknownFieldsAt;
+        output.WriteLine($"messages with an unknown field, by receiving node: {string.Join(", ", tagged.GroupBy(n => n).Select(g => $"{g.Key} {g.Count()}"))}");
+        Assert.Contains(hops[0].Name, tagged);
+        Assert.All(tagged, node => Assert.Equal(hops[0].Name, node));
+    }
 
     [Fact]
     public async Task No_link_request_carries_a_trace_context_or_a_deadline_even_with_an_ambient_activity()

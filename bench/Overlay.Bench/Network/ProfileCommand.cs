@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -19,8 +20,21 @@ internal static class ProfileCommand
 {
     public static readonly string[] Workloads = ["tunnel", "chain", "tunnel-fresh", "chain-fresh", "tunnel-rtt", "chain-rtt"];
 
-    public static async Task<int> RunAsync(string workload, int relays, TimeSpan duration, TextWriter log, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(string workload, int relays, TimeSpan duration, bool phases, TextWriter log, CancellationToken cancellationToken)
     {
+        // --phases: every span of the node's ActivitySource is timed, and the median per span name printed at the end.
+        var spans = new ConcurrentDictionary<string, ConcurrentBag<double>>(StringComparer.Ordinal);
+        using var listener = phases ? new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == Host.Telemetry.OverlayTelemetry.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
+            ActivityStopped = activity => spans.GetOrAdd(activity.OperationName, _ => []).Add(activity.Duration.TotalMilliseconds),
+        } : null;
+        if (listener is not null)
+        {
+            ActivitySource.AddActivityListener(listener);
+        }
+
         await using var cluster = await BenchCluster.StartAsync(relays + 2, TimeSpan.FromSeconds(60), cancellationToken);
         var options = cluster.Nodes[0].Services.GetRequiredService<IOptions<OverlayOptions>>().Value;
         var messageBytes = options.Tunnels.MaxCellsPerMessage * options.Network.CellSize;
@@ -103,6 +117,14 @@ internal static class ProfileCommand
         log.WriteLine(bytes > 0
             ? string.Create(CultureInfo.InvariantCulture, $"profile: {units} runs, {bytes / elapsed.TotalSeconds / 1e6:F1} MB/s each way, {cpuMicroseconds / (bytes / 1024.0):F2} µs CPU per KiB each way")
             : string.Create(CultureInfo.InvariantCulture, $"profile: {units} runs, {elapsed.TotalMilliseconds / units / (workload.EndsWith("-rtt", StringComparison.Ordinal) ? 1000 : 1):F3} ms each, {cpuMicroseconds / units / (workload.EndsWith("-rtt", StringComparison.Ordinal) ? 1000 : 1):F1} µs CPU each"));
+        if (phases)
+        {
+            foreach (var (name, durations) in spans.OrderBy(p => p.Key, StringComparer.Ordinal))
+            {
+                log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"span {name,-32} n={durations.Count,7} median {Measure.Median([.. durations]):F3} ms"));
+            }
+        }
+
         return 0;
     }
 }

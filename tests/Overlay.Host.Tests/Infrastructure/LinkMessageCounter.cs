@@ -1,22 +1,30 @@
 using System.Collections.Concurrent;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using Overlay.Protocol.V1;
 
 namespace Overlay.Host.Tests.Infrastructure;
 
 /// <summary>
 /// Counts the request messages of each incoming duplex call (one per tunnel hop) on every node of a
-/// <see cref="TestCluster"/>, through a server interceptor (<see cref="LinkMessageInterceptor"/>).
+/// <see cref="TestCluster"/>, and notes link messages with fields the schema does not have, through a
+/// server interceptor (<see cref="LinkMessageInterceptor"/>).
 /// </summary>
 internal sealed class LinkMessageCounter
 {
     private readonly ConcurrentQueue<(string Node, int Messages)> _calls = new();
+    private readonly ConcurrentQueue<string> _unknownFields = new();
 
     /// <summary>While false, nothing is counted.</summary>
     public bool Enabled { get; set; }
 
     /// <summary>The request messages of each call that ended, with the node that served it.</summary>
     public IReadOnlyList<(string Node, int Messages)> Calls => [.. _calls];
+
+    /// <summary>The nodes that received a link message carrying a field the schema does not have, once per message.</summary>
+    public IReadOnlyList<string> UnknownFieldsAt => [.. _unknownFields];
+
+    internal void RecordUnknownFields(string node) => _unknownFields.Enqueue(node);
 
     private readonly SemaphoreSlim _recorded = new(0);
 
@@ -50,7 +58,14 @@ internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string 
             return;
         }
 
-        var counting = new CountingReader<TRequest>(requestStream);
+        var counting = new CountingReader<TRequest>(requestStream, message =>
+        {
+            // Only the known fields, re-encoded: any difference in size is a field the schema does not have.
+            if (message is LinkMessage link && new LinkMessage { Header = link.Header, Cells = link.Cells }.CalculateSize() != link.CalculateSize())
+            {
+                counter.RecordUnknownFields(node);
+            }
+        });
         try
         {
             await continuation(counting, responseStream, context);
@@ -61,7 +76,7 @@ internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string 
         }
     }
 
-    private sealed class CountingReader<T>(IAsyncStreamReader<T> inner) : IAsyncStreamReader<T>
+    private sealed class CountingReader<T>(IAsyncStreamReader<T> inner, Action<T> inspect) : IAsyncStreamReader<T>
     {
         public int Count { get; private set; }
 
@@ -70,7 +85,12 @@ internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string 
         public async Task<bool> MoveNext(CancellationToken cancellationToken)
         {
             var more = await inner.MoveNext(cancellationToken);
-            Count += more ? 1 : 0;
+            if (more)
+            {
+                Count++;
+                inspect(inner.Current);
+            }
+
             return more;
         }
     }

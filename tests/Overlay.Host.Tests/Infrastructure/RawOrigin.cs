@@ -40,10 +40,13 @@ internal static class RawOrigin
     /// <summary>
     /// Sends the header and <paramref name="payload"/> (ending with the end marker) to
     /// <paramref name="firstHop"/> and reads the whole reply. Failures come back as the node's
-    /// origin reports them: a <see cref="TunnelException"/> naming the hop.
+    /// origin reports them: a <see cref="TunnelException"/> naming the hop. <paramref name="rewrite"/> may
+    /// change each message on its way out (what a misbehaving origin or relay could send).
     /// </summary>
-    public static async Task<byte[]> RoundTripAsync(Uri firstHop, RawTunnelKeys keys, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    public static async Task<byte[]> RoundTripAsync(Uri firstHop, RawTunnelKeys keys, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken,
+        Func<LinkMessage, LinkMessage>? rewrite = null)
     {
+        rewrite ??= static message => message;
         var codec = keys.Codec;
         var cellSize = codec.Layout.CellSize;
         using var channel = GrpcChannel.ForAddress(firstHop, new GrpcChannelOptions
@@ -54,7 +57,7 @@ internal static class RawOrigin
         using var call = new Protocol.V1.Link.LinkClient(channel).Relay(cancellationToken: cancellationToken);
         try
         {
-            await call.RequestStream.WriteAsync(new LinkMessage { Header = ByteString.CopyFrom(keys.Header) }, cancellationToken);
+            await call.RequestStream.WriteAsync(rewrite(new LinkMessage { Header = ByteString.CopyFrom(keys.Header) }), cancellationToken);
             var capacity = codec.ForwardPayloadCapacity;
             var cells = Math.Max(1, (payload.Length + capacity - 1) / capacity);
             for (var first = 0; first < cells; first += 8)
@@ -69,7 +72,7 @@ internal static class RawOrigin
                     codec.SealForward(index == cells - 1 ? CellType.End : CellType.Data, chunk.Span, batch.AsSpan(i * cellSize, cellSize));
                 }
 
-                await call.RequestStream.WriteAsync(new LinkMessage { Cells = ByteString.CopyFrom(batch) }, cancellationToken);
+                await call.RequestStream.WriteAsync(rewrite(new LinkMessage { Cells = ByteString.CopyFrom(batch) }), cancellationToken);
             }
 
             await call.RequestStream.CompleteAsync();
