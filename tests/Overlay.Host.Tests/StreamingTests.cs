@@ -54,6 +54,22 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task A_short_round_trip_to_the_node_echo_costs_every_hop_one_message_each_way()
+    {
+        await using var cluster = await TestCluster.StartAsync(4, new ClusterOptions { NodeDefaultHandler = true });
+        using var deadline = TestTimeouts.After(30);
+        var request = new byte[3000];
+        Random.Shared.NextBytes(request);
+        cluster.LinkMessages.Enabled = true;
+
+        var trip = await cluster[0].Tunnels.RoundTripAsync(new TunnelRequest { Route = [cluster[1].Id, cluster[2].Id, cluster[3].Id] }, request, cancellationToken: deadline.Token);
+
+        Assert.Equal(request, trip.Reply);
+        var calls = await cluster.LinkMessages.WaitForCallsAsync(0, 3, deadline.Token);
+        Assert.All(calls, call => Assert.Equal((1, 1), (call.Messages, call.Replies)));
+    }
+
+    [Fact]
     public async Task Initial_data_then_writes_arrive_in_order_and_limits_hold()
     {
         using var deadline = TestTimeouts.After(30);

@@ -28,14 +28,15 @@ public sealed class EchoTunnelHandler : ITunnelHandler
             var read = await tunnel.ReadAsync(buffer.AsMemory(0, size), cancellationToken);
             if (tunnel.Mode == Onion.TunnelMode.Duplex)
             {
-                await tunnel.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                // The request already ended: the last bytes and the reply's end go in one message.
+                await tunnel.WriteAsync(buffer.AsMemory(0, read), final: tunnel.RequestFullyRead, cancellationToken);
             }
 
             // Sealed into cells before the write returns; after a failed write the buffer is left to the GC.
             ArrayPool<byte>.Shared.Return(buffer);
         }
 
-        if (tunnel.Mode == Onion.TunnelMode.Duplex)
+        if (tunnel.Mode == Onion.TunnelMode.Duplex && !tunnel.ReplyEnded)
         {
             await tunnel.CompleteAsync(cancellationToken);
         }

@@ -165,22 +165,33 @@ public sealed class IncomingTunnel
     }
 
     /// <summary>Sends reply bytes (duplex tunnels only), cut into cells and batched per message.</summary>
-    public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) =>
+        WriteAsync(data, final: false, cancellationToken);
+
+    /// <summary>
+    /// Sends reply bytes; with <paramref name="final"/> the reply ends with them, its end marker in the
+    /// same message as the last bytes (a short reply then costs every hop one message, not two).
+    /// </summary>
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, bool final, CancellationToken cancellationToken = default)
     {
         EnsureCanReply();
-        while (!data.IsEmpty)
+        while (!data.IsEmpty || final)
         {
-            data = await SendAsync(data, end: false, cancellationToken);
+            data = await SendAsync(data, final, cancellationToken);
+            if (final && data.IsEmpty)
+            {
+                _replyEnded = true;
+                return;
+            }
         }
     }
 
+    /// <summary>True once the request's end marker arrived and every byte before it was read.</summary>
+    public bool RequestFullyRead => _requestEnded && !_payload.HasPayload;
+
     /// <summary>Ends the reply with its authenticated end marker.</summary>
-    public async ValueTask CompleteAsync(CancellationToken cancellationToken = default)
-    {
-        EnsureCanReply();
-        await SendAsync(ReadOnlyMemory<byte>.Empty, end: true, cancellationToken);
-        _replyEnded = true;
-    }
+    public ValueTask CompleteAsync(CancellationToken cancellationToken = default) =>
+        WriteAsync(ReadOnlyMemory<byte>.Empty, final: true, cancellationToken);
 
     internal async ValueTask SendErrorAsync(TunnelErrorKind kind, CancellationToken cancellationToken)
     {

@@ -12,14 +12,14 @@ namespace Overlay.Host.Tests.Infrastructure;
 /// </summary>
 internal sealed class LinkMessageCounter
 {
-    private readonly ConcurrentQueue<(string Node, int Messages)> _calls = new();
+    private readonly ConcurrentQueue<(string Node, int Messages, int Replies)> _calls = new();
     private readonly ConcurrentQueue<string> _unknownFields = new();
 
     /// <summary>While false, nothing is counted.</summary>
     public bool Enabled { get; set; }
 
-    /// <summary>The request messages of each call that ended, with the node that served it.</summary>
-    public IReadOnlyList<(string Node, int Messages)> Calls => [.. _calls];
+    /// <summary>The request and reply messages of each call that ended, with the node that served it.</summary>
+    public IReadOnlyList<(string Node, int Messages, int Replies)> Calls => [.. _calls];
 
     /// <summary>The nodes that received a link message carrying a field the schema does not have, once per message.</summary>
     public IReadOnlyList<string> UnknownFieldsAt => [.. _unknownFields];
@@ -28,14 +28,14 @@ internal sealed class LinkMessageCounter
 
     private readonly SemaphoreSlim _recorded = new(0);
 
-    internal void Record(string node, int messages)
+    internal void Record(string node, int messages, int replies)
     {
-        _calls.Enqueue((node, messages));
+        _calls.Enqueue((node, messages, replies));
         _recorded.Release();
     }
 
     /// <summary>Waits until <paramref name="count"/> more calls than <paramref name="seen"/> have ended.</summary>
-    public async Task<IReadOnlyList<(string Node, int Messages)>> WaitForCallsAsync(int seen, int count, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<(string Node, int Messages, int Replies)>> WaitForCallsAsync(int seen, int count, CancellationToken cancellationToken)
     {
         while (_calls.Count < seen + count)
         {
@@ -66,13 +66,14 @@ internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string 
                 counter.RecordUnknownFields(node);
             }
         });
+        var replies = new CountingWriter<TResponse>(responseStream);
         try
         {
-            await continuation(counting, responseStream, context);
+            await continuation(counting, replies, context);
         }
         finally
         {
-            counter.Record(node, counting.Count);
+            counter.Record(node, counting.Count, replies.Count);
         }
     }
 
@@ -92,6 +93,31 @@ internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string 
             }
 
             return more;
+        }
+    }
+
+    private sealed class CountingWriter<T>(IServerStreamWriter<T> inner) : IServerStreamWriter<T>
+    {
+        private int _count;
+
+        public int Count => Volatile.Read(ref _count);
+
+        public WriteOptions? WriteOptions
+        {
+            get => inner.WriteOptions;
+            set => inner.WriteOptions = value;
+        }
+
+        public async Task WriteAsync(T message)
+        {
+            await inner.WriteAsync(message);
+            Interlocked.Increment(ref _count);
+        }
+
+        public async Task WriteAsync(T message, CancellationToken cancellationToken)
+        {
+            await inner.WriteAsync(message, cancellationToken);
+            Interlocked.Increment(ref _count);
         }
     }
 }

@@ -15,6 +15,9 @@ internal sealed record ClusterOptions
 
     /// <summary>Extra configuration for every node (keys of the <c>Overlay</c> section, e.g. <c>Overlay:Link:StreamWindowBytes</c>).</summary>
     public IReadOnlyDictionary<string, string?> Configuration { get; init; } = new Dictionary<string, string?>();
+
+    /// <summary>Destinations run the node's own default handler (echo) instead of <see cref="TestCluster.Handler"/>.</summary>
+    public bool NodeDefaultHandler { get; init; }
 }
 
 /// <summary>One node of a <see cref="TestCluster"/>: the running <see cref="OverlayNode"/> and what it was built from.</summary>
@@ -292,7 +295,11 @@ internal sealed class TestCluster : IAsyncDisposable
         Configuration = configuration,
         ConfigureServices = services =>
         {
-            services.AddSingleton<Tunnels.ITunnelHandler>(Handler);
+            if (!_options.NodeDefaultHandler)
+            {
+                services.AddSingleton<Tunnels.ITunnelHandler>(Handler);
+            }
+
             services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions>(grpc => grpc.Interceptors.Add<LinkMessageInterceptor>(LinkMessages, name));
         },
         ConfigureApplication = app => Headers.Install(app, name),
