@@ -37,6 +37,37 @@ public sealed class OptionsTests
     }
 
     [Fact]
+    public async Task The_link_message_limit_must_hold_a_header_with_a_full_batch_of_cells_framing_included()
+    {
+        var largest = Overlay.Protocol.LinkLimits.LargestMessage(Overlay.Protocol.NetworkParameters.Default, 8);
+        var directory = Directory.CreateTempSubdirectory("overlay-options-");
+        try
+        {
+            var error = await Assert.ThrowsAsync<OptionsValidationException>(async () =>
+            {
+                await using var node = Node(Path.Combine(directory.FullName, "small"), new()
+                {
+                    ["Overlay:Link:Url"] = "http://127.0.0.1:0",
+                    ["Overlay:Link:MaxMessageBytes"] = (largest - 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                });
+                await node.StartAsync();
+            });
+            Assert.Contains($"at least {largest} bytes", error.Message, StringComparison.Ordinal);
+
+            await using var fits = Node(Path.Combine(directory.FullName, "fits"), new()
+            {
+                ["Overlay:Link:Url"] = "http://127.0.0.1:0",
+                ["Overlay:Link:MaxMessageBytes"] = largest.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            });
+            await fits.StartAsync();
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_node_on_a_dynamic_link_port_gets_a_dynamic_control_port_and_reads_a_configured_token()
     {
         var directory = Directory.CreateTempSubdirectory("overlay-options-");

@@ -70,6 +70,23 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task A_full_message_of_request_with_the_header_fits_the_smallest_allowed_link_limit()
+    {
+        var largest = Protocol.LinkLimits.LargestMessage(Protocol.NetworkParameters.Default, 8);
+        await using var cluster = await TestCluster.StartAsync(3, new ClusterOptions
+        {
+            Configuration = new Dictionary<string, string?> { ["Overlay:Link:MaxMessageBytes"] = largest.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+        });
+        using var deadline = TestTimeouts.After(30);
+        var request = new byte[cluster[0].Tunnels.MaxInitialDataBytes];
+        Random.Shared.NextBytes(request);
+
+        var trip = await cluster[0].Tunnels.RoundTripAsync(new TunnelRequest { Route = [cluster[1].Id, cluster[2].Id] }, request, cancellationToken: deadline.Token);
+
+        Assert.Equal(request, trip.Reply);
+    }
+
+    [Fact]
     public async Task Initial_data_then_writes_arrive_in_order_and_limits_hold()
     {
         using var deadline = TestTimeouts.After(30);
@@ -79,8 +96,10 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
         await using (var tunnel = await tunnels.OpenAsync(new TunnelRequest { Route = Route, InitialData = request.AsMemory(0, 1000) }, deadline.Token))
         {
             Assert.Equal(1000, tunnel.BytesSent);
+            // Read while writing: the echo's reply must not have to wait in the route's windows.
+            var reply = TunnelTraffic.ReadToEndAsync(tunnel, deadline.Token);
             await tunnel.WriteAsync(request.AsMemory(1000), final: true, deadline.Token);
-            Assert.Equal(request, await TunnelTraffic.ReadToEndAsync(tunnel, deadline.Token));
+            Assert.Equal(request, await reply);
         }
 
         await using (var complete = await tunnels.OpenAsync(new TunnelRequest { Route = Route, InitialData = request.AsMemory(0, 10), CompleteWithInitialData = true }, deadline.Token))

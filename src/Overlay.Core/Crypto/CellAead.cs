@@ -10,9 +10,10 @@ namespace Overlay.Crypto;
 /// ~0.65 µs), else the BCL's <see cref="AesGcm"/>. Both are the same AES-GCM: the bytes do not change.
 /// </summary>
 /// <remarks>
-/// libsodium's state lives in a pinned array (16-byte aligned), so a call racing <see cref="Dispose"/>
-/// can never touch freed memory: after it, calls throw <see cref="ObjectDisposedException"/>, and one already
-/// under way computes at worst with zeroed state, a cell that is never sent.
+/// libsodium's state lives in native memory behind a safe handle: a call racing <see cref="Dispose"/>
+/// either completes with the intact state (the memory is zeroed and freed after it) or throws
+/// <see cref="ObjectDisposedException"/>; it never runs on zeroed state, which would make the tag
+/// computable by anyone.
 /// </remarks>
 internal sealed class CellAead : IDisposable
 {
@@ -23,30 +24,36 @@ internal sealed class CellAead : IDisposable
     private const int StateAlignment = 16;
 
     private readonly AesGcm? _bcl;
-    private readonly byte[]? _state;
-    private readonly int _offset;
+    private readonly AlignedSecretState? _state;
     private volatile bool _disposed;
 
-    public CellAead(ReadOnlySpan<byte> key)
+    public CellAead(ReadOnlySpan<byte> key, bool useBcl = false)
     {
         if (key.Length != KeySize)
         {
             throw new ArgumentException("AES-256 needs a 32-byte key", nameof(key));
         }
 
-        if (!Sodium.AesGcmAvailable)
+        if (useBcl || !Sodium.AesGcmAvailable)
         {
             _bcl = new AesGcm(key, TagSize);
             return;
         }
 
-        _state = GC.AllocateUninitializedArray<byte>(StateSize + StateAlignment, pinned: true);
-        _offset = Aligned(_state);
+        _state = new AlignedSecretState(StateSize, StateAlignment);
         Span<byte> copy = stackalloc byte[KeySize];
         key.CopyTo(copy);
         try
         {
-            Sodium.crypto_aead_aes256gcm_beforenm(ref _state[_offset], ref MemoryMarshal.GetReference(copy));
+            if (Sodium.crypto_aead_aes256gcm_beforenm(_state.DangerousGetHandle(), ref MemoryMarshal.GetReference(copy)) != 0)
+            {
+                throw new CryptographicException("libsodium could not expand the AES-GCM key");
+            }
+        }
+        catch
+        {
+            _state.Dispose();
+            throw;
         }
         finally
         {
@@ -64,13 +71,29 @@ internal sealed class CellAead : IDisposable
             return;
         }
 
-        // The (const) nonce and message are only read; the empty message still needs a valid address.
-        Span<byte> empty = stackalloc byte[1];
-        Sodium.crypto_aead_aes256gcm_encrypt_detached_afternm(
-            ref ciphertext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(ciphertext),
-            ref MemoryMarshal.GetReference(tag), 0,
-            ref plaintext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(plaintext), (ulong)plaintext.Length,
-            0, 0, 0, ref MemoryMarshal.GetReference(nonce), ref _state![_offset]);
+        var added = false;
+        try
+        {
+            _state!.DangerousAddRef(ref added);
+            // The (const) nonce and message are only read; an empty message still needs a valid address.
+            Span<byte> empty = stackalloc byte[1];
+            var result = Sodium.crypto_aead_aes256gcm_encrypt_detached_afternm(
+                ref ciphertext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(ciphertext),
+                ref MemoryMarshal.GetReference(tag), 0,
+                ref plaintext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(plaintext), (ulong)plaintext.Length,
+                0, 0, 0, ref MemoryMarshal.GetReference(nonce), _state.DangerousGetHandle());
+            if (result != 0)
+            {
+                throw new CryptographicException("libsodium refused to encrypt a cell");
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                _state!.DangerousRelease();
+            }
+        }
     }
 
     /// <summary>Decrypts and authenticates; false (and nothing trustworthy in <paramref name="plaintext"/>) when the tag does not match.</summary>
@@ -90,21 +113,30 @@ internal sealed class CellAead : IDisposable
             }
         }
 
-        Span<byte> empty = stackalloc byte[1];
-        return Sodium.crypto_aead_aes256gcm_decrypt_detached_afternm(
-            ref plaintext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(plaintext), 0,
-            ref ciphertext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(ciphertext), (ulong)ciphertext.Length,
-            ref MemoryMarshal.GetReference(tag), 0, 0, ref MemoryMarshal.GetReference(nonce), ref _state![_offset]) == 0;
+        var added = false;
+        try
+        {
+            _state!.DangerousAddRef(ref added);
+            Span<byte> empty = stackalloc byte[1];
+            return Sodium.crypto_aead_aes256gcm_decrypt_detached_afternm(
+                ref plaintext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(plaintext), 0,
+                ref ciphertext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(ciphertext), (ulong)ciphertext.Length,
+                ref MemoryMarshal.GetReference(tag), 0, 0, ref MemoryMarshal.GetReference(nonce), _state.DangerousGetHandle()) == 0;
+        }
+        finally
+        {
+            if (added)
+            {
+                _state!.DangerousRelease();
+            }
+        }
     }
 
     public void Dispose()
     {
         _disposed = true;
         _bcl?.Dispose();
-        if (_state is not null)
-        {
-            CryptographicOperations.ZeroMemory(_state);
-        }
+        _state?.Dispose();
     }
 
     private void Check(ReadOnlySpan<byte> nonce, int inputLength, int outputLength, int tagLength)
@@ -113,16 +145,6 @@ internal sealed class CellAead : IDisposable
         if (nonce.Length != NonceSize || tagLength != TagSize || inputLength != outputLength)
         {
             throw new ArgumentException("a 12-byte nonce, a 16-byte tag and output as long as the input");
-        }
-    }
-
-    // The offset into a pinned array at which libsodium's state is 16-byte aligned.
-    private static unsafe int Aligned(byte[] pinned)
-    {
-        fixed (byte* start = pinned)
-        {
-            var misalignment = (int)((nuint)start % StateAlignment);
-            return misalignment == 0 ? 0 : StateAlignment - misalignment;
         }
     }
 }

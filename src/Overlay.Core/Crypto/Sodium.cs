@@ -109,15 +109,15 @@ internal static partial class Sodium
     private static partial int crypto_aead_aes256gcm_is_available();
 
     [LibraryImport(Library)]
-    internal static partial int crypto_aead_aes256gcm_beforenm(ref byte state, ref byte key);
+    internal static partial int crypto_aead_aes256gcm_beforenm(nint state, ref byte key);
 
     [LibraryImport(Library)]
     internal static partial int crypto_aead_aes256gcm_encrypt_detached_afternm(ref byte c, ref byte mac, nint maclen, ref byte m, ulong mlen,
-        nint ad, ulong adlen, nint nsec, ref byte npub, ref byte state);
+        nint ad, ulong adlen, nint nsec, ref byte npub, nint state);
 
     [LibraryImport(Library)]
     internal static partial int crypto_aead_aes256gcm_decrypt_detached_afternm(ref byte m, nint nsec, ref byte c, ulong clen, ref byte mac,
-        nint ad, ulong adlen, ref byte npub, ref byte state);
+        nint ad, ulong adlen, ref byte npub, nint state);
 
     [LibraryImport(Library)]
     private static partial int sodium_init();
@@ -203,6 +203,32 @@ internal sealed class SodiumSecret : SafeHandle
     protected override bool ReleaseHandle()
     {
         Sodium.sodium_free(handle);
+        return true;
+    }
+}
+
+/// <summary>
+/// Native memory of a fixed size and alignment for libsodium state derived from a key (an AES-GCM
+/// key schedule and GHASH powers), zeroed and freed when the last call using it has returned, or by
+/// the finalizer if nobody disposed it.
+/// </summary>
+internal sealed class AlignedSecretState : SafeHandle
+{
+    public unsafe AlignedSecretState(int size, int alignment)
+        : base(0, ownsHandle: true)
+    {
+        SetHandle((nint)NativeMemory.AlignedAlloc((nuint)size, (nuint)alignment));
+        Size = size;
+    }
+
+    public int Size { get; }
+
+    public override bool IsInvalid => handle == 0;
+
+    protected override unsafe bool ReleaseHandle()
+    {
+        CryptographicOperations.ZeroMemory(new Span<byte>((void*)handle, Size));
+        NativeMemory.AlignedFree((void*)handle);
         return true;
     }
 }

@@ -24,7 +24,15 @@ public sealed class OnionKey : IDisposable
         ValidFrom = validFrom;
         ExpiresAt = expiresAt;
         _exportable = exportable;
-        Sodium.ScalarMultBase(_publicKey, privateKey);
+        try
+        {
+            Sodium.ScalarMultBase(_publicKey, privateKey);
+        }
+        catch
+        {
+            privateKey.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The epoch number; headers name the epoch of the key they were built for.</summary>

@@ -174,9 +174,9 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         {
             failures.Add($"Overlay:Network: {problem}");
         }
-        else if (options.Link.MaxMessageBytes < Onion.OnionHeader.SizeFor(network) + (network.CellSize * options.Tunnels.MaxCellsPerMessage))
+        else if (options.Link.MaxMessageBytes < LinkLimits.LargestMessage(network, options.Tunnels.MaxCellsPerMessage))
         {
-            failures.Add("Overlay:Link:MaxMessageBytes must hold a header plus Overlay:Tunnels:MaxCellsPerMessage cells");
+            failures.Add($"Overlay:Link:MaxMessageBytes must hold a header plus Overlay:Tunnels:MaxCellsPerMessage cells in one message: at least {LinkLimits.LargestMessage(network, options.Tunnels.MaxCellsPerMessage)} bytes");
         }
 
         if (options.OnionKeys.Validate() is { } keys)

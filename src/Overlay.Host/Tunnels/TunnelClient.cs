@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
@@ -52,7 +53,9 @@ public sealed record RoundTrip(IReadOnlyList<NodeId> Route, byte[] Reply, TimeSp
 /// <summary>
 /// Opens tunnels from this node. The header goes out at once (one-shot setup); if the first hop
 /// cannot be reached or refuses before any payload left, the tunnel is retried on a fresh route,
-/// at most MaxRetries times. Explicit routes and one-way sends are never retried.
+/// at most MaxRetries times. A header that carries request bytes is retried only when the first
+/// hop was never connected (it might otherwise have the request already). Explicit routes and
+/// one-way sends are never retried.
 /// </summary>
 public sealed class TunnelClient
 {
@@ -80,10 +83,11 @@ public sealed class TunnelClient
         _options = options.Value;
         _time = time;
         _logger = logger;
+        MaxInitialDataBytes = new CellLayout(node.Network).ForwardPayloadCapacity * _options.Tunnels.MaxCellsPerMessage;
     }
 
     /// <summary>The most request bytes that travel with the header: one link message of cells.</summary>
-    public int MaxInitialDataBytes => new CellLayout(_node.Network).ForwardPayloadCapacity * _options.Tunnels.MaxCellsPerMessage;
+    public int MaxInitialDataBytes { get; }
 
     /// <summary>Opens a tunnel; the deadline clock starts now.</summary>
     public async Task<OverlayTunnel> OpenAsync(TunnelRequest request, CancellationToken cancellationToken = default)
@@ -132,7 +136,8 @@ public sealed class TunnelClient
                     _metrics.SetupCompleted(_time.GetElapsedTime(opened));
                     return tunnel;
                 }
-                catch (TunnelException failure) when (retryable && attempt < _options.Tunnels.MaxRetries && failure.Hop == 1 && !lifetime.IsCancellationRequested)
+                catch (TunnelException failure) when (retryable && attempt < _options.Tunnels.MaxRetries && failure.Hop == 1 && !lifetime.IsCancellationRequested
+                    && (!CarriesRequest(request) || NeverConnected(failure.InnerException)))
                 {
                     Log.OriginRetry(_logger, failure.Kind.ToTag(), attempt + 1);
                     excluded.Add(route[0].Id);
@@ -166,6 +171,27 @@ public sealed class TunnelClient
             deadline.Dispose();
             throw;
         }
+    }
+
+    // Request bytes travel in the header's message: a write that failed after they reached hop 1 must
+    // not be retried on another route, or the destination could receive the request twice.
+    private static bool CarriesRequest(TunnelRequest request) => !request.InitialData.IsEmpty || request.CompleteWithInitialData;
+
+    // The connection to hop 1 was never made, so nothing of the request left this node.
+    internal static bool NeverConnected(Exception? exception)
+    {
+        for (var cause = exception; cause is not null; cause = cause is RpcException rpc ? rpc.Status.DebugException ?? rpc.InnerException : cause.InnerException)
+        {
+            // Errors a socket only reports while connecting (a reset or an abort could follow a send).
+            if (cause is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError }
+                || cause is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.HostUnreachable or SocketError.NetworkUnreachable
+                    or SocketError.HostNotFound or SocketError.AddressNotAvailable })
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Sends <paramref name="request"/> as one message and reads the whole reply.</summary>

@@ -7,17 +7,23 @@ namespace Overlay.Tests.Crypto;
 /// <summary>The cell layer's AES-256-GCM (libsodium where the CPU allows) is byte for byte the BCL's.</summary>
 public sealed class CellAeadTests(ITestOutputHelper output)
 {
-    [Theory]
-    [InlineData(0)]
-    [InlineData(1)]
-    [InlineData(15)]
-    [InlineData(16)]
-    [InlineData(1005)]
-    [InlineData(4077)]
-    [InlineData(16365)]
-    public void Seals_and_opens_exactly_as_the_bcl_does(int length)
+    public static TheoryData<int, bool> Lengths()
     {
-        output.WriteLine(Sodium.AesGcmAvailable ? "libsodium AES-256-GCM against the BCL" : "libsodium AES-GCM unavailable here: the BCL on both sides");
+        var data = new TheoryData<int, bool>();
+        foreach (var length in new[] { 0, 1, 15, 16, 1005, 4077, 16365 })
+        {
+            data.Add(length, false);
+            data.Add(length, true);
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Lengths))]
+    public void Seals_and_opens_exactly_as_the_bcl_does(int length, bool useBcl)
+    {
+        output.WriteLine(!useBcl && Sodium.AesGcmAvailable ? "libsodium AES-256-GCM against the BCL" : "the BCL path against the BCL");
         var random = new Random(length);
         var key = new byte[32];
         var nonce = new byte[12];
@@ -27,7 +33,7 @@ public sealed class CellAeadTests(ITestOutputHelper output)
             random.NextBytes(key);
             random.NextBytes(nonce);
             random.NextBytes(plaintext);
-            using var aead = new CellAead(key);
+            using var aead = new CellAead(key, useBcl);
             using var bcl = new AesGcm(key, 16);
             var ours = new byte[length];
             var ourTag = new byte[16];
@@ -50,13 +56,15 @@ public sealed class CellAeadTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void A_changed_byte_anywhere_fails_to_open()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_changed_byte_anywhere_fails_to_open(bool useBcl)
     {
         var key = RandomNumberGenerator.GetBytes(32);
         var nonce = RandomNumberGenerator.GetBytes(12);
         var plaintext = RandomNumberGenerator.GetBytes(300);
-        using var aead = new CellAead(key);
+        using var aead = new CellAead(key, useBcl);
         var ciphertext = new byte[300];
         var tag = new byte[16];
         aead.Encrypt(nonce, plaintext, ciphertext, tag);
@@ -70,7 +78,21 @@ public sealed class CellAeadTests(ITestOutputHelper output)
         }
 
         Assert.True(aead.TryDecrypt(nonce, ciphertext, tag, opened));
-        using var other = new CellAead(RandomNumberGenerator.GetBytes(32));
+        using var other = new CellAead(RandomNumberGenerator.GetBytes(32), useBcl);
         Assert.False(other.TryDecrypt(nonce, ciphertext, tag, opened));
+        Assert.False(aead.TryDecrypt(nonce, [], new byte[16], []), "an empty message with a wrong tag");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_disposed_instance_refuses_work(bool useBcl)
+    {
+        var aead = new CellAead(RandomNumberGenerator.GetBytes(32), useBcl);
+        aead.Dispose();
+
+        Assert.Throws<ObjectDisposedException>(() => aead.Encrypt(new byte[12], new byte[10], new byte[10], new byte[16]));
+        Assert.Throws<ObjectDisposedException>(() => aead.TryDecrypt(new byte[12], new byte[10], new byte[16], new byte[10]));
+        aead.Dispose();
     }
 }
