@@ -272,7 +272,7 @@ public sealed class TunnelClient
         var codec = new OriginCellCodec(_node.Network, keys);
         var first = new LinkMessage { Header = UnsafeByteOperations.UnsafeWrap(header) };
         PayloadBatch? initial = null;
-        if (!request.InitialData.IsEmpty || request.CompleteWithInitialData)
+        if (CarriesRequest(request))
         {
             initial = PayloadBatch.Seal(request.InitialData.Span, request.CompleteWithInitialData, codec.ForwardPayloadCapacity,
                 codec.Layout.CellSize, _options.Tunnels.MaxCellsPerMessage, codec.SealForwardCells);
