@@ -59,6 +59,7 @@ public sealed class NodeIdentity : IDisposable
         }
         catch (FileNotFoundException)
         {
+            // A first start: no identity yet, so one is created and saved below.
         }
 
         var identity = Create();
