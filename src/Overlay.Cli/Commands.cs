@@ -449,9 +449,10 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         {
             await process.StandardInput.BaseStream.WriteAsync(input, token);
         }
-        catch (IOException)
+        catch (IOException exception)
         {
-            // The command did not read all of its input.
+            // It closed its input early (a broken pipe); what it wrote is still the reply.
+            await io.Error.WriteLineAsync($"overlay: `{command}` did not read all {input.Length} bytes of its input: {exception.Message}");
         }
 
         process.StandardInput.Close();

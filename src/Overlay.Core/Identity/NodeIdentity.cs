@@ -42,6 +42,19 @@ public sealed class NodeIdentity : IDisposable
     /// <summary>Creates a fresh identity in memory.</summary>
     public static NodeIdentity Create() => new(Key.Create(Ed25519, CreationParameters()));
 
+    // Null on a first start (no file yet); any other failure to read it is the caller's.
+    private static NodeIdentity? TryLoad(string path)
+    {
+        try
+        {
+            return Load(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>
     /// Loads the identity from <see cref="FileName"/> in <paramref name="dataDirectory"/>, or creates
     /// one and saves it there (creating the directory) when the file does not exist.
@@ -53,13 +66,9 @@ public sealed class NodeIdentity : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
         PrivateFile.EnsureDirectory(dataDirectory);
         var path = Path.Combine(dataDirectory, FileName);
-        try
+        if (TryLoad(path) is { } existing)
         {
-            return Load(path);
-        }
-        catch (FileNotFoundException)
-        {
-            // A first start: no identity yet, so one is created and saved below.
+            return existing;
         }
 
         var identity = Create();

@@ -182,7 +182,7 @@ public static class PingCommand
         {
             if (node is not null)
             {
-                await StopAsync(node);
+                await StopAsync(node, error);
             }
 
             try
@@ -304,7 +304,7 @@ public static class PingCommand
         return failures == 0 ? Success : TunnelFailed;
     }
 
-    private static async Task StopAsync(OverlayNode node)
+    private static async Task StopAsync(OverlayNode node, TextWriter error)
     {
         using var stop = new CancellationTokenSource(StopTimeout);
         try
@@ -313,7 +313,8 @@ public static class PingCommand
         }
         catch (OperationCanceledException)
         {
-            // Took longer than StopTimeout: the rest is aborted.
+            // The rest of the graceful stop is aborted by disposing the node below.
+            error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ping: the node took longer than {StopTimeout.TotalSeconds:0} s to stop; aborting the rest"));
         }
 
         await node.DisposeAsync();

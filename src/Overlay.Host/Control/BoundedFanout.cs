@@ -120,15 +120,21 @@ internal sealed class BoundedFanout<T>
             }
             catch (OperationCanceledException) when (Overflowed && !callToken.IsCancellationRequested)
             {
-                // The stuck write was abandoned; reported below.
+                // The stuck write was abandoned because the consumer overflowed: that is the reason to report.
+                throw Dropped(what, onDropped);
             }
 
             if (Overflowed && !callToken.IsCancellationRequested)
             {
-                onDropped();
-                throw ControlErrors.Error(StatusCode.ResourceExhausted, "events_overflow",
-                    $"this {what} consumer fell behind: {Capacity} messages were buffered (Overlay:Control:EventsBufferSize); read faster, filter, and reconnect");
+                throw Dropped(what, onDropped);
             }
+        }
+
+        private RpcException Dropped(string what, Action onDropped)
+        {
+            onDropped();
+            return ControlErrors.Error(StatusCode.ResourceExhausted, "events_overflow",
+                $"this {what} consumer fell behind: {Capacity} messages were buffered (Overlay:Control:EventsBufferSize); read faster, filter, and reconnect");
         }
 
         public void Dispose()
