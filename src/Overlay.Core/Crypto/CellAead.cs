@@ -25,7 +25,6 @@ internal sealed class CellAead : IDisposable
 
     private readonly AesGcm? _bcl;
     private readonly AlignedSecretState? _state;
-    private volatile bool _disposed;
 
     public CellAead(ReadOnlySpan<byte> key, bool useBcl = false)
     {
@@ -71,28 +70,17 @@ internal sealed class CellAead : IDisposable
             return;
         }
 
-        var added = false;
-        try
+        using var lease = new HandleLease(_state!);
+        // The (const) nonce and message are only read; an empty message still needs a valid address.
+        Span<byte> empty = stackalloc byte[1];
+        var result = Sodium.crypto_aead_aes256gcm_encrypt_detached_afternm(
+            ref ciphertext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(ciphertext),
+            ref MemoryMarshal.GetReference(tag), 0,
+            ref plaintext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(plaintext), (ulong)plaintext.Length,
+            0, 0, 0, ref MemoryMarshal.GetReference(nonce), lease.Pointer);
+        if (result != 0)
         {
-            _state!.DangerousAddRef(ref added);
-            // The (const) nonce and message are only read; an empty message still needs a valid address.
-            Span<byte> empty = stackalloc byte[1];
-            var result = Sodium.crypto_aead_aes256gcm_encrypt_detached_afternm(
-                ref ciphertext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(ciphertext),
-                ref MemoryMarshal.GetReference(tag), 0,
-                ref plaintext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(plaintext), (ulong)plaintext.Length,
-                0, 0, 0, ref MemoryMarshal.GetReference(nonce), _state.DangerousGetHandle());
-            if (result != 0)
-            {
-                throw new CryptographicException("libsodium refused to encrypt a cell");
-            }
-        }
-        finally
-        {
-            if (added)
-            {
-                _state!.DangerousRelease();
-            }
+            throw new CryptographicException("libsodium refused to encrypt a cell");
         }
     }
 
@@ -113,35 +101,22 @@ internal sealed class CellAead : IDisposable
             }
         }
 
-        var added = false;
-        try
-        {
-            _state!.DangerousAddRef(ref added);
-            Span<byte> empty = stackalloc byte[1];
-            return Sodium.crypto_aead_aes256gcm_decrypt_detached_afternm(
-                ref plaintext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(plaintext), 0,
-                ref ciphertext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(ciphertext), (ulong)ciphertext.Length,
-                ref MemoryMarshal.GetReference(tag), 0, 0, ref MemoryMarshal.GetReference(nonce), _state.DangerousGetHandle()) == 0;
-        }
-        finally
-        {
-            if (added)
-            {
-                _state!.DangerousRelease();
-            }
-        }
+        using var lease = new HandleLease(_state!);
+        Span<byte> empty = stackalloc byte[1];
+        return Sodium.crypto_aead_aes256gcm_decrypt_detached_afternm(
+            ref plaintext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(plaintext), 0,
+            ref ciphertext.IsEmpty ? ref empty[0] : ref MemoryMarshal.GetReference(ciphertext), (ulong)ciphertext.Length,
+            ref MemoryMarshal.GetReference(tag), 0, 0, ref MemoryMarshal.GetReference(nonce), lease.Pointer) == 0;
     }
 
     public void Dispose()
     {
-        _disposed = true;
         _bcl?.Dispose();
         _state?.Dispose();
     }
 
-    private void Check(ReadOnlySpan<byte> nonce, int inputLength, int outputLength, int tagLength)
+    private static void Check(ReadOnlySpan<byte> nonce, int inputLength, int outputLength, int tagLength)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         if (nonce.Length != NonceSize || tagLength != TagSize || inputLength != outputLength)
         {
             throw new ArgumentException("a 12-byte nonce, a 16-byte tag and output as long as the input");

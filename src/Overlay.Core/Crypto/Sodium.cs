@@ -41,20 +41,8 @@ internal static partial class Sodium
             throw new ArgumentException("X25519 scalars are 32 bytes", nameof(scalar));
         }
 
-        var added = false;
-        try
-        {
-            // Keeps the memory alive across the call: a key retired meanwhile is freed after it, not during it.
-            scalar.DangerousAddRef(ref added);
-            return crypto_scalarmult_curve25519_guarded(ref MemoryMarshal.GetReference(shared), scalar.DangerousGetHandle(), ref MemoryMarshal.GetReference(point)) == 0;
-        }
-        finally
-        {
-            if (added)
-            {
-                scalar.DangerousRelease();
-            }
-        }
+        using var lease = new HandleLease(scalar);
+        return crypto_scalarmult_curve25519_guarded(ref MemoryMarshal.GetReference(shared), lease.Pointer, ref MemoryMarshal.GetReference(point)) == 0;
     }
 
     /// <summary>The X25519 public key of <paramref name="scalar"/>.</summary>
@@ -76,21 +64,10 @@ internal static partial class Sodium
             throw new ArgumentException("X25519 scalars are 32 bytes", nameof(scalar));
         }
 
-        var added = false;
-        try
+        using var lease = new HandleLease(scalar);
+        if (crypto_scalarmult_curve25519_base_guarded(ref MemoryMarshal.GetReference(publicKey), lease.Pointer) != 0)
         {
-            scalar.DangerousAddRef(ref added);
-            if (crypto_scalarmult_curve25519_base_guarded(ref MemoryMarshal.GetReference(publicKey), scalar.DangerousGetHandle()) != 0)
-            {
-                throw new CryptographicException("X25519 base-point multiplication failed");
-            }
-        }
-        finally
-        {
-            if (added)
-            {
-                scalar.DangerousRelease();
-            }
+            throw new CryptographicException("X25519 base-point multiplication failed");
         }
     }
 
@@ -185,19 +162,8 @@ internal sealed class SodiumSecret : SafeHandle
     /// <summary>Copies the bytes out (to persist the key); the caller zeroes its copy.</summary>
     public unsafe void CopyTo(Span<byte> destination)
     {
-        var added = false;
-        try
-        {
-            DangerousAddRef(ref added);
-            new ReadOnlySpan<byte>((void*)handle, Length).CopyTo(destination);
-        }
-        finally
-        {
-            if (added)
-            {
-                DangerousRelease();
-            }
-        }
+        using var lease = new HandleLease(this);
+        new ReadOnlySpan<byte>((void*)lease.Pointer, Length).CopyTo(destination);
     }
 
     protected override bool ReleaseHandle()
@@ -231,4 +197,25 @@ internal sealed class AlignedSecretState : SafeHandle
         NativeMemory.AlignedFree((void*)handle);
         return true;
     }
+}
+
+/// <summary>
+/// Keeps a safe handle's memory alive while native code uses it: a dispose racing the call frees the
+/// memory after the lease ends, and a handle already disposed throws <see cref="ObjectDisposedException"/>.
+/// </summary>
+internal readonly ref struct HandleLease
+{
+    private readonly SafeHandle _handle;
+
+    public HandleLease(SafeHandle handle)
+    {
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        _handle = handle;
+        Pointer = handle.DangerousGetHandle();
+    }
+
+    public nint Pointer { get; }
+
+    public void Dispose() => _handle.DangerousRelease();
 }
