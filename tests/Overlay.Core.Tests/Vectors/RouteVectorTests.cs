@@ -40,7 +40,14 @@ public sealed class RouteVectorTests
 
         VectorFile.MatchOrWrite(file, new JsonObject
         {
-            ["network"] = new JsonObject { ["maxRelays"] = MaxRelays, ["cellSize"] = CellSize, ["construction"] = construction.ToString() },
+            ["network"] = new JsonObject
+            {
+                ["maxRelays"] = MaxRelays,
+                ["cellSize"] = CellSize,
+                ["construction"] = construction.ToString(),
+                ["maxDeadlineClass"] = (int)parameters.MaxDeadlineClass,
+                ["idleTimeoutSeconds"] = (int)parameters.IdleTimeout.TotalSeconds,
+            },
             ["onionKeys"] = "hop i of a route (0-based, destination last): X25519 private key SHA-256(\"overlay/v1 test vector onion key i\"), node id SHA-256(\"overlay/v1 test vector node i\"), epoch 7 + i",
             ["random"] = $"per tunnel: AES-256-CTR keystream, key = SHA-256(\"{RandomLabelPrefix}\" || tunnel name), sequence 0, blocks 0, 1, 2, ... consumed in order; 'draws' lists what the origin took",
             ["deadlineClass"] = (int)DeadlineClass.Seconds30,
@@ -51,17 +58,17 @@ public sealed class RouteVectorTests
     private static IEnumerable<Scenario> Scenarios()
     {
         yield return new Scenario(
-            "one relay of four", 1, TunnelMode.Duplex,
-            [Forward(CellType.Data, "first forward cell of a short route"), Forward(CellType.Data, "second forward cell"), Forward(CellType.End, "last forward bytes")],
-            [Destination(CellType.Data, "first reply cell"), Destination(CellType.End, "the reply ends here"), Failure(1, TunnelErrorKind.DeadlineExceeded, nextHop: false)]);
+            "one relay of four", 1, TunnelMode.Duplex, "echo",
+            [Forward(CellType.Data, "first forward cell of a short route"), Forward(CellType.Padding, ""), Forward(CellType.Data, "second forward cell"), Forward(CellType.End, "last forward bytes")],
+            [Destination(CellType.Data, "first reply cell"), Destination(CellType.Padding, ""), Destination(CellType.End, "the reply ends here"), Failure(1, TunnelErrorKind.DeadlineExceeded, nextHop: false)]);
         yield return new Scenario(
-            "no relays", 0, TunnelMode.Duplex,
+            "no relays", 0, TunnelMode.Duplex, null,
             [Forward(CellType.Data, "straight to the destination"), Forward(CellType.End, "end")],
             [Destination(CellType.Data, "a partial reply"), Failure(1, TunnelErrorKind.HandlerFailed, nextHop: false)]);
         yield return new Scenario(
-            "three relays of four, one way", 3, TunnelMode.OneWay,
-            [Forward(CellType.Data, "a one-way message"), Forward(CellType.End, "its end")],
-            [Failure(2, TunnelErrorKind.LinkLost, nextHop: true)]);
+            "three relays of four, one way", 3, TunnelMode.OneWay, null,
+            [Forward(CellType.Data, "a one-way message"), Forward(CellType.Padding, ""), Forward(CellType.End, "its end")],
+            [Destination(CellType.Receipt, ""), Failure(2, TunnelErrorKind.LinkLost, nextHop: true)]);
 
         static ForwardStep Forward(CellType type, string payload) => new(type, Encoding.UTF8.GetBytes(payload));
         static BackwardStep Destination(CellType type, string payload) => new(0, type, Encoding.UTF8.GetBytes(payload), TunnelErrorKind.None, false);
@@ -93,7 +100,7 @@ public sealed class RouteVectorTests
             var builder = new OnionHeaderBuilder(parameters, random);
             var headers = new byte[n][];
             headers[0] = new byte[builder.HeaderSize];
-            var originKeys = builder.Build(route, scenario.Mode, DeadlineClass.Seconds30, headers[0]);
+            var originKeys = builder.Build(route, scenario.Mode, DeadlineClass.Seconds30, headers[0], service: scenario.Service);
             using var origin = new OriginCellCodec(parameters, originKeys, random);
 
             var outcomes = new JsonObject[n];
@@ -137,6 +144,7 @@ public sealed class RouteVectorTests
                 ["randomLabel"] = RandomLabelPrefix + scenario.Name,
                 ["relays"] = scenario.Relays,
                 ["mode"] = (int)scenario.Mode,
+                ["service"] = scenario.Service ?? "",
                 ["draws"] = new JsonArray([.. random.Draws.Select(d => (JsonNode)Hex(d))]),
                 ["hops"] = hopsJson,
                 ["destinationPadding"] = Hex(padding),
@@ -291,6 +299,10 @@ public sealed class RouteVectorTests
                 {
                     destination.WriteErrorCell(step.Error, cell);
                 }
+                else if (step.Type == CellType.Receipt)
+                {
+                    destination.WriteReceipt(cell);
+                }
                 else
                 {
                     destination.SealBackward(step.Type, step.Payload, cell);
@@ -310,15 +322,15 @@ public sealed class RouteVectorTests
             }
 
             var opened = origin.OpenBackward(cell, plain);
-            var payload = step.Payload;
+            var payload = step.Type == CellType.Receipt ? Count(destination.ForwardCells) : step.Payload;
             var json = CellJson(k, step.Type, payload, tag, path);
             json["sealedBy"] = sealedBy;
             if (step.Type == CellType.Error)
             {
                 var blamed = sealedBy + (step.NextHop ? 1 : 0);
-                Assert.Equal((step.Error, blamed), (opened.Error, opened.Hop));
+                Assert.Equal((step.Error, blamed, sealedBy), (opened.Error, opened.Hop, opened.ReportedBy));
                 json["payload"] = Hex([(byte)step.Error, (byte)(step.NextHop ? 1 : 0)]);
-                json["error"] = new JsonObject { ["code"] = (int)step.Error, ["name"] = step.Error.ToString(), ["scope"] = step.NextHop ? 1 : 0, ["attributedTo"] = blamed };
+                json["error"] = new JsonObject { ["code"] = (int)step.Error, ["name"] = step.Error.ToString(), ["scope"] = step.NextHop ? 1 : 0, ["reportedBy"] = sealedBy, ["attributedTo"] = blamed };
             }
             else
             {
@@ -335,6 +347,13 @@ public sealed class RouteVectorTests
         }
 
         return cells;
+    }
+
+    private static byte[] Count(ulong cells)
+    {
+        var count = new byte[OpenedCell.ReceiptLength];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(count, cells);
+        return count;
     }
 
     private static JsonObject CellJson(int sequence, CellType type, byte[] payload, byte[] tag, JsonArray path) => new()
@@ -364,7 +383,7 @@ public sealed class RouteVectorTests
         return streams;
     }
 
-    private sealed record Scenario(string Name, int Relays, TunnelMode Mode, ForwardStep[] Forward, BackwardStep[] Backward);
+    private sealed record Scenario(string Name, int Relays, TunnelMode Mode, string? Service, ForwardStep[] Forward, BackwardStep[] Backward);
 
     private readonly record struct ForwardStep(CellType Type, byte[] Payload);
 
