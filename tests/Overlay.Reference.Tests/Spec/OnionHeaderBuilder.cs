@@ -14,7 +14,11 @@ internal sealed class OnionHeaderBuilder(int slots)
     /// Builds the header for <paramref name="route"/> (relays, destination last) with the given
     /// ephemeral private keys (one per hop, in route order) and the destination slot's padding.
     /// </summary>
-    public byte[] Build(IReadOnlyList<RouteHop> route, IReadOnlyList<byte[]> ephemeral, byte[] padding, byte mode, byte deadline, string service)
+    public byte[] Build(IReadOnlyList<RouteHop> route, IReadOnlyList<byte[]> ephemeral, byte[] padding, byte mode, byte deadline, string service) =>
+        Build(route, ephemeral, padding, DeliverSlot(mode, deadline, service), deadline);
+
+    /// <summary>The same with the destination's slot given byte for byte (to seal slots a hop must refuse).</summary>
+    public byte[] Build(IReadOnlyList<RouteHop> route, IReadOnlyList<byte[]> ephemeral, byte[] padding, byte[] destinationSlot, byte deadline)
     {
         var n = route.Count;
         var N = slots;
@@ -43,7 +47,7 @@ internal sealed class OnionHeaderBuilder(int slots)
 
         // beta_{n-1} = ((slot_{n-1} || random((N-n)·S)) XOR rho_{n-1}[0 .. (N-n+1)·S)) || phi_{n-1}
         var beta = Bytes.Concat(
-            Bytes.Xor(Bytes.Concat(DeliverSlot(mode, deadline, service), padding), rho[n - 1][..((N - n + 1) * S)]),
+            Bytes.Xor(Bytes.Concat(destinationSlot, padding), rho[n - 1][..((N - n + 1) * S)]),
             phi);
         var gamma = Mac(secrets[n - 1], route[n - 1].Epoch, alpha[n - 1], beta);
 
