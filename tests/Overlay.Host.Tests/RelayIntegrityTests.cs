@@ -92,4 +92,38 @@ public sealed class RelayIntegrityTests(ITestOutputHelper output)
         Assert.Equal(TunnelErrorKind.DestinationRefused, failure.Kind);
         Assert.Equal(2, failure.Hop);
     }
+
+    [Fact]
+    public async Task A_second_concurrent_write_is_refused_rather_than_sealed_under_the_same_sequence_numbers()
+    {
+        await using var cluster = await TestCluster.StartAsync(3);
+        using var deadline = TestTimeouts.After(30);
+        var stall = cluster.Handler.RegisterStall();
+        await using var tunnel = await cluster[0].Tunnels.OpenAsync(new TunnelRequest { Route = [cluster[1].Id, cluster[2].Id] }, deadline.Token);
+        await tunnel.WriteAsync(stall.Tag, cancellationToken: deadline.Token);
+        await stall.Reached.WaitAsync(deadline.Token);
+
+        // The destination reads nothing more: this write fills the route's windows and waits.
+        var first = tunnel.WriteAsync(new byte[8 << 20], cancellationToken: deadline.Token).AsTask();
+        Assert.False(first.IsCompleted);
+        var second = await Assert.ThrowsAsync<InvalidOperationException>(async () => await tunnel.WriteAsync(new byte[10], cancellationToken: deadline.Token));
+
+        Assert.Contains("one write at a time", second.Message, StringComparison.Ordinal);
+        stall.Release();
+        var draining = Task.Run(async () =>
+        {
+            var buffer = new byte[64 * 1024];
+            long total = 0;
+            int read;
+            while ((read = await tunnel.ReadAsync(buffer, deadline.Token)) > 0)
+            {
+                total += read;
+            }
+
+            return total;
+        });
+        await first.WaitAsync(deadline.Token);
+        await tunnel.CompleteAsync(deadline.Token);
+        Assert.Equal(ControlledTunnelHandler.TagSize + (8 << 20), await draining.WaitAsync(deadline.Token));
+    }
 }
