@@ -153,11 +153,12 @@ public sealed class OverlayNode : IAsyncDisposable
     {
         services.AddOptions<OverlayOptions>().Bind(configuration.GetSection(OverlayOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<OverlayOptions>, OverlayOptionsValidator>();
+        services.AddSingleton<IValidateOptions<OverlayOptions>, TelemetryOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<OverlayOptions>>().Value;
-            var state = new NodeState(NodeIdentity.LoadOrCreate(options.DataDirectory), options.Network.ToParameters());
+            var state = new NodeState(NodeIdentity.LoadOrCreate(options.DataDirectory), options.Network.ToParameters(), options.Telemetry.AdvertisedFeatures);
             if (sp.GetService<NodeIdentityHolder>() is { } holder)
             {
                 holder.Id = state.Id.ToString();
@@ -171,7 +172,7 @@ public sealed class OverlayNode : IAsyncDisposable
         services.AddSingleton(sp => new TunnelRegistry(sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Tunnels.MaxActiveTunnels));
         services.AddSingleton<PeerChannels>();
         services.AddSingleton<OverlayMetrics>();
-        services.AddSingleton(configuration.GetSection("Overlay:Telemetry").Get<TelemetryOptions>() ?? new TelemetryOptions());
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Telemetry);
         services.AddOverlayTelemetry(configuration);
         services.AddSingleton<TunnelServer>();
         services.AddSingleton(sp => new TunnelClient(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<RouteSelector>(), sp.GetRequiredService<PeerDirectory>(),

@@ -33,6 +33,9 @@ public sealed class OverlayOptions
 
     /// <summary>The control endpoint (admin and application API).</summary>
     public Control.ControlEndpointOptions Control { get; set; } = new();
+
+    /// <summary>Tracing switches and the OTLP endpoint (<c>Overlay:Telemetry</c>).</summary>
+    public Telemetry.TelemetryOptions Telemetry { get; set; } = new();
 }
 
 /// <summary>The link endpoint: where this node listens for other nodes and how it dials them.</summary>

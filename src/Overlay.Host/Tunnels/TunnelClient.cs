@@ -251,11 +251,14 @@ public sealed class TunnelClient
         OriginTunnelKeys keys;
         using (TunnelTracing.StartPhase("overlay.header.build", activity))
         {
-            // Sealed mode: every hop's layer carries this tunnel's context, for hops that choose to honour it.
-            var sealedContexts = _telemetry.SealTraceContext && activity is not null ? new byte[route.Count * 32] : [];
-            for (var i = 0; i * 32 < sealedContexts.Length; i++)
+            // Sealed mode: a fresh random root per tunnel (never the caller's trace), sealed only into the
+            // layers of hops whose descriptor says they honour it; the origin's span links to it.
+            byte[] sealedContexts = [];
+            if (_telemetry.SealTraceContext)
             {
-                TunnelTracing.WriteSealed(activity!.Context, sealedContexts.AsSpan(i * 32, 32));
+                var sealedRoot = TunnelTracing.NewSealedRoot();
+                sealedContexts = TunnelTracing.SealFor(route, sealedRoot);
+                activity?.AddLink(new ActivityLink(sealedRoot, new ActivityTagsCollection { [TunnelTracing.SealedLinkTag] = true }));
             }
 
             try
