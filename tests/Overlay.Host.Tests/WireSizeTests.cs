@@ -8,8 +8,11 @@ namespace Overlay.Host.Tests;
 /// The sizes every hop sees on its link, recorded on real tunnels at each node's incoming Relay call
 /// (<see cref="LinkMessageCounter"/>): what arrives from the predecessor and what goes back to it.
 /// No hop may learn its position from the sizes, nor the destination the route's length: every hop
-/// of a tunnel sees the same messages with the same sizes in both directions, and the destination
-/// sees the same whatever the route. Node 0 is the origin, nodes 1-8 the relays, node 9 the destination.
+/// of a tunnel sees a header of the same size and the same cells in both directions, and the
+/// destination sees the same whatever the route. Message boundaries are each hop's own (a relay
+/// frames the cells it already holds in batches of its own, docs/protocol.md §3), so two messages
+/// that arrive back to back may leave as one: the count of messages is timing, the cells are not.
+/// Node 0 is the origin, nodes 1-8 the relays, node 9 the destination.
 /// </summary>
 public sealed class WireSizeTests(TenNodeFixture fixture, ITestOutputHelper output) : IClassFixture<TenNodeFixture>
 {
@@ -51,10 +54,12 @@ public sealed class WireSizeTests(TenNodeFixture fixture, ITestOutputHelper outp
             for (var hop = 0; hop < hops.Count; hop++)
             {
                 Assert.True(hops[hop].HeaderBytes == headerSize, $"{relays} relays: hop {hop + 1} ({hops[hop].Node}) received a {hops[hop].HeaderBytes}-byte header, not {headerSize}");
-                Assert.True(hops[hop].RequestSizes.SequenceEqual(hops[0].RequestSizes),
+                Assert.True(Cells(hops[hop].RequestSizes, headerSize) == Cells(hops[0].RequestSizes, headerSize),
                     $"{relays} relays, forward: hop {hop + 1} ({hops[hop].Node}) received [{Describe(hops[hop].RequestSizes)}], hop 1 [{Describe(hops[0].RequestSizes)}]");
-                Assert.True(hops[hop].ResponseSizes.SequenceEqual(hops[0].ResponseSizes),
+                Assert.True(Cells(hops[hop].ResponseSizes, 0) == Cells(hops[0].ResponseSizes, 0),
                     $"{relays} relays, backward: hop {hop + 1} ({hops[hop].Node}) sent back [{Describe(hops[hop].ResponseSizes)}], hop 1 [{Describe(hops[0].ResponseSizes)}]");
+                AssertWholeBatches(hops[hop].RequestSizes, headerSize, $"{relays} relays, forward, hop {hop + 1}");
+                AssertWholeBatches(hops[hop].ResponseSizes, 0, $"{relays} relays, backward, hop {hop + 1}");
             }
 
             destinationViews[relays] = hops[^1];
@@ -63,9 +68,9 @@ public sealed class WireSizeTests(TenNodeFixture fixture, ITestOutputHelper outp
         var shortest = destinationViews[RouteLengths[0]];
         foreach (var (relays, view) in destinationViews)
         {
-            Assert.True(view.RequestSizes.SequenceEqual(shortest.RequestSizes),
+            Assert.True(view.HeaderBytes == shortest.HeaderBytes && Cells(view.RequestSizes, headerSize) == Cells(shortest.RequestSizes, headerSize),
                 $"forward: the destination received [{Describe(view.RequestSizes)}] through {relays} relays, [{Describe(shortest.RequestSizes)}] through {RouteLengths[0]}");
-            Assert.True(view.ResponseSizes.SequenceEqual(shortest.ResponseSizes),
+            Assert.True(Cells(view.ResponseSizes, 0) == Cells(shortest.ResponseSizes, 0),
                 $"backward: the destination sent [{Describe(view.ResponseSizes)}] through {relays} relays, [{Describe(shortest.ResponseSizes)}] through {RouteLengths[0]}");
         }
     }
@@ -94,4 +99,30 @@ public sealed class WireSizeTests(TenNodeFixture fixture, ITestOutputHelper outp
     }
 
     private static string Describe(IReadOnlyList<int> sizes) => string.Join(", ", sizes);
+
+    // The cells of a direction: each message is its header (first request message only) and whole cells,
+    // plus a few bytes of protobuf framing, far less than a cell.
+    private int Cells(IReadOnlyList<int> sizes, int headerBytes)
+    {
+        var cellSize = Cluster[0].Node.State.Network.CellSize;
+        var cells = 0;
+        for (var i = 0; i < sizes.Count; i++)
+        {
+            cells += (sizes[i] - (i == 0 ? headerBytes : 0)) / cellSize;
+        }
+
+        return cells;
+    }
+
+    // Every message carries at most one batch of cells and a size that is exactly cells plus framing.
+    private void AssertWholeBatches(IReadOnlyList<int> sizes, int headerBytes, string where)
+    {
+        var cellSize = Cluster[0].Node.State.Network.CellSize;
+        for (var i = 0; i < sizes.Count; i++)
+        {
+            var body = sizes[i] - (i == 0 ? headerBytes : 0);
+            var cells = body / cellSize;
+            Assert.True(cells <= 8 && body - (cells * cellSize) < 16, $"{where}: message {i + 1} of [{Describe(sizes)}] is not whole cells of one batch");
+        }
+    }
 }
