@@ -214,6 +214,9 @@ public sealed class IncomingTunnel
         }
     }
 
+    /// <summary>The tunnel is over at this hop, however it ended: no more padding.</summary>
+    internal void Close() => _padding?.Dispose();
+
     private void EndReply()
     {
         _replyEnded = true;

@@ -87,6 +87,8 @@ public sealed class OverlayTunnel : IAsyncDisposable
         if (!requestEnded)
         {
             _padding = new PaddingSchedule(paddingInterval, time, SendPaddingAsync);
+            // A tunnel that fails, passes its deadline or is cancelled stops padding even if never disposed.
+            lifetime.Token.Register(static state => ((PaddingSchedule)state!).Dispose(), _padding);
         }
     }
 

@@ -348,6 +348,7 @@ internal sealed class TunnelServer
         }
         finally
         {
+            incoming.Close();
             _metrics.TunnelClosed(TunnelRoles.Destination);
             handlerSpan?.SetTag("overlay.request.bytes", incoming.BytesReceived);
             handlerSpan?.SetTag("overlay.reply.bytes", incoming.BytesSent);
