@@ -183,44 +183,45 @@ internal sealed class ControlService(
 
     public override async Task<V1.RotateKeysResponse> RotateKeys(V1.RotateKeysRequest request, ServerCallContext context)
     {
-        var previous = node.Keys.Current?.Epoch ?? 0;
-        var rotated = new TaskCompletionSource<NodeDescriptor>(TaskCreationOptions.RunContinuationsAsynchronously);
-        void OnChanged(NodeDescriptor d)
+        var rotation = keys.RotateSoon();
+        var previous = rotation.Current.Key;
+        if (rotation.At > time.GetUtcNow())
         {
-            if (d.OnionEpoch != previous)
-            {
-                rotated.TrySetResult(d);
-            }
-        }
-
-        node.DescriptorChanged += OnChanged;
-        try
-        {
-            keys.RotateSoon();
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(30));
-            NodeDescriptor descriptor;
-            try
-            {
-                descriptor = await rotated.Task.WaitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException) when (!context.CancellationToken.IsCancellationRequested)
-            {
-                throw ControlErrors.Error(StatusCode.DeadlineExceeded, "timeout", "the key rotation did not complete within 30 s; see the node's log");
-            }
-
             return new V1.RotateKeysResponse
             {
-                PreviousEpoch = previous,
-                Epoch = descriptor.OnionEpoch,
-                ValidFrom = Timestamp.FromDateTimeOffset(descriptor.OnionValidFrom),
-                ExpiresAt = Timestamp.FromDateTimeOffset(descriptor.OnionExpiresAt),
+                Outcome = V1.RotationOutcome.Deferred,
+                PreviousEpoch = previous.Epoch,
+                Epoch = previous.Epoch,
+                ValidFrom = Timestamp.FromDateTimeOffset(previous.ValidFrom),
+                ExpiresAt = Timestamp.FromDateTimeOffset(previous.ExpiresAt),
+                RotatesAt = Timestamp.FromDateTimeOffset(rotation.At),
             };
         }
-        finally
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        OnionKeyEpoch rotated;
+        try
         {
-            node.DescriptorChanged -= OnChanged;
+            rotated = await rotation.Rotated.WaitAsync(timeout.Token);
         }
+        catch (OperationCanceledException) when (rotation.Rotated.IsCanceled)
+        {
+            throw ShuttingDown();
+        }
+        catch (OperationCanceledException) when (!context.CancellationToken.IsCancellationRequested)
+        {
+            throw ControlErrors.Error(StatusCode.DeadlineExceeded, "timeout", "the key rotation did not complete within 30 s; see the node's log");
+        }
+
+        return new V1.RotateKeysResponse
+        {
+            Outcome = V1.RotationOutcome.Rotated,
+            PreviousEpoch = previous.Epoch,
+            Epoch = rotated.Epoch,
+            ValidFrom = Timestamp.FromDateTimeOffset(rotated.Key.ValidFrom),
+            ExpiresAt = Timestamp.FromDateTimeOffset(rotated.Key.ExpiresAt),
+        };
     }
 
     public override Task<V1.ListTunnelsResponse> ListTunnels(V1.ListTunnelsRequest request, ServerCallContext context)
@@ -416,23 +417,7 @@ internal sealed class ControlService(
         try
         {
             await context.WriteResponseHeadersAsync(new Metadata());
-            await foreach (var offer in listener.Offers.ReadAllAsync(context.CancellationToken))
-            {
-                if (offer.Decision.IsCompleted)
-                {
-                    continue; // timed out while queued
-                }
-
-                await responseStream.WriteAsync(new V1.ListenResponse
-                {
-                    Offer = new V1.IncomingTunnelOffer
-                    {
-                        TunnelId = offer.Id,
-                        Mode = ListenerDispatcher.ToWire(offer.Tunnel.Mode),
-                        ReceivedAt = Timestamp.FromDateTimeOffset(offer.ReceivedAt),
-                    },
-                }, context.CancellationToken);
-            }
+            await OfferAsync(listener, responseStream, context.CancellationToken);
         }
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
         {
@@ -444,6 +429,31 @@ internal sealed class ControlService(
             listeners.Unregister(listener);
         }
     }
+
+    // Offers incoming tunnels to the listening application until the call or the node ends.
+    private static async Task OfferAsync(ControlListener listener, IServerStreamWriter<V1.ListenResponse> responseStream, CancellationToken token)
+    {
+        await foreach (var offer in listener.Offers.ReadAllAsync(token))
+        {
+            if (offer.Decision.IsCompleted)
+            {
+                continue; // timed out while queued
+            }
+
+            await responseStream.WriteAsync(new V1.ListenResponse
+            {
+                Offer = new V1.IncomingTunnelOffer
+                {
+                    TunnelId = offer.Id,
+                    Mode = ListenerDispatcher.ToWire(offer.Tunnel.Mode),
+                    ReceivedAt = Timestamp.FromDateTimeOffset(offer.ReceivedAt),
+                },
+            }, token);
+        }
+    }
+
+    private static RpcException ShuttingDown() =>
+        ControlErrors.Error(StatusCode.Unavailable, "shutting_down", "the node is shutting down; reconnect to it (or another node) once it is back");
 
     public override async Task Accept(IAsyncStreamReader<V1.AcceptRequest> requestStream, IServerStreamWriter<V1.AcceptResponse> responseStream, ServerCallContext context)
     {
