@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Overlay.Errors;
@@ -35,6 +36,7 @@ internal sealed class ControlService(
     ControlEndpoint endpoint,
     IOptions<OverlayOptions> options,
     TimeProvider time,
+    IHostApplicationLifetime lifetime,
     ILogger<ControlService> logger) : V1.Control.ControlBase
 {
     private const int DefaultRelays = 3;
@@ -165,7 +167,7 @@ internal sealed class ControlService(
         }
 
         await context.WriteResponseHeadersAsync(new Metadata());
-        await subscription.PumpAsync(responseStream, "peer", context.CancellationToken, () => ControlLog.ConsumerDropped(logger, "peer", subscription.Capacity));
+        await UntilStoppingAsync(context, token => subscription.PumpAsync(responseStream, "peer", token, () => ControlLog.ConsumerDropped(logger, "peer", subscription.Capacity)));
     }
 
     public override async Task WatchEvents(V1.WatchEventsRequest request, IServerStreamWriter<V1.NodeEvent> responseStream, ServerCallContext context)
@@ -178,7 +180,7 @@ internal sealed class ControlService(
         var types = request.EventTypes.ToHashSet();
         using var subscription = events.Events.Subscribe(Control.EventsBufferSize, types.Count == 0 ? null : e => types.Contains(e.Type));
         await context.WriteResponseHeadersAsync(new Metadata());
-        await subscription.PumpAsync(responseStream, "events", context.CancellationToken, () => ControlLog.ConsumerDropped(logger, "events", subscription.Capacity));
+        await UntilStoppingAsync(context, token => subscription.PumpAsync(responseStream, "events", token, () => ControlLog.ConsumerDropped(logger, "events", subscription.Capacity)));
     }
 
     public override async Task<V1.RotateKeysResponse> RotateKeys(V1.RotateKeysRequest request, ServerCallContext context)
@@ -417,7 +419,7 @@ internal sealed class ControlService(
         try
         {
             await context.WriteResponseHeadersAsync(new Metadata());
-            await OfferAsync(listener, responseStream, context.CancellationToken);
+            await UntilStoppingAsync(context, token => OfferAsync(listener, responseStream, token));
         }
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
         {
@@ -449,6 +451,30 @@ internal sealed class ControlService(
                     ReceivedAt = Timestamp.FromDateTimeOffset(offer.ReceivedAt),
                 },
             }, token);
+        }
+    }
+
+    /// <summary>
+    /// Runs a stream that lasts as long as the client likes (Listen, WatchEvents, WatchPeers)
+    /// until the call ends or the node begins to stop; then it ends with Unavailable, so Kestrel's
+    /// shutdown does not wait on it.
+    /// </summary>
+    private async Task UntilStoppingAsync(ServerCallContext context, Func<CancellationToken, Task> stream)
+    {
+        var stopping = lifetime.ApplicationStopping;
+        using var call = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
+        try
+        {
+            await stream(call.Token);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw ShuttingDown();
+        }
+
+        if (stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw ShuttingDown();
         }
     }
 

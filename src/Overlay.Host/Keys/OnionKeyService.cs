@@ -15,9 +15,9 @@ namespace Overlay.Host.Keys;
 /// when asked (the control API, a nearly full replay cache) but no more often than
 /// <c>Overlay:OnionKeys:MinEarlyRotationInterval</c>, holds at most
 /// <c>Overlay:OnionKeys:MaxLiveEpochs</c>, retires old epochs after the overlap window,
-/// republishes the descriptor, and saves the live epochs on shutdown.
+/// republishes the descriptor, and saves the live epochs once the node has drained on shutdown.
 /// </summary>
-internal sealed class OnionKeyService : BackgroundService
+internal sealed class OnionKeyService : BackgroundService, IHostedLifecycleService
 {
     // The longest single timer wait; the loop recomputes its wake-up time after it.
     private static readonly TimeSpan LongestWait = TimeSpan.FromDays(7);
@@ -152,11 +152,30 @@ internal sealed class OnionKeyService : BackgroundService
         }
     }
 
-    public override async Task StopAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Saves the keys as soon as the node has drained, before Kestrel's own shutdown wait: the
+    /// host runs the "stopping" phase in reverse registration order and this service is
+    /// registered before <see cref="DrainService"/>, so this runs right after the drain. From
+    /// then on no tunnel is admitted (no new replay tag), and the loop is stopped first so no
+    /// rotation follows the save. A process killed later still restarts with its keys.
+    /// </summary>
+    public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
         SaveOnce();
     }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        SaveOnce(); // already done in StoppingAsync when a host drove the stop
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private void SaveOnce()
     {
