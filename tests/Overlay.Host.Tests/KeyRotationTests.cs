@@ -3,6 +3,7 @@ using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Overlay.Errors;
 using Overlay.Host.Keys;
@@ -119,6 +120,16 @@ public sealed class KeyRotationTests
         var fourthEpoch = (await node.Keys.RotateSoon().Rotated.WaitAsync(deadline.Token)).Epoch;
         Assert.Equal([fourthEpoch, thirdEpoch, secondEpoch], node.LiveEpochs); // within its overlap window, yet retired
         Assert.Contains(node.Logs, line => line.Contains($"epoch {first} retired before its overlap window ended", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("Overlay:OnionKeys:MaxLiveEpochs", "1", "MaxLiveEpochs")]
+    [InlineData("Overlay:OnionKeys:MinEarlyRotationInterval", "01:00:00", "MinEarlyRotationInterval")]
+    [InlineData("Overlay:OnionKeys:MinEarlyRotationInterval", "-00:00:01", "MinEarlyRotationInterval")]
+    public async Task A_node_refuses_to_start_with_a_rotation_bound_out_of_range(string key, string value, string named)
+    {
+        var refused = await Assert.ThrowsAsync<OptionsValidationException>(() => FakeClockNode.StartAsync(TimeSpan.Zero, new Dictionary<string, string?> { [key] = value }));
+        Assert.Contains($"Overlay:OnionKeys: {named} must be", refused.Message, StringComparison.Ordinal);
     }
 
     /// <summary>One real node on a fake clock, with its control endpoint.</summary>
