@@ -174,6 +174,7 @@ public sealed class SharedOverlay : IAsyncLifetime
         c["Overlay:Control:EventsBufferSize"] = "32";
         c["Overlay:Control:MaxTunnelsPerClient"] = "8";
         c["Overlay:Control:AcceptTimeout"] = "00:00:05";
+        c["Overlay:OnionKeys:MinEarlyRotationInterval"] = "00:00:00"; // RotateKeys rotates at once, however recently the node started
     });
 
     public async Task DisposeAsync() => await Overlay.DisposeAsync();
