@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Trace;
 using Overlay.Host;
+using Overlay.Host.Options;
 using Overlay.Identity;
 
 namespace Overlay.Telemetry.Tests;
@@ -33,7 +34,7 @@ internal sealed class TracedCluster : IAsyncDisposable
         var cluster = new TracedCluster(await OtlpReceiver.StartAsync());
         for (var i = 0; i < nodes; i++)
         {
-            var configuration = new Dictionary<string, string?>
+            var configuration = new Dictionary<string, string?>(SingleHostNetwork.Configuration)
             {
                 ["Overlay:DataDirectory"] = Path.Combine(cluster._root.FullName, $"node{i}"),
                 ["Overlay:Link:Url"] = "http://127.0.0.1:0",
