@@ -278,8 +278,15 @@ public sealed class PeerDirectory
     internal List<PeerInfo> Sample(int count, params PeerStatus[] statuses)
     {
         var candidates = _peers.Values.Where(p => statuses.Contains(p.Status)).ToArray();
-        RandomNumberGenerator.Shuffle(candidates.AsSpan());
-        return [.. candidates.Take(count)];
+        // A partial Fisher-Yates shuffle: uniform, and only as many draws as peers taken.
+        var taken = Math.Min(count, candidates.Length);
+        for (var i = 0; i < taken; i++)
+        {
+            var j = RandomNumberGenerator.GetInt32(i, candidates.Length);
+            (candidates[i], candidates[j]) = (candidates[j], candidates[i]);
+        }
+
+        return [.. candidates.AsSpan(0, taken)];
     }
 
     /// <summary>Completes once <paramref name="condition"/> holds, checking it at every status change.</summary>
