@@ -190,6 +190,13 @@ for ((i = 0; i < NODES; i++)); do
     "--Overlay:DataDirectory=$WORK/data/node$i"
     "--Overlay:Network:MaxRelays=$MAX_RELAYS"
     "--Overlay:Directory:GossipInterval=$GOSSIP"
+    # Every node is on 127.0.0.1: loopback peers may be dialed, and the per-address limits and
+    # one-hop-per-block routes (meant for one party per address) are lifted (docs/operations.md).
+    "--Overlay:Link:AllowedPeerNetworks:0=127.0.0.0/8"
+    "--Overlay:Directory:RouteDiversity=false"
+    "--Overlay:Directory:MaxPeersPerAddressBlock=1000000"
+    "--Overlay:Directory:CallsPerSecondPerSource=1000000"
+    "--Overlay:Directory:CallBurstPerSource=1000000"
     # The node's own events at Information; ASP.NET's per-request lines would drown them (gossip runs 4 times a second).
     "--Logging:LogLevel:Microsoft.AspNetCore=Warning"
   )

@@ -5,6 +5,7 @@ using Grpc.Net.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Overlay.Host;
+using Overlay.Host.Options;
 using V1 = Overlay.Protocol.Control.V1;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
@@ -61,7 +62,7 @@ public sealed class TestOverlay : IAsyncDisposable
         {
             for (var i = 0; i < count; i++)
             {
-                var configuration = new Dictionary<string, string?>
+                var configuration = new Dictionary<string, string?>(SingleHostNetwork.Configuration)
                 {
                     ["Overlay:DataDirectory"] = Path.Combine(root.FullName, $"node{i}"),
                     ["Overlay:Link:Url"] = "http://127.0.0.1:0",

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Trace;
 using Overlay.Host;
+using Overlay.Host.Options;
 using Overlay.Identity;
 
 namespace Overlay.Telemetry.Tests;
@@ -39,7 +40,7 @@ internal sealed class TracedCluster : IAsyncDisposable
         var members = allowList ? cluster.CreateIdentities(nodes) : [];
         for (var i = 0; i < nodes; i++)
         {
-            var configuration = new Dictionary<string, string?>
+            var configuration = new Dictionary<string, string?>(SingleHostNetwork.Configuration)
             {
                 ["Overlay:DataDirectory"] = cluster.DataDirectory(i),
                 ["Overlay:Link:Url"] = "http://127.0.0.1:0",

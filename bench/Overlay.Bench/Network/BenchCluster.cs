@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Overlay.Host;
 using Overlay.Host.Directory;
+using Overlay.Host.Options;
 using Overlay.Identity;
 
 namespace Overlay.Bench.Network;
@@ -27,7 +28,7 @@ internal sealed class BenchCluster : IAsyncDisposable
     public IReadOnlyList<OverlayNode> Nodes { get; }
 
     /// <summary>The configuration every node gets, beyond its data directory, URL and seed.</summary>
-    public static IReadOnlyDictionary<string, string?> SharedConfiguration { get; } = new Dictionary<string, string?>
+    public static IReadOnlyDictionary<string, string?> SharedConfiguration { get; } = new Dictionary<string, string?>(SingleHostNetwork.Configuration)
     {
         ["Overlay:Link:Url"] = "http://127.0.0.1:0",
         ["Overlay:Directory:GossipInterval"] = "00:00:00.200",

@@ -18,7 +18,7 @@ namespace Overlay.Identity;
 /// off  size  field
 /// 0    1     format version = 1
 /// 1    32    node id (Ed25519 public key)
-/// 33   32    onion key (X25519 public key; top bit clear)
+/// 33   32    onion key (X25519 public key; canonical, not of small order)
 /// 65   4     onion epoch (uint32)
 /// 69   8     onion valid-from (int64, unix seconds)
 /// 77   8     onion expires-at (int64, unix seconds)
@@ -32,7 +32,7 @@ namespace Overlay.Identity;
 /// .    1     max deadline class (0..7)
 /// .    2     idle timeout (uint16, seconds)
 /// .    2     endpoint length e (1..255)
-/// .    e     endpoint (UTF-8 absolute http or https URI)
+/// .    e     endpoint (UTF-8 scheme://host:port/, http or https)
 /// .    64    Ed25519 signature over "overlay/v1 descriptor" || bytes [0, here)
 /// </code>
 /// </remarks>
@@ -68,6 +68,16 @@ public sealed class NodeDescriptor
 
     private static readonly long MinUnixSeconds = DateTimeOffset.MinValue.ToUnixTimeSeconds();
     private static readonly long MaxUnixSeconds = DateTimeOffset.MaxValue.ToUnixTimeSeconds();
+
+    // The canonical X25519 points of order 1, 2, 4 and 8: 0, 1, the two of order 8, and p - 1.
+    private static readonly byte[][] LowOrderPoints =
+    [
+        Convert.FromHexString("0000000000000000000000000000000000000000000000000000000000000000"),
+        Convert.FromHexString("0100000000000000000000000000000000000000000000000000000000000000"),
+        Convert.FromHexString("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+        Convert.FromHexString("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+        Convert.FromHexString("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ];
 
     private readonly byte[] _encoded;
 
@@ -114,8 +124,9 @@ public sealed class NodeDescriptor
 
     /// <summary>Builds and signs a descriptor for <paramref name="identity"/> and its current <paramref name="onionKey"/>.</summary>
     /// <exception cref="ArgumentException">
-    /// The endpoint is not an absolute http or https URI with a host, no user info and at most
-    /// 255 bytes; the network parameters are invalid; or a feature bit is unknown.
+    /// The endpoint is not scheme://host:port (http or https, an explicit port, no path, query,
+    /// fragment or user info) of at most 255 bytes; the network parameters are invalid; or a
+    /// feature bit is unknown.
     /// </exception>
     public static NodeDescriptor Create(
         NodeIdentity identity,
@@ -135,12 +146,13 @@ public sealed class NodeDescriptor
             throw new ArgumentException($"unknown feature bits 0x{(uint)features:x8}", nameof(features));
         }
 
-        if (!IsAcceptableEndpoint(endpoint))
+        if (!IsEndpointForm(endpoint))
         {
-            throw new ArgumentException($"the endpoint must be an absolute http or https URI with a host and no user info, not '{endpoint}'", nameof(endpoint));
+            throw new ArgumentException($"the endpoint must be scheme://host:port (http or https, an explicit port, no path, query, fragment or user info), not '{endpoint}'", nameof(endpoint));
         }
 
-        var endpointBytes = Encoding.UTF8.GetBytes(endpoint.AbsoluteUri);
+        // Written with its port even when it is the scheme's default, so the encoding keeps the form it is checked for.
+        var endpointBytes = Encoding.UTF8.GetBytes(endpoint.GetComponents(UriComponents.Scheme | UriComponents.Host | UriComponents.StrongPort, UriFormat.UriEscaped) + "/");
         if (endpointBytes.Length > MaxEndpointLength)
         {
             throw new ArgumentException($"the endpoint is {endpointBytes.Length} bytes in UTF-8; at most {MaxEndpointLength} are allowed", nameof(endpoint));
@@ -182,11 +194,28 @@ public sealed class NodeDescriptor
     /// hostile input; the input is copied, so the caller may reuse its buffer.
     /// </summary>
     /// <remarks>
-    /// Checks run in this order: size, format version, framing (<see cref="DescriptorError.Malformed"/>),
-    /// signature, then field values (onion key, timestamps, endpoint), so a value error names what
-    /// the node itself signed. Network parameters and protocol versions are checked by <see cref="Validate"/>.
+    /// Checks run cheapest first: size, format version, framing (<see cref="DescriptorError.Malformed"/>),
+    /// field values (onion key, timestamps, endpoint), and the signature last, so hostile gossip costs
+    /// a signature check only when everything else is in order. Network parameters and protocol
+    /// versions are checked by <see cref="Validate"/>, or before the signature by the overload that
+    /// takes the expected network.
     /// </remarks>
-    public static DescriptorError TryParse(ReadOnlySpan<byte> encoded, out NodeDescriptor? descriptor)
+    public static DescriptorError TryParse(ReadOnlySpan<byte> encoded, out NodeDescriptor? descriptor) =>
+        TryParse(encoded, validation: null, out descriptor);
+
+    /// <summary>
+    /// <see cref="TryParse(ReadOnlySpan{byte}, out NodeDescriptor?)"/> then <see cref="Validate"/>,
+    /// with every check that needs no signature (including the network parameters and times) done
+    /// before the signature is verified.
+    /// </summary>
+    public static DescriptorError TryParse(ReadOnlySpan<byte> encoded, NetworkParameters expected, DateTimeOffset now, TimeSpan clockSkew, out NodeDescriptor? descriptor)
+    {
+        ArgumentNullException.ThrowIfNull(expected);
+        ArgumentOutOfRangeException.ThrowIfLessThan(clockSkew, TimeSpan.Zero);
+        return TryParse(encoded, (expected, now, clockSkew), out descriptor);
+    }
+
+    private static DescriptorError TryParse(ReadOnlySpan<byte> encoded, (NetworkParameters Expected, DateTimeOffset Now, TimeSpan ClockSkew)? validation, out NodeDescriptor? descriptor)
     {
         descriptor = null;
         if (encoded.Length > MaxSize)
@@ -231,14 +260,10 @@ public sealed class NodeDescriptor
         }
 
         var id = new NodeId(encoded.Slice(IdOffset, NodeId.Size));
-        if (!Verify(id, encoded[..signatureOffset], encoded[signatureOffset..]))
+        var onionKeyError = CheckOnionKey(encoded.Slice(OnionKeyOffset, Identity.OnionKey.PublicKeySize));
+        if (onionKeyError != DescriptorError.None)
         {
-            return DescriptorError.BadSignature;
-        }
-
-        if ((encoded[OnionKeyOffset + Identity.OnionKey.PublicKeySize - 1] & 0x80) != 0)
-        {
-            return DescriptorError.NonCanonicalOnionKey;
+            return onionKeyError;
         }
 
         var validFrom = BinaryPrimitives.ReadInt64BigEndian(encoded[ValidFromOffset..]);
@@ -261,7 +286,7 @@ public sealed class NodeDescriptor
         }
 
         var copy = encoded.ToArray();
-        descriptor = new NodeDescriptor(copy)
+        var parsed = new NodeDescriptor(copy)
         {
             Id = id,
             OnionKey = copy.AsMemory(OnionKeyOffset, Identity.OnionKey.PublicKeySize),
@@ -281,8 +306,56 @@ public sealed class NodeDescriptor
             },
             Endpoint = endpoint,
         };
+        var error = validation is { } v ? parsed.Validate(v.Expected, v.Now, v.ClockSkew) : DescriptorError.None;
+        if (error == DescriptorError.None && !Verify(id, encoded[..signatureOffset], encoded[signatureOffset..]))
+        {
+            error = DescriptorError.BadSignature;
+        }
+
+        descriptor = error == DescriptorError.None ? parsed : null;
+        return error;
+    }
+
+    /// <summary>
+    /// True when <paramref name="endpoint"/> has the only form a descriptor carries:
+    /// scheme://host:port (http or https, an explicit port, no path but "/", no query, fragment or user info).
+    /// </summary>
+    public static bool IsEndpointForm(Uri endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        return endpoint.IsAbsoluteUri && IsAcceptableEndpoint(endpoint, endpoint.OriginalString);
+    }
+
+    /// <summary>
+    /// True when <paramref name="publicKey"/> is an X25519 key a header can be built to: 32 bytes,
+    /// canonical (top bit clear, u below p) and not of small order.
+    /// </summary>
+    public static bool IsUsableOnionKey(ReadOnlySpan<byte> publicKey) =>
+        publicKey.Length == Identity.OnionKey.PublicKeySize && CheckOnionKey(publicKey) == DescriptorError.None;
+
+    // A small-order point makes every shared secret zero (the header build refuses it, for every
+    // route through the node); two encodings of one key would let a node appear twice.
+    private static DescriptorError CheckOnionKey(ReadOnlySpan<byte> key)
+    {
+        if ((key[31] & 0x80) != 0 || IsAtLeastFieldPrime(key))
+        {
+            return DescriptorError.NonCanonicalOnionKey;
+        }
+
+        foreach (var point in LowOrderPoints)
+        {
+            if (key.SequenceEqual(point))
+            {
+                return DescriptorError.LowOrderOnionKey;
+            }
+        }
+
         return DescriptorError.None;
     }
+
+    // u >= p = 2^255 - 19 (little-endian, top bit already clear): ed..ff ff ... ff 7f.
+    private static bool IsAtLeastFieldPrime(ReadOnlySpan<byte> key) =>
+        key[0] >= 0xed && key[31] == 0x7f && !key[1..31].ContainsAnyExcept((byte)0xff);
 
     /// <summary>
     /// Checks that the node can be used by a node of network <paramref name="expected"/> at
@@ -342,11 +415,43 @@ public sealed class NodeDescriptor
 
     private static bool IsRepresentable(long unixSeconds) => unixSeconds >= MinUnixSeconds && unixSeconds <= MaxUnixSeconds;
 
-    private static bool IsAcceptableEndpoint(Uri uri) =>
+    // Only scheme://host:port[/]: a path, query or user info would let a descriptor make every node
+    // send requests of its choosing to any web server it can name (docs/protocol.md §4).
+    private static bool IsAcceptableEndpoint(Uri uri, string text) =>
         uri.IsAbsoluteUri
         && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
         && !string.IsNullOrEmpty(uri.Host)
-        && string.IsNullOrEmpty(uri.UserInfo);
+        && string.IsNullOrEmpty(uri.UserInfo)
+        && uri.AbsolutePath == "/"
+        && string.IsNullOrEmpty(uri.Query)
+        && string.IsNullOrEmpty(uri.Fragment)
+        && uri.Port is > 0 and <= ushort.MaxValue
+        && HasOnlyAuthority(text);
+
+    // The text after "scheme://" is host:port with at most a trailing '/', and the port is written out.
+    private static bool HasOnlyAuthority(string text)
+    {
+        var start = text.IndexOf("://", StringComparison.Ordinal);
+        if (start < 0)
+        {
+            return false;
+        }
+
+        var authority = text.AsSpan(start + 3);
+        if (authority.EndsWith('/'))
+        {
+            authority = authority[..^1];
+        }
+
+        if (authority.IndexOfAny("/\\?#@") >= 0)
+        {
+            return false;
+        }
+
+        var colon = authority.LastIndexOf(':');
+        var port = colon < 0 ? [] : authority[(colon + 1)..];
+        return colon > authority.LastIndexOf(']') && port.Length is >= 1 and <= 5 && !port.ContainsAnyExceptInRange('0', '9');
+    }
 
     private static bool TryParseEndpoint(ReadOnlySpan<byte> utf8, out Uri endpoint)
     {
@@ -367,7 +472,7 @@ public sealed class NodeDescriptor
             }
         }
 
-        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || !IsAcceptableEndpoint(uri))
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || !IsAcceptableEndpoint(uri, text))
         {
             return false;
         }

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 using Overlay.Errors;
 using Overlay.Host.Directory;
+using Overlay.Host.Options;
 using Overlay.Host.Tunnels;
 using Overlay.Identity;
 using Overlay.Protocol;
@@ -211,6 +212,13 @@ public static class PingCommand
         for (var i = 0; i < options.Seeds.Count; i++)
         {
             configuration[string.Create(CultureInfo.InvariantCulture, $"Overlay:Directory:Seeds:{i}")] = options.Seeds[i].OriginalString;
+        }
+
+        // Seeds on this host mean a network on this host (the devnet, deploy/local): its peers are on
+        // loopback too. Any other network is dialed under the default refusal of non-public addresses.
+        if (options.Seeds.Any(seed => seed.IsLoopback))
+        {
+            configuration = SingleHostNetwork.With(configuration);
         }
 
         return OverlayNode.Create(new OverlayNodeSettings

@@ -133,7 +133,7 @@ internal sealed class ControlService(
         return directory.Find(descriptor.Id) is { } peer
             ? ToPeer(peer)
             : throw ControlErrors.Error(StatusCode.FailedPrecondition, "not_admitted",
-                $"node {descriptor.Id.ToShortString()} proved its identity but is not admitted (banned, or not in Overlay:Directory:AllowedNodeIds)");
+                $"node {descriptor.Id.ToShortString()} proved its identity but is not admitted (banned, not in Overlay:Directory:AllowedNodeIds, or its address block or the directory is full)");
     }
 
     public override Task<V1.RemovePeerResponse> RemovePeer(V1.RemovePeerRequest request, ServerCallContext context)

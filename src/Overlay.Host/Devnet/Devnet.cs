@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using Overlay.Errors;
+using Overlay.Host.Options;
 using Overlay.Host.Tunnels;
 using Overlay.Protocol;
 
@@ -157,7 +158,7 @@ public static class Devnet
 
         return OverlayNode.Create(new OverlayNodeSettings
         {
-            Configuration = configuration,
+            Configuration = SingleHostNetwork.With(configuration),
         });
     }
 

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Net;
 using System.Security.Cryptography;
 using System.Threading.Channels;
 using Google.Protobuf;
@@ -17,11 +19,16 @@ namespace Overlay.Host.Directory;
 /// Finds peers and keeps their status current: joins through the seeds, gossips signed
 /// descriptors with a few random peers each round, and admits a descriptor only after the node
 /// at its endpoint proved it holds the identity (so nobody can point the network at a victim's
-/// address). Every directory call has its own deadline and a short-lived connection.
+/// address). Every directory call has its own deadline and a short-lived connection. Gossip is
+/// hostile input: cheap checks come before signatures, an endpoint whose proof failed is not
+/// dialed again for Overlay:Directory:ProofCooldown, and callers are rate-limited per source
+/// (<see cref="DirectoryCallGate"/>).
 /// </summary>
 internal sealed class DirectoryService : BackgroundService
 {
     private static ReadOnlySpan<byte> ProofContext => "overlay/v1 proof"u8;
+
+    private const int MaxCoolingEndpoints = 16_384;
 
     private readonly NodeState _node;
     private readonly PeerDirectory _directory;
@@ -32,6 +39,7 @@ internal sealed class DirectoryService : BackgroundService
     private readonly Channel<NodeDescriptor> _toProve;
     private readonly HashSet<NodeId> _proving = [];
     private readonly Lock _provingLock = new();
+    private readonly ConcurrentDictionary<Uri, long> _coolingUntil = new();
 
     public DirectoryService(NodeState node, PeerDirectory directory, PeerChannels channels, IOptions<OverlayOptions> options,
         TimeProvider time, ILogger<DirectoryService> logger)
@@ -174,6 +182,15 @@ internal sealed class DirectoryService : BackgroundService
         }
     }
 
+    /// <summary>True while a proof of <paramref name="id"/> is queued or running.</summary>
+    internal bool IsProving(NodeId id)
+    {
+        lock (_provingLock)
+        {
+            return _proving.Contains(id);
+        }
+    }
+
     /// <summary>Dials a link endpoint an operator named and admits the node there once it proves its identity. Null when it does not.</summary>
     internal Task<NodeDescriptor?> AddPeerAsync(Uri endpoint, CancellationToken cancellationToken) => ProveAsync(endpoint, expected: null, cancellationToken);
 
@@ -235,30 +252,46 @@ internal sealed class DirectoryService : BackgroundService
             return;
         }
 
-        // Most gossip repeats what we know: skip the signature check for byte-identical descriptors.
+        if (encoded.Length > NodeDescriptor.MaxSize)
+        {
+            Log.DescriptorRejected(_logger, source, DescriptorError.TooLarge.Describe());
+            return;
+        }
+
+        // Most gossip repeats what we know: a byte-identical descriptor needs no parsing nor signature
+        // check; only a peer that is not up is worth proving again.
+        NodeDescriptor? descriptor;
         if (encoded.Length > 1 + NodeId.Size
-            && _directory.Find(new NodeId(encoded.Span.Slice(1, NodeId.Size))) is { Status: PeerStatus.Up } known
+            && _directory.Find(new NodeId(encoded.Span.Slice(1, NodeId.Size))) is { } known
             && known.Descriptor.Encoded.Span.SequenceEqual(encoded.Span))
         {
+            if (known.Status == PeerStatus.Up)
+            {
+                return;
+            }
+
+            descriptor = known.Descriptor;
+        }
+        else
+        {
+            // Field values, network parameters and times are checked before the signature.
+            var error = NodeDescriptor.TryParse(encoded.Span, _node.Network, _time.GetUtcNow(), _options.OnionKeys.ClockSkew, out descriptor);
+            if (error != DescriptorError.None)
+            {
+                Log.DescriptorRejected(_logger, source, error.Describe());
+                return;
+            }
+        }
+
+        if (!_directory.IsAdmitted(descriptor!.Id) || _directory.IsKnown(descriptor) || IsCoolingDown(descriptor.Endpoint))
+        {
             return;
         }
 
-        var error = NodeDescriptor.TryParse(encoded.Span, out var descriptor);
-        if (error == DescriptorError.None)
+        // An address literal the dial policy refuses is dropped here, before it takes a prover's turn.
+        if (IPAddress.TryParse(descriptor.Endpoint.Host.Trim('[', ']'), out var literal) && _channels.Check(literal) is var refusal and not DialRefusal.None)
         {
-            error = descriptor!.Validate(_node.Network, _time.GetUtcNow(), _options.OnionKeys.ClockSkew);
-        }
-
-        if (error != DescriptorError.None)
-        {
-            Log.DescriptorRejected(_logger, source, error.Describe());
-            return;
-        }
-
-        // The peer cap stops new peers only: a known peer's newer descriptor (a rotated key) is always taken.
-        if (!_directory.IsAdmitted(descriptor!.Id) || _directory.IsKnown(descriptor)
-            || (_directory.Find(descriptor.Id) is null && _directory.Peers.Count >= Options.MaxPeers))
-        {
+            Log.DescriptorRejected(_logger, source, $"its endpoint {descriptor.Endpoint} is {refusal.Describe()}");
             return;
         }
 
@@ -292,6 +325,16 @@ internal sealed class DirectoryService : BackgroundService
                     _directory.ReportFailure(descriptor.Id);
                 }
             }
+            catch (Exception exception) when (exception is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                // Last resort: a bug in one proof must not end this prover (the queue would starve).
+                DirectoryLog.ProverFailed(_logger, exception);
+                CoolDown(descriptor.Endpoint);
+            }
+            catch (OperationCanceledException)
+            {
+                // Shutting down: what is left in the queue is dropped.
+            }
             finally
             {
                 lock (_provingLock)
@@ -309,47 +352,74 @@ internal sealed class DirectoryService : BackgroundService
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         timeout.CancelAfter(Options.CallTimeout);
         var label = expected?.ToShortString() ?? endpoint.ToString();
+        var dialed = new DialedAddress();
         try
         {
-            using var channel = _channels.CreateTransient(endpoint);
+            using var channel = _channels.CreateTransient(endpoint, dialed);
             var response = await new Protocol.V1.Link.LinkClient(channel)
                 .ProveAsync(new ProofRequest { Challenge = ByteString.CopyFrom(challenge) }, cancellationToken: timeout.Token);
-            var error = NodeDescriptor.TryParse(response.SignedDescriptor.Span, out var descriptor);
-            if (error == DescriptorError.None)
-            {
-                error = descriptor!.Validate(_node.Network, _time.GetUtcNow(), _options.OnionKeys.ClockSkew);
-            }
-
+            var error = NodeDescriptor.TryParse(response.SignedDescriptor.Span, _node.Network, _time.GetUtcNow(), _options.OnionKeys.ClockSkew, out var descriptor);
             if (error != DescriptorError.None)
             {
-                Log.ProofFailed(_logger, label, error.Describe());
-                return null;
+                return ProofFailed(endpoint, label, error.Describe());
             }
 
             if (descriptor!.Endpoint != endpoint || (expected is { } id && descriptor.Id != id))
             {
-                Log.ProofFailed(_logger, label, "the node at this endpoint has another identity or advertises another endpoint");
-                return null;
+                return ProofFailed(endpoint, label, "the node at this endpoint has another identity or advertises another endpoint");
             }
 
             if (!NodeIdentity.Verify(descriptor.Id, ProofMessage(challenge, response.SignedDescriptor.Span), response.Signature.Span))
             {
-                Log.ProofFailed(_logger, label, "bad proof signature");
-                return null;
+                return ProofFailed(endpoint, label, "bad proof signature");
             }
 
-            _directory.AddConfirmed(descriptor);
+            if (!_directory.AddConfirmed(descriptor, dialed.Address))
+            {
+                // Proved, but not admitted (policy, its block or the directory is full): gossip will
+                // repeat it, so it waits like a failed proof.
+                CoolDown(endpoint);
+            }
+
             return descriptor;
         }
         catch (Exception exception) when (exception is RpcException or OperationCanceledException or HttpRequestException)
         {
-            if (!stoppingToken.IsCancellationRequested)
+            if (stoppingToken.IsCancellationRequested)
             {
-                Log.ProofFailed(_logger, label, exception.Message);
+                return null;
             }
 
-            return null;
+            return ProofFailed(endpoint, label, exception.Message);
         }
+    }
+
+    private NodeDescriptor? ProofFailed(Uri endpoint, string label, string reason)
+    {
+        Log.ProofFailed(_logger, label, reason);
+        CoolDown(endpoint);
+        return null;
+    }
+
+    private bool IsCoolingDown(Uri endpoint) =>
+        _coolingUntil.TryGetValue(endpoint, out var until) && _time.GetTimestamp() < until;
+
+    // Bounded: past the limit, lapsed entries go first, then any (a dropped entry costs at most one more dial).
+    private void CoolDown(Uri endpoint)
+    {
+        var now = _time.GetTimestamp();
+        if (_coolingUntil.Count >= MaxCoolingEndpoints)
+        {
+            foreach (var (cooling, until) in _coolingUntil)
+            {
+                if (until <= now || _coolingUntil.Count >= MaxCoolingEndpoints)
+                {
+                    _coolingUntil.TryRemove(cooling, out _);
+                }
+            }
+        }
+
+        _coolingUntil[endpoint] = now + (long)(Options.ProofCooldown.TotalSeconds * _time.TimestampFrequency);
     }
 
     private static byte[] ProofMessage(ReadOnlySpan<byte> challenge, ReadOnlySpan<byte> descriptor)

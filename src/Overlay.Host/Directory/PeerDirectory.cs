@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Overlay.Host.Link;
 using Overlay.Host.Options;
 using Overlay.Host.Telemetry;
 using Overlay.Identity;
@@ -34,12 +37,19 @@ public sealed record PeerStatusChange(NodeId Id, PeerStatus Status, Uri Endpoint
 /// <param name="Status">Up, suspect or down.</param>
 /// <param name="ConsecutiveFailures">Failed contacts since the last success.</param>
 /// <param name="LastSeen">The last successful contact.</param>
-public sealed record PeerInfo(NodeDescriptor Descriptor, PeerStatus Status, int ConsecutiveFailures, DateTimeOffset LastSeen);
+public sealed record PeerInfo(NodeDescriptor Descriptor, PeerStatus Status, int ConsecutiveFailures, DateTimeOffset LastSeen)
+{
+    /// <summary>The address the peer's endpoint proof reached (what its fairness key and route diversity block are taken from); null if unknown.</summary>
+    public IPAddress? Address { get; init; }
+}
 
 /// <summary>
 /// The peers this node has confirmed (their endpoint proved their identity), with their status
 /// from link outcomes and probes. Publishes every status change: route selection waits on it,
-/// and the control API streams it. Unconfirmed descriptors never enter.
+/// and the control API streams it. Unconfirmed descriptors never enter. Identities are free to
+/// mint, so admission is bounded per address block (one machine cannot fill the directory) and,
+/// when full, a newcomer displaces a peer of the most crowded block, never a seed nor a peer that
+/// carries this node's tunnels.
 /// </summary>
 public sealed class PeerDirectory
 {
@@ -48,16 +58,21 @@ public sealed class PeerDirectory
     private readonly NodeState _node;
     private readonly DirectoryOptions _options;
     private readonly HashSet<NodeId> _allowed;
+    private readonly HashSet<Uri> _seeds;
+    private readonly PeerChannels _channels;
     private readonly TimeProvider _time;
     private readonly ILogger<PeerDirectory> _logger;
     private readonly Lock _changeLock = new();
+    private readonly Lock _admissionLock = new();
     private TaskCompletionSource _changed = NewSignal();
 
-    internal PeerDirectory(NodeState node, IOptions<OverlayOptions> options, TimeProvider time, ILogger<PeerDirectory> logger)
+    internal PeerDirectory(NodeState node, IOptions<OverlayOptions> options, PeerChannels channels, TimeProvider time, ILogger<PeerDirectory> logger)
     {
         _node = node;
         _options = options.Value.Directory;
         _allowed = [.. _options.AllowedNodeIds.Select(NodeId.Parse)];
+        _seeds = [.. _options.Seeds.Select(s => new Uri(s))];
+        _channels = channels;
         _time = time;
         _logger = logger;
     }
@@ -67,6 +82,9 @@ public sealed class PeerDirectory
 
     /// <summary>All known peers.</summary>
     public IReadOnlyCollection<PeerInfo> Peers => [.. _peers.Values];
+
+    /// <summary>How many peers are known (without copying the directory).</summary>
+    public int Count => _peers.Count;
 
     /// <summary>Peers that are up.</summary>
     public int UpCount => _peers.Values.Count(p => p.Status == PeerStatus.Up);
@@ -106,30 +124,111 @@ public sealed class PeerDirectory
         return false;
     }
 
-    /// <summary>Adds or refreshes a confirmed descriptor; the peer is up.</summary>
-    internal void AddConfirmed(NodeDescriptor descriptor)
+    /// <summary>
+    /// Adds or refreshes a descriptor whose endpoint proof reached <paramref name="address"/>; the
+    /// peer is up. A new peer is refused (false) when its address block holds
+    /// Overlay:Directory:MaxPeersPerAddressBlock peers, or when the directory is full and no block
+    /// is crowded enough to give up a peer for it.
+    /// </summary>
+    internal bool AddConfirmed(NodeDescriptor descriptor, IPAddress? address)
     {
         if (!IsAdmitted(descriptor.Id))
         {
-            return;
+            return false;
         }
 
         var now = _time.GetUtcNow();
         PeerStatus? previous = null;
-        _peers.AddOrUpdate(
-            descriptor.Id,
-            _ => new PeerInfo(descriptor, PeerStatus.Up, 0, now),
-            (_, existing) =>
+        PeerInfo? evicted = null;
+        lock (_admissionLock)
+        {
+            if (!_peers.ContainsKey(descriptor.Id) && !MakeRoom(address, out evicted))
             {
-                previous = existing.Status;
-                var newer = descriptor.PublishedAt >= existing.Descriptor.PublishedAt ? descriptor : existing.Descriptor;
-                return new PeerInfo(newer, PeerStatus.Up, 0, now);
-            });
+                return false;
+            }
+
+            _peers.AddOrUpdate(
+                descriptor.Id,
+                _ => new PeerInfo(descriptor, PeerStatus.Up, 0, now) { Address = address },
+                (_, existing) =>
+                {
+                    previous = existing.Status;
+                    var newer = descriptor.PublishedAt >= existing.Descriptor.PublishedAt ? descriptor : existing.Descriptor;
+                    return new PeerInfo(newer, PeerStatus.Up, 0, now) { Address = address ?? existing.Address };
+                });
+        }
+
+        if (evicted is not null)
+        {
+            DirectoryLog.PeerEvicted(_logger, evicted.Descriptor.Id.ToShortString(), PeerAddress.FairnessKey(evicted.Address));
+            Publish(new PeerStatusChange(evicted.Descriptor.Id, PeerStatus.Gone, evicted.Descriptor.Endpoint));
+        }
+
         if (previous != PeerStatus.Up)
         {
             Publish(new PeerStatusChange(descriptor.Id, PeerStatus.Up, descriptor.Endpoint));
         }
+
+        return true;
     }
+
+    /// <summary>True when the peer may not be evicted: a configured seed, or a peer this node's open tunnels run through.</summary>
+    private bool IsPinned(PeerInfo peer) => _seeds.Contains(peer.Descriptor.Endpoint) || _channels.OpenCalls(peer.Descriptor.Endpoint) > 0;
+
+    // Under the admission lock. O(peers), and only for a proven newcomer.
+    private bool MakeRoom(IPAddress? address, out PeerInfo? evicted)
+    {
+        evicted = null;
+        var key = PeerAddress.FairnessKey(address);
+        var crowds = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var peer in _peers.Values)
+        {
+            var peerKey = PeerAddress.FairnessKey(peer.Address);
+            crowds[peerKey] = crowds.GetValueOrDefault(peerKey) + 1;
+        }
+
+        var own = crowds.GetValueOrDefault(key);
+        if (own >= _options.MaxPeersPerAddressBlock)
+        {
+            DirectoryLog.PeerRefused(_logger, key, $"its address block already has {own} peers (Overlay:Directory:MaxPeersPerAddressBlock)");
+            return false;
+        }
+
+        if (_peers.Count < _options.MaxPeers)
+        {
+            return true;
+        }
+
+        // Full: a peer of the most crowded block makes room, if that block stays at least as large as
+        // the newcomer's (anything less would only trade one block's place for another's).
+        PeerInfo? victim = null;
+        var victimCrowd = own + 1;
+        foreach (var peer in _peers.Values)
+        {
+            var crowd = crowds[PeerAddress.FairnessKey(peer.Address)];
+            if (crowd > victimCrowd || (crowd == victimCrowd && victim is not null && IsBetterVictim(peer, victim)))
+            {
+                if (!IsPinned(peer))
+                {
+                    victim = peer;
+                    victimCrowd = crowd;
+                }
+            }
+        }
+
+        if (victim is null || !((ICollection<KeyValuePair<NodeId, PeerInfo>>)_peers).Remove(new(victim.Descriptor.Id, victim)))
+        {
+            DirectoryLog.PeerRefused(_logger, key, $"the directory holds Overlay:Directory:MaxPeers ({_options.MaxPeers}) peers and no address block is more crowded than the newcomer's");
+            return false;
+        }
+
+        evicted = victim;
+        return true;
+    }
+
+    // Down before suspect before up, then the longest unheard.
+    private static bool IsBetterVictim(PeerInfo candidate, PeerInfo current) =>
+        candidate.Status != current.Status ? candidate.Status > current.Status : candidate.LastSeen < current.LastSeen;
 
     /// <summary>A contact with the peer succeeded.</summary>
     internal void ReportSuccess(NodeId id)
@@ -175,12 +274,19 @@ public sealed class PeerDirectory
         }
     }
 
-    /// <summary>Up to <paramref name="count"/> random peers in the given statuses.</summary>
+    /// <summary>Up to <paramref name="count"/> random peers in the given statuses (a CSPRNG: nobody should predict whom this node picks).</summary>
     internal List<PeerInfo> Sample(int count, params PeerStatus[] statuses)
     {
         var candidates = _peers.Values.Where(p => statuses.Contains(p.Status)).ToArray();
-        Random.Shared.Shuffle(candidates);
-        return [.. candidates.Take(count)];
+        // A partial Fisher-Yates shuffle: uniform, and only as many draws as peers taken.
+        var taken = Math.Min(count, candidates.Length);
+        for (var i = 0; i < taken; i++)
+        {
+            var j = RandomNumberGenerator.GetInt32(i, candidates.Length);
+            (candidates[i], candidates[j]) = (candidates[j], candidates[i]);
+        }
+
+        return [.. candidates.AsSpan(0, taken)];
     }
 
     /// <summary>Completes once <paramref name="condition"/> holds, checking it at every status change.</summary>

@@ -1,26 +1,33 @@
+using System.Net;
+using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 using Overlay.Errors;
+using Overlay.Host.Link;
 using Overlay.Host.Options;
 using Overlay.Identity;
 
 namespace Overlay.Host.Directory;
 
 /// <summary>
-/// Picks routes: distinct random up peers, never the origin or the destination, with the origin
-/// project's optional random spread around the requested relay count. A request made before
-/// enough peers are up waits for them until its deadline instead of failing at once.
+/// Picks routes: distinct random up peers (from a CSPRNG: an adversary must not predict routes),
+/// never the origin or the destination, at most one hop per address block (IPv4 /16, IPv6 /32)
+/// unless Overlay:Directory:RouteDiversity is off, with the origin project's optional random
+/// spread around the requested relay count. A request made before enough peers are up waits for
+/// them until its deadline instead of failing at once.
 /// </summary>
 public sealed class RouteSelector
 {
     private readonly PeerDirectory _directory;
     private readonly NodeState _node;
     private readonly TunnelOptions _options;
+    private readonly bool _diverse;
 
     internal RouteSelector(PeerDirectory directory, NodeState node, IOptions<OverlayOptions> options)
     {
         _directory = directory;
         _node = node;
         _options = options.Value.Tunnels;
+        _diverse = options.Value.Directory.RouteDiversity;
     }
 
     /// <summary>
@@ -32,7 +39,7 @@ public sealed class RouteSelector
         var count = relays;
         if (_options.RelaySpread > 0)
         {
-            count = Math.Max(0, relays + Random.Shared.Next(-_options.RelaySpread, _options.RelaySpread + 1));
+            count = Math.Max(0, relays + RandomNumberGenerator.GetInt32(-_options.RelaySpread, _options.RelaySpread + 1));
         }
 
         count = Math.Min(count, _node.Network.MaxRelays);
@@ -72,8 +79,9 @@ public sealed class RouteSelector
     private bool TrySelect(NodeId? destination, int relays, IReadOnlyCollection<NodeId> exclude, out IReadOnlyList<NodeDescriptor> route)
     {
         route = [];
+        // Shuffled by the directory: taking the first that fit is a uniform random choice.
         var up = _directory.Sample(int.MaxValue, PeerStatus.Up);
-        NodeDescriptor target;
+        PeerInfo target;
         if (destination is { } id)
         {
             var known = _directory.Find(id);
@@ -82,31 +90,47 @@ public sealed class RouteSelector
                 return false;
             }
 
-            target = known.Descriptor;
+            target = known;
         }
         else
         {
-            var choices = up.Where(p => !exclude.Contains(p.Descriptor.Id)).ToList();
-            if (choices.Count == 0)
+            var choice = up.Find(p => !exclude.Contains(p.Descriptor.Id));
+            if (choice is null)
             {
                 return false;
             }
 
-            target = choices[Random.Shared.Next(choices.Count)].Descriptor;
+            target = choice;
         }
 
-        var relaysFound = up
-            .Where(p => p.Descriptor.Id != target.Id && !exclude.Contains(p.Descriptor.Id))
-            .Take(relays)
-            .Select(p => p.Descriptor)
-            .ToList();
+        var blocks = new HashSet<IPNetwork>();
+        TryTakeBlock(blocks, target);
+        var relaysFound = new List<NodeDescriptor>(relays + 1);
+        foreach (var peer in up)
+        {
+            if (relaysFound.Count == relays)
+            {
+                break;
+            }
+
+            if (peer.Descriptor.Id != target.Descriptor.Id && !exclude.Contains(peer.Descriptor.Id) && TryTakeBlock(blocks, peer))
+            {
+                relaysFound.Add(peer.Descriptor);
+            }
+        }
+
         if (relaysFound.Count < relays)
         {
             return false;
         }
 
-        relaysFound.Add(target);
+        relaysFound.Add(target.Descriptor);
         route = relaysFound;
         return true;
     }
+
+    // One hop per diversity block: false when the route already has a hop from the peer's block.
+    // A peer of unknown address (never proved) is a block of its own.
+    private bool TryTakeBlock(HashSet<IPNetwork> blocks, PeerInfo peer) =>
+        !_diverse || peer.Address is not { } address || blocks.Add(PeerAddress.DiversityBlock(address));
 }

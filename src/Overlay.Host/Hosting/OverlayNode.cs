@@ -182,7 +182,7 @@ public sealed class OverlayNode : IAsyncDisposable
             return state;
         });
         services.AddSingleton(sp => new PeerDirectory(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>(),
-            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeerDirectory>>()));
+            sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeerDirectory>>()));
         services.AddSingleton(sp => new RouteSelector(sp.GetRequiredService<PeerDirectory>(), sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>()));
         services.AddSingleton(sp => new TunnelRegistry(sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Tunnels.MaxActiveTunnels));
         services.AddSingleton<PeerChannels>();
@@ -210,6 +210,8 @@ public sealed class OverlayNode : IAsyncDisposable
             grpc.MaxReceiveMessageSize = limit;
             grpc.MaxSendMessageSize = limit;
         });
+        services.AddSingleton<DirectoryCallGate>();
+        services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions<LinkService>>(link => link.Interceptors.Add<DirectoryCallGate>());
         services.AddGrpcHealthChecks().AddCheck("overlay", () => HealthCheckResult.Healthy());
         services.AddSingleton<NodeHealthCheck>();
         services.AddOverlayControl(configuration);

@@ -1,8 +1,15 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Net;
+using System.Net.Sockets;
+using System.Runtime.ExceptionServices;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Overlay.Host.Options;
+using Overlay.Host.Telemetry;
 using Overlay.Protocol.V1;
 
 namespace Overlay.Host.Link;
@@ -10,13 +17,25 @@ namespace Overlay.Host.Link;
 /// <summary>
 /// gRPC channels to peers. Tunnel hops share one pooled channel per peer (HTTP/2 multiplexing,
 /// another connection when one is full); directory calls use a short-lived channel each, so a
-/// node keeps connections only to the peers its tunnels use, never a full mesh.
+/// node keeps connections only to the peers its tunnels use, never a full mesh. Every connection
+/// goes through <see cref="PeerDialPolicy"/> on the address actually dialed.
 /// </summary>
 internal sealed class PeerChannels : IDisposable
 {
-    private readonly ConcurrentDictionary<Uri, Lazy<(GrpcChannel Channel, Protocol.V1.Link.LinkClient Client)>> _pooled = new();
+    /// <summary>A pooled channel that carried no call for this long is closed and forgotten.</summary>
+    internal static readonly TimeSpan PooledIdleTimeout = TimeSpan.FromMinutes(2);
+
+    private static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(30);
+
+    private readonly ConcurrentDictionary<Uri, PooledPeer> _pooled = new();
+    private readonly Lock _createLock = new();
     private readonly LinkEndpointOptions _options;
     private readonly int _maxMessageBytes;
+    private readonly PeerDialPolicy _policy;
+    private readonly TimeProvider _time;
+    private readonly ILogger<PeerChannels> _logger;
+    private readonly Counter<long> _refusedDials;
+    private long _lastSweep;
     private int _disposed;
 
     static PeerChannels()
@@ -25,27 +44,96 @@ internal sealed class PeerChannels : IDisposable
         AppContext.SetSwitch("System.Net.SocketsHttpHandler.Http2FlowControl.DisableDynamicWindowSizing", true);
     }
 
-    public PeerChannels(IOptions<OverlayOptions> options)
+    public PeerChannels(IOptions<OverlayOptions> options, IMeterFactory meterFactory, NodeState node, TimeProvider time, ILogger<PeerChannels> logger)
     {
         _options = options.Value.Link;
         _maxMessageBytes = options.Value.Link.MaxMessageBytes;
+        _policy = new PeerDialPolicy(_options);
+        _time = time;
+        _logger = logger;
+        _lastSweep = time.GetTimestamp();
+        var meter = meterFactory.Create(new MeterOptions(OverlayTelemetry.Name)
+        {
+            Tags = [new KeyValuePair<string, object?>(OverlayTelemetry.InstanceTag, node.Id.ToString())],
+        });
+        _refusedDials = meter.CreateCounter<long>("overlay.link.dials.refused", "{dial}",
+            "Peer dials refused by the address policy, by overlay.dial.refusal (non-public, refused-network)");
     }
+
+    /// <summary>Tag: why a dial was refused.</summary>
+    public const string RefusalTag = "overlay.dial.refusal";
+
+    /// <summary>Whether this node may dial <paramref name="address"/> at all.</summary>
+    public DialRefusal Check(IPAddress address) => _policy.Check(address);
+
+    /// <summary>Pooled channels currently open.</summary>
+    internal int PooledCount => _pooled.Count;
 
     /// <summary>The pooled client for tunnel hops to <paramref name="endpoint"/>.</summary>
     public Protocol.V1.Link.LinkClient Client(Uri endpoint)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        return _pooled.GetOrAdd(endpoint, e => new Lazy<(GrpcChannel, Protocol.V1.Link.LinkClient)>(() =>
+        SweepIfDue();
+        while (true)
         {
-            var channel = CreateChannel(e, pooledIdleTimeout: TimeSpan.FromMinutes(1));
-            return (channel, new Protocol.V1.Link.LinkClient(channel));
-        })).Value.Client;
+            if (!_pooled.TryGetValue(endpoint, out var peer))
+            {
+                // Created under a lock and stored only once built: a failed creation leaves nothing behind.
+                lock (_createLock)
+                {
+                    if (!_pooled.TryGetValue(endpoint, out peer))
+                    {
+                        peer = new PooledPeer(CreateChannel(endpoint, pooledIdleTimeout: TimeSpan.FromMinutes(1), dialed: null), _time);
+                        _pooled[endpoint] = peer;
+                    }
+                }
+            }
+
+            if (peer.TryTouch())
+            {
+                return peer.Client;
+            }
+
+            // Retired by a sweep between the lookup and the touch: the next lookup builds a new one.
+            ((ICollection<KeyValuePair<Uri, PooledPeer>>)_pooled).Remove(new(endpoint, peer));
+        }
     }
 
-    /// <summary>A channel for one directory exchange; dispose it when done (its connection closes).</summary>
-    public GrpcChannel CreateTransient(Uri endpoint) => CreateChannel(endpoint, pooledIdleTimeout: TimeSpan.FromSeconds(5));
+    /// <summary>Link calls open on the pooled channel to <paramref name="endpoint"/> (tunnel hops this node carries to it).</summary>
+    public int OpenCalls(Uri endpoint) => _pooled.TryGetValue(endpoint, out var peer) ? peer.OpenCalls : 0;
 
-    private GrpcChannel CreateChannel(Uri endpoint, TimeSpan pooledIdleTimeout)
+    /// <summary>A channel for one directory exchange; dispose it when done (its connection closes).</summary>
+    public GrpcChannel CreateTransient(Uri endpoint) => CreateChannel(endpoint, pooledIdleTimeout: TimeSpan.FromSeconds(5), dialed: null);
+
+    /// <summary>
+    /// A channel for one directory call that records in <paramref name="dialed"/> the address its
+    /// connection reached (the address an endpoint proof is keyed on).
+    /// </summary>
+    public GrpcChannel CreateTransient(Uri endpoint, DialedAddress dialed) => CreateChannel(endpoint, pooledIdleTimeout: TimeSpan.FromSeconds(5), dialed);
+
+    /// <summary>Closes pooled channels that carried no call for <see cref="PooledIdleTimeout"/>.</summary>
+    internal void SweepIdle()
+    {
+        foreach (var (endpoint, peer) in _pooled)
+        {
+            if (peer.TryRetire(PooledIdleTimeout) && ((ICollection<KeyValuePair<Uri, PooledPeer>>)_pooled).Remove(new(endpoint, peer)))
+            {
+                peer.Channel.Dispose();
+            }
+        }
+    }
+
+    private void SweepIfDue()
+    {
+        var now = _time.GetTimestamp();
+        var last = Interlocked.Read(ref _lastSweep);
+        if (_time.GetElapsedTime(last, now) >= SweepInterval && Interlocked.CompareExchange(ref _lastSweep, now, last) == last)
+        {
+            SweepIdle();
+        }
+    }
+
+    private GrpcChannel CreateChannel(Uri endpoint, TimeSpan pooledIdleTimeout, DialedAddress? dialed)
     {
         var handler = new SocketsHttpHandler
         {
@@ -58,8 +146,9 @@ internal sealed class PeerChannels : IDisposable
             PooledConnectionIdleTimeout = pooledIdleTimeout,
             AutomaticDecompression = DecompressionMethods.None,
             UseProxy = false,
-            // No traceparent, tracestate, baggage or Request-Id on any link request (DESIGN.md guarantee 10).
+            // No traceparent, tracestate, baggage or Request-Id on any link request (docs/protocol.md).
             ActivityHeadersPropagator = null,
+            ConnectCallback = (context, cancellationToken) => ConnectAsync(context.DnsEndPoint, dialed, cancellationToken),
         };
         return GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions
         {
@@ -70,6 +159,53 @@ internal sealed class PeerChannels : IDisposable
         });
     }
 
+    // Resolves the name and connects only to addresses the policy allows: the check is on the
+    // address dialed, so neither a name nor a later rebinding can lead past it.
+    private async ValueTask<Stream> ConnectAsync(DnsEndPoint endpoint, DialedAddress? dialed, CancellationToken cancellationToken)
+    {
+        var host = endpoint.Host.Trim('[', ']');
+        var addresses = IPAddress.TryParse(host, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, cancellationToken);
+        ExceptionDispatchInfo? failure = null;
+        PeerDialRefusedException? refused = null;
+        foreach (var address in addresses)
+        {
+            var refusal = _policy.Check(address);
+            if (refusal != DialRefusal.None)
+            {
+                refused ??= new PeerDialRefusedException(host, address, refusal);
+                continue;
+            }
+
+            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(new IPEndPoint(address, endpoint.Port), cancellationToken);
+                dialed?.Set(address);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch (SocketException exception)
+            {
+                socket.Dispose();
+                failure = ExceptionDispatchInfo.Capture(exception); // the next address may answer
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        }
+
+        failure?.Throw();
+        if (refused is null)
+        {
+            throw new SocketException((int)SocketError.HostNotFound);
+        }
+
+        LinkLog.DialRefused(_logger, host, refused.Message);
+        _refusedDials.Add(1, new KeyValuePair<string, object?>(RefusalTag, refused.Refusal.ToTag()));
+        throw refused;
+    }
+
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -77,14 +213,105 @@ internal sealed class PeerChannels : IDisposable
             return;
         }
 
-        foreach (var entry in _pooled.Values)
+        foreach (var peer in _pooled.Values)
         {
-            if (entry.IsValueCreated)
-            {
-                entry.Value.Channel.Dispose();
-            }
+            peer.Channel.Dispose();
         }
 
         _pooled.Clear();
     }
+
+    /// <summary>One pooled channel, its client counting the calls it carries, and when it was last used.</summary>
+    private sealed class PooledPeer
+    {
+        private readonly TimeProvider _time;
+        private readonly Lock _lock = new();
+        private long _lastUsed;
+        private int _openCalls;
+        private bool _retired;
+
+        public PooledPeer(GrpcChannel channel, TimeProvider time)
+        {
+            Channel = channel;
+            _time = time;
+            _lastUsed = time.GetTimestamp();
+            Client = new Protocol.V1.Link.LinkClient(channel.Intercept(new CallCounter(this)));
+        }
+
+        public GrpcChannel Channel { get; }
+
+        public Protocol.V1.Link.LinkClient Client { get; }
+
+        public int OpenCalls => Volatile.Read(ref _openCalls);
+
+        public bool TryTouch()
+        {
+            lock (_lock)
+            {
+                _lastUsed = _time.GetTimestamp();
+                return !_retired;
+            }
+        }
+
+        // Under the same lock as TryTouch: a channel handed out is never retired before its call starts.
+        public bool TryRetire(TimeSpan idle)
+        {
+            lock (_lock)
+            {
+                _retired |= OpenCalls == 0 && _time.GetElapsedTime(_lastUsed) >= idle;
+                return _retired;
+            }
+        }
+
+        public void CallStarted()
+        {
+            lock (_lock)
+            {
+                _openCalls++;
+                _lastUsed = _time.GetTimestamp();
+            }
+        }
+
+        public void CallEnded()
+        {
+            lock (_lock)
+            {
+                _openCalls--;
+                _lastUsed = _time.GetTimestamp();
+            }
+        }
+    }
+
+    /// <summary>Counts a channel's open streaming calls: started when made, ended when disposed.</summary>
+    private sealed class CallCounter(PooledPeer peer) : Interceptor
+    {
+        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(
+            ClientInterceptorContext<TRequest, TResponse> context, AsyncDuplexStreamingCallContinuation<TRequest, TResponse> continuation)
+        {
+            var call = continuation(context);
+            peer.CallStarted();
+            var ended = 0;
+            return new AsyncDuplexStreamingCall<TRequest, TResponse>(call.RequestStream, call.ResponseStream, call.ResponseHeadersAsync,
+                call.GetStatus, call.GetTrailers, () =>
+                {
+                    if (Interlocked.Exchange(ref ended, 1) == 0)
+                    {
+                        peer.CallEnded();
+                    }
+
+                    call.Dispose();
+                });
+        }
+    }
+}
+
+/// <summary>The address a directory call's connection reached, set by the connect callback.</summary>
+internal sealed class DialedAddress
+{
+    private IPAddress? _address;
+
+    /// <summary>The remote address of the last connection made, or null before one was made.</summary>
+    public IPAddress? Address => Volatile.Read(ref _address);
+
+    internal void Set(IPAddress address) => Volatile.Write(ref _address, PeerAddress.Normalize(address));
 }

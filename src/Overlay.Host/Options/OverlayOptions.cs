@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.Extensions.Options;
 using Overlay.Onion;
 using Overlay.Protocol;
@@ -64,6 +65,16 @@ public sealed class LinkEndpointOptions
 
     /// <summary>How long a ping may go unanswered before the peer is considered dead. Default 10 s.</summary>
     public TimeSpan KeepAlivePingTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// CIDR networks this node may dial although they are not public (loopback, private, shared,
+    /// link-local): the devnet, one-host tests, compose and Kubernetes networks. Checked on the
+    /// address actually dialed, after name resolution. Default: none.
+    /// </summary>
+    public List<string> AllowedPeerNetworks { get; set; } = [];
+
+    /// <summary>CIDR networks this node never dials, even when allowed or public. Default: none.</summary>
+    public List<string> RefusedPeerNetworks { get; set; } = [];
 }
 
 /// <summary>The network parameters, as configured.</summary>
@@ -127,6 +138,27 @@ public sealed class DirectoryOptions
 
     /// <summary>Empty: anyone may join. Otherwise only these node ids (hex) are admitted.</summary>
     public List<string> AllowedNodeIds { get; set; } = [];
+
+    /// <summary>
+    /// Most peers admitted from one address block (the /24 or /56 their endpoint proof reached; one
+    /// address in non-public ranges), so one machine cannot fill the directory. Default 8.
+    /// </summary>
+    public int MaxPeersPerAddressBlock { get; set; } = 8;
+
+    /// <summary>
+    /// A route takes at most one hop from each IPv4 /16 or IPv6 /32, so one party cannot fill a
+    /// route. Switch off only where every node shares a block (one host, one container network). Default true.
+    /// </summary>
+    public bool RouteDiversity { get; set; } = true;
+
+    /// <summary>Exchange and Prove calls accepted per second from one source address block (token bucket). Default 4.</summary>
+    public double CallsPerSecondPerSource { get; set; } = 4;
+
+    /// <summary>Burst of the per-source directory call bucket. Default 32.</summary>
+    public int CallBurstPerSource { get; set; } = 32;
+
+    /// <summary>After a failed endpoint proof, that endpoint is not dialed again for this long (gossip repeats dead endpoints). Default 2 min.</summary>
+    public TimeSpan ProofCooldown { get; set; } = TimeSpan.FromMinutes(2);
 }
 
 /// <summary>Tunnel limits and defaults.</summary>
@@ -171,9 +203,9 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
             failures.Add($"Overlay:Link:Url must be an absolute http or https URL, not '{options.Link.Url}'");
         }
 
-        if (options.Link.AdvertisedUrl is { } advertised && (!Uri.TryCreate(advertised, UriKind.Absolute, out var a) || a.Scheme is not ("http" or "https") || a.Port == 0))
+        if (options.Link.AdvertisedUrl is { } advertised && (!Uri.TryCreate(advertised, UriKind.Absolute, out var a) || !Identity.NodeDescriptor.IsEndpointForm(a)))
         {
-            failures.Add($"Overlay:Link:AdvertisedUrl must be an absolute http or https URL with a port, not '{advertised}'");
+            failures.Add($"Overlay:Link:AdvertisedUrl must be scheme://host:port (http or https, an explicit port, no path, query or user info), not '{advertised}'");
         }
 
         if (options.Link.StreamWindowBytes is < 65_535 or > 16 * 1024 * 1024)
@@ -185,6 +217,9 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         {
             failures.Add("Overlay:Link:MaxStreamsPerConnection must be between 1 and 4096");
         }
+
+        ValidateNetworks(options.Link.AllowedPeerNetworks, "Overlay:Link:AllowedPeerNetworks", failures);
+        ValidateNetworks(options.Link.RefusedPeerNetworks, "Overlay:Link:RefusedPeerNetworks", failures);
 
         var network = options.Network.ToParameters();
         if (network.Validate() is { } problem)
@@ -208,9 +243,9 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
 
         foreach (var seed in options.Directory.Seeds)
         {
-            if (!Uri.TryCreate(seed, UriKind.Absolute, out var s) || s.Scheme is not ("http" or "https"))
+            if (!Uri.TryCreate(seed, UriKind.Absolute, out var s) || !Identity.NodeDescriptor.IsEndpointForm(s))
             {
-                failures.Add($"Overlay:Directory:Seeds: '{seed}' is not an absolute http or https URL");
+                failures.Add($"Overlay:Directory:Seeds: '{seed}' is not scheme://host:port (http or https, an explicit port, no path, query or user info)");
             }
         }
 
@@ -228,6 +263,21 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
             failures.Add("Overlay:Directory: fan-out, descriptors per exchange, peers, concurrent proofs and failures before down must be at least 1");
         }
 
+        if (options.Directory.MaxPeersPerAddressBlock < 1)
+        {
+            failures.Add("Overlay:Directory:MaxPeersPerAddressBlock must be at least 1");
+        }
+
+        if (options.Directory.CallsPerSecondPerSource <= 0 || options.Directory.CallBurstPerSource < 1)
+        {
+            failures.Add("Overlay:Directory:CallsPerSecondPerSource must be positive and Overlay:Directory:CallBurstPerSource at least 1");
+        }
+
+        if (options.Directory.ProofCooldown < TimeSpan.Zero)
+        {
+            failures.Add("Overlay:Directory:ProofCooldown must not be negative");
+        }
+
         if (options.Tunnels.MaxActiveTunnels < 1 || options.Tunnels.HeadersPerSecondPerPeer <= 0 || options.Tunnels.HeaderBurstPerPeer < 1
             || options.Tunnels.MaxRetries < 0 || options.Tunnels.RelaySpread < 0 || options.Tunnels.MaxCellsPerMessage is < 1 or > 256)
         {
@@ -235,5 +285,18 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void ValidateNetworks(List<string> networks, string key, List<string> failures)
+    {
+        foreach (var network in networks)
+        {
+            // A base address with bits set past the prefix (10.1.2.3/8) is refused, not silently widened: it is likely a typo.
+            if (!IPNetwork.TryParse(network, out var parsed) || !IPAddress.TryParse(network.AsSpan(0, network.IndexOf('/')), out var written)
+                || !parsed.BaseAddress.Equals(written))
+            {
+                failures.Add($"{key}: '{network}' is not a CIDR network such as 10.0.0.0/8 or fd00::/8 (no bits set after the prefix)");
+            }
+        }
     }
 }

@@ -144,6 +144,15 @@ public sealed class TunnelClient
                     _metrics.SetupCompleted(_time.GetElapsedTime(opened));
                     return tunnel;
                 }
+                catch (TunnelException failure) when (request.Route is null && attempt < _options.Tunnels.MaxRetries && failure.Hop >= 1 && !lifetime.IsCancellationRequested
+                    && failure.InnerException is ArgumentException)
+                {
+                    // No header could be built (a hop's onion key is unusable), so nothing left this node, in
+                    // any mode: drop the peer (admission refuses its key if it comes back) and try a fresh route.
+                    Log.OriginRetry(_logger, failure.Kind.ToTag(), attempt + 1);
+                    excluded.Add(route[failure.Hop - 1].Id);
+                    _directory.Remove(route[failure.Hop - 1].Id);
+                }
                 catch (TunnelException failure) when (retryable && attempt < _options.Tunnels.MaxRetries && failure.Hop == 1 && !lifetime.IsCancellationRequested
                     && (!CarriesRequest(request) || NeverConnected(failure.InnerException)))
                 {
@@ -267,7 +276,9 @@ public sealed class TunnelClient
             }
             catch (ArgumentException exception)
             {
-                throw new TunnelException(TunnelErrorKind.Malformed, 0, $"cannot build a header for this route: {exception.Message}", exception);
+                // Name the hop whose onion key no header can be built to, so the route is retried without it.
+                var hop = route.ToList().FindIndex(d => !NodeDescriptor.IsUsableOnionKey(d.OnionKey.Span)) + 1;
+                throw new TunnelException(TunnelErrorKind.Malformed, hop, $"cannot build a header for this route: {exception.Message}", exception);
             }
         }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Overlay.Host.Directory;
+using Overlay.Host.Options;
 using Overlay.Host.Tunnels;
 using Overlay.Identity;
 
@@ -262,7 +263,7 @@ internal sealed class TestCluster : IAsyncDisposable
     {
         var name = string.Create(CultureInfo.InvariantCulture, $"node{index}");
         var dataDirectory = Path.Combine(_root.FullName, name);
-        var configuration = new Dictionary<string, string?>(_options.Configuration)
+        var configuration = new Dictionary<string, string?>(SingleHostNetwork.With(_options.Configuration))
         {
             ["Overlay:DataDirectory"] = dataDirectory,
             ["Overlay:Directory:GossipInterval"] = _options.GossipInterval.ToString("c", CultureInfo.InvariantCulture),

@@ -1,0 +1,59 @@
+using Overlay.Host.Link;
+
+namespace Overlay.Host.Tests.Directory;
+
+/// <summary>The pooled channel map forgets idle channels and never keeps a failed creation.</summary>
+public sealed class PooledChannelTests
+{
+    private static readonly Uri First = new("http://198.51.100.1:7400/");
+    private static readonly Uri Second = new("http://198.51.100.2:7400/");
+
+    [Fact]
+    public void An_idle_channel_is_closed_and_forgotten()
+    {
+        using var parts = new DirectoryParts();
+        var client = parts.Channels.Client(First);
+        Assert.Same(client, parts.Channels.Client(First));
+        Assert.Equal(1, parts.Channels.PooledCount);
+
+        parts.Time.Advance(PeerChannels.PooledIdleTimeout + TimeSpan.FromSeconds(1));
+        // Any use sweeps when a sweep is due.
+        parts.Channels.Client(Second);
+
+        Assert.Equal(1, parts.Channels.PooledCount);
+        Assert.NotSame(client, parts.Channels.Client(First));
+        Assert.Equal(2, parts.Channels.PooledCount);
+    }
+
+    [Fact]
+    public void A_channel_carrying_a_call_is_kept_until_the_call_ends()
+    {
+        using var parts = new DirectoryParts();
+        // A cancelled token: the call is made and counted, never sent.
+        var call = parts.Channels.Client(First).Relay(cancellationToken: new CancellationToken(canceled: true));
+        Assert.Equal(1, parts.Channels.OpenCalls(First));
+
+        parts.Time.Advance(PeerChannels.PooledIdleTimeout * 3);
+        parts.Channels.SweepIdle();
+        Assert.Equal(1, parts.Channels.PooledCount);
+
+        call.Dispose();
+        call.Dispose(); // counted once
+        Assert.Equal(0, parts.Channels.OpenCalls(First));
+        parts.Time.Advance(PeerChannels.PooledIdleTimeout);
+        parts.Channels.SweepIdle();
+        Assert.Equal(0, parts.Channels.PooledCount);
+    }
+
+    [Fact]
+    public void A_failed_creation_is_not_cached()
+    {
+        using var parts = new DirectoryParts();
+        var unusable = new Uri("ftp://198.51.100.3:21/");
+
+        Assert.ThrowsAny<Exception>(() => parts.Channels.Client(unusable));
+        Assert.Equal(0, parts.Channels.PooledCount);
+        Assert.ThrowsAny<Exception>(() => parts.Channels.Client(unusable));
+        Assert.Equal(0, parts.Channels.PooledCount);
+    }
+}
