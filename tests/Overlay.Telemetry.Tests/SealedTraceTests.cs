@@ -84,7 +84,7 @@ public sealed class SealedTraceTests
         var published = quiet.State.Descriptor!;
         var unadvertised = NodeDescriptor.Create(quiet.State.Identity, quiet.State.Keys.Current!.Key, published.Endpoint, quiet.State.Network,
             published.PublishedAt.AddSeconds(1));
-        origin.Directory.AddConfirmed(unadvertised);
+        origin.Directory.AddConfirmed(unadvertised, System.Net.IPAddress.Loopback);
         Assert.Equal(DescriptorFeatures.None, origin.Directory.Find(quiet.Id)!.Descriptor.Features);
 
         var route = new[] { cluster.Nodes[1].Id, cluster.Nodes[2].Id, quiet.Id, cluster.Nodes[4].Id };
