@@ -19,12 +19,6 @@ internal sealed class PeerChannels : IDisposable
     private readonly int _maxMessageBytes;
     private int _disposed;
 
-    static PeerChannels()
-    {
-        // "O(1) cells per hop" needs a fixed receive window; the client otherwise grows it to 16 MiB.
-        AppContext.SetSwitch("System.Net.SocketsHttpHandler.Http2FlowControl.DisableDynamicWindowSizing", true);
-    }
-
     public PeerChannels(IOptions<OverlayOptions> options)
     {
         _options = options.Value.Link;
