@@ -41,6 +41,9 @@ public sealed class DestinationCellCodec : IDisposable
     /// <summary>Payload bytes per backward cell.</summary>
     public int BackwardPayloadCapacity => _layout.BackwardPayloadCapacity;
 
+    /// <summary>Forward cells opened so far (what a receipt counts).</summary>
+    public ulong ForwardCells => _forwardSequence;
+
     /// <summary>
     /// Opens a forward cell into <paramref name="plaintext"/> (at least <see cref="CellLayout.PlaintextBufferSize"/>
     /// bytes). A cell that fails authentication comes back as an error of kind <see cref="TunnelErrorKind.Tampered"/>.
@@ -66,15 +69,16 @@ public sealed class DestinationCellCodec : IDisposable
 
         _forwardSequence = sequence + 1;
         var opened = CellSeal.Parse(plaintext[..(_layout.ForwardBodyLength - CellLayout.TagSize)], hop: 0);
-        return opened.IsError && opened.Hop != 0 ? OpenedCell.Failure(TunnelErrorKind.ProtocolViolation) : opened;
+        // Receipts travel backward only; the origin's error reports only itself.
+        return (opened.IsError && opened.Hop != 0) || opened.Type == CellType.Receipt ? OpenedCell.Failure(TunnelErrorKind.ProtocolViolation) : opened;
     }
 
-    /// <summary>Seals a backward Data or End cell.</summary>
+    /// <summary>Seals a backward Data, End or Padding cell.</summary>
     public void SealBackward(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell)
     {
-        if (type is not (CellType.Data or CellType.End))
+        if (type is not (CellType.Data or CellType.End or CellType.Padding) || (type == CellType.Padding && !payload.IsEmpty))
         {
-            throw new ArgumentOutOfRangeException(nameof(type), "use WriteErrorCell for errors");
+            throw new ArgumentOutOfRangeException(nameof(type), "Data, End or an empty Padding cell; use WriteErrorCell and WriteReceipt for the others");
         }
 
         CheckSize(cell);
@@ -94,6 +98,15 @@ public sealed class DestinationCellCodec : IDisposable
     /// </summary>
     public int SealBackwardCells(ReadOnlySpan<byte> data, bool final, Span<byte> cells) =>
         _layout.SealEach(data, final, _layout.BackwardPayloadCapacity, cells, _sealBackwardCell);
+
+    /// <summary>Seals the receipt of a one-way tunnel: the count of forward cells opened, End included.</summary>
+    public void WriteReceipt(Span<byte> cell)
+    {
+        CheckSize(cell);
+        Span<byte> count = stackalloc byte[OpenedCell.ReceiptLength];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(count, _forwardSequence);
+        CellSeal.Seal(_backward, _backwardSequence++, CellType.Receipt, count, cell);
+    }
 
     /// <summary>Seals a backward error cell.</summary>
     public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell)

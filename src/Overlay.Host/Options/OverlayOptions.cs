@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Overlay.Onion;
 using Overlay.Protocol;
 
 namespace Overlay.Host.Options;
@@ -85,8 +86,21 @@ public sealed class NetworkOptions
     /// <summary>The forward cell construction. Default Baseline.</summary>
     public CellConstruction Construction { get; set; } = CellConstruction.Baseline;
 
+    /// <summary>The longest tunnel deadline a header may carry (a deadline class name). Default Hours6.</summary>
+    public DeadlineClass MaxDeadlineClass { get; set; } = DeadlineClass.Hours6;
+
+    /// <summary>No cell either way for this long ends a tunnel at every hop (whole seconds, 30 s to 1 h). Default 2 minutes.</summary>
+    public TimeSpan IdleTimeout { get; set; } = NetworkParameters.DefaultIdleTimeout;
+
     /// <summary>The parameters as the protocol core uses them.</summary>
-    public NetworkParameters ToParameters() => new() { MaxRelays = MaxRelays, CellSize = CellSize, Construction = Construction };
+    public NetworkParameters ToParameters() => new()
+    {
+        MaxRelays = MaxRelays,
+        CellSize = CellSize,
+        Construction = Construction,
+        MaxDeadlineClass = MaxDeadlineClass,
+        IdleTimeout = IdleTimeout,
+    };
 }
 
 /// <summary>Peer discovery.</summary>
@@ -211,6 +225,11 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
                 failures.Add($"Overlay:Link:MaxMessageBytes must hold a header plus Overlay:Tunnels:MaxCellsPerMessage cells in one message and not much more: " +
                     $"between {largest} and {4L * largest} bytes, or 0 for {largest}");
             }
+        }
+
+        if (network.Validate() is null && DeadlineClasses.FromTimeSpan(options.Tunnels.DefaultDeadline) > network.MaxDeadlineClass)
+        {
+            failures.Add($"Overlay:Tunnels:DefaultDeadline ({options.Tunnels.DefaultDeadline}) must fit Overlay:Network:MaxDeadlineClass ({network.MaxDeadlineClass.ToTimeSpan()})");
         }
 
         if (options.OnionKeys.Validate() is { } keys)

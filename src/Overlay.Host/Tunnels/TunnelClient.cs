@@ -108,6 +108,11 @@ public sealed class TunnelClient
         }
 
         var deadlineClass = DeadlineClasses.FromTimeSpan(request.Deadline ?? _options.Tunnels.DefaultDeadline);
+        if (deadlineClass > _node.Network.MaxDeadlineClass)
+        {
+            throw new TunnelException(TunnelErrorKind.LimitExceeded, 0, $"the network allows tunnel deadlines up to {_node.Network.MaxDeadlineClass.ToTimeSpan()}");
+        }
+
         var deadline = new CancellationTokenSource(deadlineClass.ToTimeSpan(), _time);
         var lifetime = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
         var opened = _time.GetTimestamp();
