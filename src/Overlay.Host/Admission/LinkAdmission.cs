@@ -13,8 +13,6 @@ namespace Overlay.Host.Admission;
 /// </summary>
 internal sealed class LinkAdmission
 {
-    private static readonly TimeSpan WarningInterval = TimeSpan.FromSeconds(10);
-
     private readonly AdmissionMetrics _metrics;
     private readonly WarningThrottle _throttle;
     private readonly ILogger<LinkAdmission> _logger;
@@ -25,7 +23,7 @@ internal sealed class LinkAdmission
         var tunnels = options.Value.Tunnels;
         _metrics = metrics;
         _logger = logger;
-        _throttle = new WarningThrottle(time, WarningInterval);
+        _throttle = new WarningThrottle(time, WarningThrottle.PeerInterval);
         Connections = new KeyedLimiter(link.MaxConnections, link.MaxConnectionsPerPeer);
         PendingHeaders = new KeyedLimiter(tunnels.MaxPendingHeaders, tunnels.MaxPendingHeadersPerPeer);
         HeaderRate = new HeaderRateLimiter(tunnels.HeadersPerSecondPerPeer, tunnels.HeaderBurstPerPeer, time);

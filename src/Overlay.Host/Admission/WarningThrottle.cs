@@ -9,6 +9,9 @@ namespace Overlay.Host.Admission;
 /// </summary>
 internal sealed class WarningThrottle(TimeProvider time, TimeSpan interval, int maxSources = 4096)
 {
+    /// <summary>The node's interval for warnings a peer can trigger.</summary>
+    public static readonly TimeSpan PeerInterval = TimeSpan.FromSeconds(10);
+
     private readonly ConcurrentDictionary<string, Entry> _sources = new(StringComparer.Ordinal);
 
     /// <summary>True when a warning about <paramref name="source"/> may be logged now; <paramref name="suppressed"/> says how many were not since the last.</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
@@ -32,6 +33,7 @@ internal sealed class TunnelServer
     private readonly OverlayMetrics _metrics;
     private readonly TunnelOptions _options;
     private readonly LinkAdmission _admission;
+    private readonly WarningThrottle _peerWarnings;
     private readonly TelemetryOptions _telemetry;
     private readonly string _nodeId;
     private readonly TimeProvider _time;
@@ -52,6 +54,7 @@ internal sealed class TunnelServer
         _time = time;
         _logger = logger;
         _admission = admission;
+        _peerWarnings = new WarningThrottle(time, WarningThrottle.PeerInterval);
     }
 
     public async Task ServeAsync(IAsyncStreamReader<LinkMessage> requests, IServerStreamWriter<LinkMessage> responses, ServerCallContext context)
@@ -190,6 +193,20 @@ internal sealed class TunnelServer
         }
     }
 
+    // A failure a peer can cause (bad input, a refusal, a lost link) is said at most once per reason per
+    // interval, counting the others, and without the exception's stack; only our own faults keep it.
+    private void WarnFailure(Action<ILogger, string, Exception?> log, string reason, TunnelErrorKind kind, Exception? exception)
+    {
+        if (kind is TunnelErrorKind.Internal or TunnelErrorKind.HandlerFailed)
+        {
+            log(_logger, reason, exception);
+        }
+        else if (_peerWarnings.ShouldLog(reason, out var suppressed))
+        {
+            log(_logger, suppressed == 0 ? reason : string.Create(CultureInfo.InvariantCulture, $"{reason} ({suppressed} more not logged)"), null);
+        }
+    }
+
     private RpcException Refuse(string source, string limit)
     {
         _admission.Refused(source, limit);
@@ -285,7 +302,7 @@ internal sealed class TunnelServer
                 }
                 else
                 {
-                    Log.RelayFailed(_logger, failure.Describe(), failure.Exception);
+                    WarnFailure(Log.RelayFailed, failure.Describe(), failure.Kind, failure.Exception);
                 }
 
                 if (!failure.UpstreamLost && !callToken.IsCancellationRequested)
@@ -419,7 +436,7 @@ internal sealed class TunnelServer
         }
         else
         {
-            Log.DeliveryFailed(_logger, failure.ToTag(), error);
+            WarnFailure(Log.DeliveryFailed, failure.ToTag(), failure, error);
         }
 
         if (!callToken.IsCancellationRequested && !incoming.ReplyEnded)

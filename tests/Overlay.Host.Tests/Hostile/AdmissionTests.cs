@@ -41,16 +41,12 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
         // One byte a second until the node gives up: the default header timeout (2 s) allows a few.
         while (!outcome.IsCompleted && sent < 10)
         {
-            try
+            if (!await call.TryWriteAsync(frame.AsMemory(sent, 1)))
             {
-                await call.WriteAsync(frame.AsMemory(sent, 1));
-                sent++;
+                break; // the node ended the stream between our check and this write: its outcome says why
             }
-            catch (Exception exception) when (exception is IOException or ObjectDisposedException or HttpRequestException)
-            {
-                // The node ended the stream between our check and this write: its outcome says why.
-                break;
-            }
+
+            sent++;
 
             await Task.WhenAny(outcome, Task.Delay(TimeSpan.FromSeconds(1), deadline.Token));
         }
@@ -84,31 +80,30 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
         using var deadline = TestTimeouts.After(120);
         var admission = Target.Node.Services.GetRequiredService<LinkAdmission>();
         var before = GC.GetTotalMemory(forceFullCollection: true);
-        using var client = new RawLinkClient(Target.LinkEndpoint, IPAddress.Parse("127.0.0.3"));
         var refused = 0;
         var next = -1;
-        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+        // The client goes before the second measure, so what is left is the node's.
+        using (var client = new RawLinkClient(Target.LinkEndpoint, IPAddress.Parse("127.0.0.3")))
         {
-            while (Interlocked.Increment(ref next) < streams)
+            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
             {
-                using var call = await client.OpenAsync(RawLinkClient.Relay, deadline.Token);
-                // Half a frame prefix, then gone: the node holds the stream until it notices.
-                try
+                while (Interlocked.Increment(ref next) < streams)
                 {
-                    await call.WriteAsync(new byte[] { 0, 0 });
-                }
-                catch (IOException)
-                {
-                    Interlocked.Increment(ref refused); // refused before its body opened
-                }
+                    using var call = await client.OpenAsync(RawLinkClient.Relay, deadline.Token);
+                    // Half a frame prefix, then gone: the node holds the stream until it notices.
+                    if (!await call.TryWriteAsync(new byte[] { 0, 0 }))
+                    {
+                        Interlocked.Increment(ref refused); // refused before the bytes went out
+                    }
 
-                call.Abort();
-            }
-        }));
+                    call.Abort();
+                }
+            }));
+        }
 
         await WaitUntilAsync(() => admission.PendingHeaders.Count == 0, "every abandoned stream released", deadline.Token);
         var after = GC.GetTotalMemory(forceFullCollection: true);
-        output.WriteLine($"{streams} streams ({refused} refused before their body): managed heap {before / 1024} KiB -> {after / 1024} KiB");
+        output.WriteLine($"{streams} streams ({refused} refused before their bytes went out): managed heap {before / 1024} KiB -> {after / 1024} KiB");
         Assert.True(after - before < 64L * 1024 * 1024, $"managed heap grew by {(after - before) / 1024} KiB");
         await AssertTunnelWorksAsync(deadline.Token);
     }
@@ -211,6 +206,50 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
         }
 
         await WaitUntilAsync(() => admission.PendingHeaders.Count == 0, "the abandoned streams released", deadline.Token);
+    }
+
+    [Fact]
+    [Trait("Category", "Heavy")]
+    public async Task A_reply_never_read_is_let_go_after_the_tunnel_deadline()
+    {
+        // The shortest deadline class (5 s): the destination echoes into a reply nobody reads until its
+        // writes stall on flow control, and lets go once the deadline and the error cell's grace passed.
+        using var keys = RawOrigin.Build(Target.Node.State.Network, [Target.Descriptor], Onion.DeadlineClass.Seconds5);
+        using var client = new RawLinkClient(Target.LinkEndpoint, Stranger);
+        using var deadline = TestTimeouts.After(40);
+        var before = Target.Registry.Served;
+        using var call = await client.OpenAsync(RawLinkClient.Relay, deadline.Token);
+        await call.WriteMessageAsync(RawProtobuf.LinkMessage(keys.Header, default));
+        var cellSize = HostileWire.CellSize(Target);
+        var batch = new byte[8 * cellSize];
+        var payload = new byte[keys.Codec.ForwardPayloadCapacity];
+        Random.Shared.NextBytes(payload);
+        // Far more than the reply's windows hold; the request stalls too once the echo stops reading.
+        var writing = Task.Run(async () =>
+        {
+            for (var message = 0; message < 64; message++)
+            {
+                for (var i = 0; i < 8; i++)
+                {
+                    keys.Codec.SealForward(Cells.CellType.Data, payload, batch.AsSpan(i * cellSize, cellSize));
+                }
+
+                await call.WriteMessageAsync(RawProtobuf.LinkMessage(default, batch));
+            }
+        }, deadline.Token);
+
+        await WaitUntilAsync(() => Target.Registry.Served > before, "the tunnel is served", deadline.Token);
+        await WaitUntilAsync(() => Target.Registry.Served == before, "the stalled tunnel is let go", deadline.Token);
+        try
+        {
+            await writing;
+        }
+        catch (Exception exception) when (exception is IOException or ObjectDisposedException or HttpRequestException)
+        {
+            // Expected: the node reset the stream under the stalled writes.
+            output.WriteLine($"request writes ended by the reset: {exception.GetType().Name}");
+        }
+        await AssertTunnelWorksAsync(deadline.Token);
     }
 
     private async Task AssertTunnelWorksAsync(CancellationToken cancellationToken)

@@ -103,6 +103,27 @@ public sealed class MalformedInputTests(HostileFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task Failures_a_peer_causes_are_logged_once_per_interval_without_a_stack_trace()
+    {
+        var logs = Cluster.Logs.Position;
+        for (var i = 0; i < 5; i++)
+        {
+            using var keys = HostileWire.HeaderTo(Target);
+            using var client = new RawLinkClient(Target.LinkEndpoint);
+            using var deadline = TestTimeouts.After(20);
+            using var call = await client.OpenAsync(RawLinkClient.Relay, deadline.Token);
+            await call.WriteMessageAsync(RawProtobuf.LinkMessage(keys.Header, default));
+            await call.WriteMessageAsync(RawProtobuf.LinkMessage(keys.Header, default));
+            call.CompleteRequest();
+            Assert.Equal(TunnelErrorKind.ProtocolViolation, OpenError(keys, await call.OutcomeAsync()));
+        }
+
+        var warnings = Cluster.Logs.WarningsSince(logs).Where(e => e.Node == Target.Name).ToList();
+        // One, or none when an earlier case of this class already used the interval for the same reason.
+        Assert.True(warnings.Count <= 1 && warnings.All(w => w.Exception is null), $"expected at most one warning, without an exception, for five failures, got: {string.Join("; ", warnings)}");
+    }
+
+    [Fact]
     public async Task Garbage_in_exchange_and_prove_is_refused_as_malformed()
     {
         byte[] garbage = [0x12, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x01];

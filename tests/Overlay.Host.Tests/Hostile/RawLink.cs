@@ -133,7 +133,10 @@ internal sealed class RawLinkClient : IDisposable
         using var call = await OpenAsync(path, cancellationToken);
         foreach (var message in messages)
         {
-            await call.WriteMessageAsync(message);
+            if (!await call.TryWriteAsync(RawCall.Frame(message)))
+            {
+                break; // the node already ended the call: its outcome says why
+            }
         }
 
         call.CompleteRequest();
@@ -173,6 +176,24 @@ internal sealed class RawCall : IDisposable
         var stream = await _content.Opened;
         await stream.WriteAsync(bytes, _cancel.Token);
         await stream.FlushAsync(_cancel.Token);
+    }
+
+    /// <summary>
+    /// Writes, or returns false when the node has already ended the call (a reset surfaces in the
+    /// write as one of several exceptions, depending on timing); the outcome then says why.
+    /// </summary>
+    public async Task<bool> TryWriteAsync(ReadOnlyMemory<byte> bytes)
+    {
+        try
+        {
+            await WriteAsync(bytes);
+            return true;
+        }
+        catch (Exception exception) when (exception is IOException or ObjectDisposedException or HttpRequestException
+            || (exception is OperationCanceledException && !_cancel.IsCancellationRequested))
+        {
+            return false;
+        }
     }
 
     public void CompleteRequest() => _content.Complete();
