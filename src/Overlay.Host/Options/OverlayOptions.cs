@@ -222,8 +222,8 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
             var largest = LinkLimits.LargestMessage(network, options.Tunnels.MaxCellsPerMessage);
             if (options.Link.MaxMessageBytes != 0 && !(options.Link.MaxMessageBytes >= largest && options.Link.MaxMessageBytes <= 4L * largest))
             {
-                failures.Add($"Overlay:Link:MaxMessageBytes must hold a header plus Overlay:Tunnels:MaxCellsPerMessage cells in one message and not much more: " +
-                    $"between {largest} and {4L * largest} bytes, or 0 for {largest}");
+                failures.Add($"Overlay:Link:MaxMessageBytes must hold a header plus Overlay:Tunnels:MaxCellsPerMessage cells in one message: at least {largest} bytes, " +
+                    $"and at most four times that ({4L * largest}), since every stream may buffer this much; 0 computes {largest}");
             }
         }
 
