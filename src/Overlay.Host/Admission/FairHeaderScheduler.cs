@@ -14,24 +14,6 @@ internal sealed class FairHeaderScheduler(int concurrency, int queuePerKey)
     private readonly Queue<KeyQueue> _rotation = new();
     private int _running;
 
-    /// <summary>Headers waiting for a turn, all keys together.</summary>
-    public int Waiting
-    {
-        get
-        {
-            lock (_lock)
-            {
-                var waiting = 0;
-                foreach (var queue in _queues.Values)
-                {
-                    waiting += queue.Live;
-                }
-
-                return waiting;
-            }
-        }
-    }
-
     /// <summary>
     /// Takes a turn, at once or after the keys ahead in rotation had theirs. False: the key's queue is
     /// full (refuse the stream). Cancelled by <paramref name="cancellationToken"/> while waiting. A

@@ -89,15 +89,6 @@ public sealed class TunnelRegistry
         }
     }
 
-    /// <summary>Served tunnels that arrived from <paramref name="key"/>.</summary>
-    internal int ServedFrom(string key)
-    {
-        lock (_idleLock)
-        {
-            return _servedByKey.GetValueOrDefault(key);
-        }
-    }
-
     internal void EnterOriginated() => Increment(ref _originated);
 
     internal void ExitOriginated() => Decrement(ref _originated);
