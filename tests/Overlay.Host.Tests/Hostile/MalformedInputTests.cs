@@ -102,6 +102,27 @@ public sealed class MalformedInputTests(HostileFixture fixture) : IClassFixture<
         Assert.Equal(TunnelErrorKind.ProtocolViolation, OpenError(keys, outcome));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public async Task Garbage_after_the_header_is_a_protocol_violation_in_an_error_cell(int relays)
+    {
+        // At the destination, or at a relay (then the destination is the next node).
+        var route = relays == 0 ? new[] { Target.Descriptor } : [Target.Descriptor, Cluster[2].Descriptor];
+        using var keys = RawOrigin.Build(Target.Node.State.Network, route);
+        using var client = new RawLinkClient(Target.LinkEndpoint);
+        using var deadline = TestTimeouts.After(20);
+        using var call = await client.OpenAsync(RawLinkClient.Relay, deadline.Token);
+        await call.WriteMessageAsync(RawProtobuf.LinkMessage(keys.Header, default));
+        await call.TryWriteAsync(RawCall.Frame([0x12, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x01]));
+        call.CompleteRequest();
+
+        var outcome = await call.OutcomeAsync();
+
+        Assert.Equal(0, outcome.Status);
+        Assert.Equal(TunnelErrorKind.ProtocolViolation, OpenError(keys, outcome));
+    }
+
     [Fact]
     public async Task Failures_a_peer_causes_are_logged_once_per_interval_without_a_stack_trace()
     {
