@@ -45,8 +45,11 @@ public sealed record NetworkParameters
     /// <summary>The default idle timeout: no cell either way for this long ends a tunnel at every hop.</summary>
     public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(2);
 
-    /// <summary>The shortest idle timeout a network may choose (padding then flows every 10 s per idle tunnel).</summary>
-    public static readonly TimeSpan MinIdleTimeout = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// The shortest idle timeout a network may choose. Below about 30 s only test networks make sense:
+    /// every quiet tunnel sends a padding cell each third of it.
+    /// </summary>
+    public static readonly TimeSpan MinIdleTimeout = TimeSpan.FromSeconds(1);
 
     /// <summary>The longest idle timeout a network may choose (it travels as a uint16 of seconds).</summary>
     public static readonly TimeSpan MaxIdleTimeout = TimeSpan.FromHours(1);

@@ -33,6 +33,9 @@ public sealed class OverlayOptions
 
     /// <summary>The control endpoint (admin and application API).</summary>
     public Control.ControlEndpointOptions Control { get; set; } = new();
+
+    /// <summary>Tracing switches and the OTLP endpoint (<c>Overlay:Telemetry</c>).</summary>
+    public Telemetry.TelemetryOptions Telemetry { get; set; } = new();
 }
 
 /// <summary>The link endpoint: where this node listens for other nodes and how it dials them.</summary>
@@ -89,7 +92,7 @@ public sealed class NetworkOptions
     /// <summary>The longest tunnel deadline a header may carry (a deadline class name). Default Hours6.</summary>
     public DeadlineClass MaxDeadlineClass { get; set; } = DeadlineClass.Hours6;
 
-    /// <summary>No cell either way for this long ends a tunnel at every hop (whole seconds, 30 s to 1 h). Default 2 minutes.</summary>
+    /// <summary>No cell either way for this long ends a tunnel at every hop (whole seconds, 1 s to 1 h). Default 2 minutes.</summary>
     public TimeSpan IdleTimeout { get; set; } = NetworkParameters.DefaultIdleTimeout;
 
     /// <summary>The parameters as the protocol core uses them.</summary>

@@ -292,7 +292,7 @@ public sealed class NodeDescriptorTests : IDisposable
 
     [Theory]
     [InlineData(8, 120)]
-    [InlineData(7, 29)]
+    [InlineData(7, 0)]
     [InlineData(7, 3601)]
     public void An_undefined_deadline_cap_or_idle_timeout_is_a_network_mismatch(byte maxDeadlineClass, ushort idleSeconds)
     {
