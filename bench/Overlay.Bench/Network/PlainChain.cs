@@ -20,12 +20,6 @@ internal sealed class ChainChannels : IDisposable
     private readonly ConcurrentDictionary<Uri, Lazy<(GrpcChannel Channel, Chain.Chain.ChainClient Client)>> _pooled = new();
     private readonly LinkEndpointOptions _link;
 
-    static ChainChannels()
-    {
-        // The node sets the same process-wide switch; set it here too so the baseline never depends on the order of first use.
-        AppContext.SetSwitch("System.Net.SocketsHttpHandler.Http2FlowControl.DisableDynamicWindowSizing", true);
-    }
-
     public ChainChannels(IOptions<OverlayOptions> options) => _link = options.Value.Link;
 
     public Chain.Chain.ChainClient Client(Uri endpoint) => _pooled.GetOrAdd(endpoint, e => new(() =>

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Net;
 using Grpc.AspNetCore.HealthChecks;
+using Grpc.AspNetCore.Server;
+using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -13,6 +15,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Overlay.Host.Admission;
 using Overlay.Host.Control;
 using Overlay.Host.Directory;
 using Overlay.Host.Keys;
@@ -118,8 +121,16 @@ public sealed class OverlayNode : IAsyncDisposable
         });
         settings.ConfigureApplication?.Invoke(app);
         app.UseListenerScoping();
+        app.UseLinkRequestLimits();
         app.MapGrpcService<LinkService>().WithMetadata(new ServedOnAttribute(ListenerRole.Link));
-        app.MapGrpcHealthChecksService();
+        // The link endpoint offers Check (the kubelet's probe) but not Watch: a stream that never ends, for anyone who connects.
+        app.MapGrpcHealthChecksService().Add(endpoint =>
+        {
+            if (endpoint.Metadata.OfType<GrpcMethodMetadata>().Any(m => m.Method.Name == "Watch"))
+            {
+                endpoint.Metadata.Add(new ServedOnAttribute(ListenerRole.Control));
+            }
+        });
         app.MapOverlayControl();
         var node = new OverlayNode(app);
         app.Lifetime.ApplicationStarted.Register(node.OnStarted);
@@ -166,7 +177,7 @@ public sealed class OverlayNode : IAsyncDisposable
 
     private static void AddOverlay(IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<OverlayOptions>().Bind(configuration.GetSection(OverlayOptions.SectionName)).ValidateOnStart();
+        services.AddOptions<OverlayOptions>().Bind(configuration.GetSection(OverlayOptions.SectionName)).PostConfigure(OverlayOptionsDefaults.Apply).ValidateOnStart();
         services.AddSingleton<IValidateOptions<OverlayOptions>, OverlayOptionsValidator>();
         services.AddSingleton<IValidateOptions<OverlayOptions>, TelemetryOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
@@ -189,6 +200,8 @@ public sealed class OverlayNode : IAsyncDisposable
         services.AddSingleton<OverlayMetrics>();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Telemetry);
         services.AddOverlayTelemetry(configuration);
+        services.AddSingleton<AdmissionMetrics>();
+        services.AddSingleton<LinkAdmission>();
         services.AddSingleton<TunnelServer>();
         services.AddSingleton(sp => new TunnelClient(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<RouteSelector>(), sp.GetRequiredService<PeerDirectory>(),
             sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<TunnelRegistry>(), sp.GetRequiredService<OverlayMetrics>(),
@@ -204,11 +217,12 @@ public sealed class OverlayNode : IAsyncDisposable
             configuration.GetSection(OverlayOptions.SectionName).Get<OverlayOptions>()?.Tunnels.DrainTimeout ?? new TunnelOptions().DrainTimeout));
         services.AddSingleton<DirectoryService>();
         services.AddHostedService(sp => sp.GetRequiredService<DirectoryService>());
-        services.AddGrpc(grpc =>
+        services.AddGrpc();
+        services.AddSingleton<IServiceMethodProvider<LinkService>, StrictLinkMethods>();
+        services.AddOptions<GrpcServiceOptions>().Configure<IOptions<OverlayOptions>>((grpc, overlay) =>
         {
-            var limit = configuration.GetSection(OverlayOptions.SectionName).Get<OverlayOptions>()?.Link.MaxMessageBytes ?? new LinkEndpointOptions().MaxMessageBytes;
-            grpc.MaxReceiveMessageSize = limit;
-            grpc.MaxSendMessageSize = limit;
+            grpc.MaxReceiveMessageSize = overlay.Value.Link.MaxMessageBytes;
+            grpc.MaxSendMessageSize = overlay.Value.Link.MaxMessageBytes;
         });
         services.AddSingleton<DirectoryCallGate>();
         services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions<LinkService>>(link => link.Interceptors.Add<DirectoryCallGate>());
@@ -234,11 +248,20 @@ public sealed class OverlayNode : IAsyncDisposable
         http2.KeepAlivePingTimeout = link.KeepAlivePingTimeout;
         kestrel.Limits.MaxRequestBodySize = null;
         kestrel.AddServerHeader = false;
+        // gRPC requests carry a handful of short headers (the control token is the longest): anything
+        // near Kestrel's defaults (16 KiB per field, 32 KiB in all) is a peer wasting our memory.
+        http2.MaxRequestHeaderFieldSize = 8 * 1024;
+        kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
+        kestrel.Limits.MaxRequestHeaderCount = 64;
+        // Connection caps are the link listener's own (LinkConnectionLimit): Kestrel's are server-wide,
+        // so a flood on the link would shut out the control API too.
+        var admission = kestrel.ApplicationServices.GetRequiredService<LinkAdmission>();
 
         var url = new Uri(link.Url);
         void Http2Only(ListenOptions listen)
         {
             listen.Protocols = HttpProtocols.Http2;
+            LinkConnectionLimit.Apply(listen, admission);
             ListenerScoping.Tag(listen, ListenerRole.Link);
             if (url.Scheme == Uri.UriSchemeHttps)
             {

@@ -38,12 +38,6 @@ internal sealed class PeerChannels : IDisposable
     private long _lastSweep;
     private int _disposed;
 
-    static PeerChannels()
-    {
-        // "O(1) cells per hop" needs a fixed receive window; the client otherwise grows it to 16 MiB.
-        AppContext.SetSwitch("System.Net.SocketsHttpHandler.Http2FlowControl.DisableDynamicWindowSizing", true);
-    }
-
     public PeerChannels(IOptions<OverlayOptions> options, IMeterFactory meterFactory, NodeState node, TimeProvider time, ILogger<PeerChannels> logger)
     {
         _options = options.Value.Link;

@@ -54,8 +54,19 @@ public sealed class LinkEndpointOptions
     /// <summary>Concurrent tunnel hops on one HTTP/2 connection before the dialer opens another. Default 256.</summary>
     public int MaxStreamsPerConnection { get; set; } = 256;
 
-    /// <summary>Largest link message accepted, in bytes (a header, or a batch of cells). Default 1 MiB.</summary>
-    public int MaxMessageBytes { get; set; } = 1024 * 1024;
+    /// <summary>
+    /// Largest link message accepted, in bytes. 0 (the default): the largest legitimate message for
+    /// the network's parameters, a header with <see cref="TunnelOptions.MaxCellsPerMessage"/> cells
+    /// (<see cref="LinkLimits.LargestMessage"/>); set, it must lie between that and four times it.
+    /// Every stream may buffer up to this much before the message is parsed.
+    /// </summary>
+    public int MaxMessageBytes { get; set; }
+
+    /// <summary>Connections open at once on the link listener (this listener alone). Default 4,096.</summary>
+    public int MaxConnections { get; set; } = 4096;
+
+    /// <summary>Connections open at once on the link listener from one fairness key (address block). Default 64.</summary>
+    public int MaxConnectionsPerPeer { get; set; } = 64;
 
     /// <summary>How long dialing a peer may take. Default 5 s.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
@@ -164,17 +175,35 @@ public sealed class DirectoryOptions
 /// <summary>Tunnel limits and defaults.</summary>
 public sealed class TunnelOptions
 {
-    /// <summary>Tunnels this node serves at once, in any role; beyond it new headers get Busy. Default 10,000.</summary>
+    /// <summary>
+    /// Tunnels this node serves at once, in any role; beyond it new headers get Busy. Shared fairly
+    /// between previous hops (<see cref="Tunnels.TunnelRegistry"/>). Default 10,000.
+    /// </summary>
     public int MaxActiveTunnels { get; set; } = 10_000;
 
-    /// <summary>Time a peer has to send the header after opening a hop. Default 10 s.</summary>
-    public TimeSpan HeaderTimeout { get; set; } = TimeSpan.FromSeconds(10);
+    /// <summary>Time a peer has to send the header (and have it processed) after opening a hop. Default 2 s.</summary>
+    public TimeSpan HeaderTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Headers accepted per second from one peer address (token bucket). Default 2,000.</summary>
+    /// <summary>New relay streams accepted per second from one fairness key (token bucket). Default 2,000.</summary>
     public double HeadersPerSecondPerPeer { get; set; } = 2000;
 
-    /// <summary>Burst of the per-peer header bucket. Default 4,000.</summary>
+    /// <summary>Burst of the per-key header bucket. Default 4,000.</summary>
     public int HeaderBurstPerPeer { get; set; } = 4000;
+
+    /// <summary>Relay streams waiting for their header (or its processing), all keys together. Default 1,024.</summary>
+    public int MaxPendingHeaders { get; set; } = 1024;
+
+    /// <summary>Relay streams waiting for their header from one fairness key. Default 256.</summary>
+    public int MaxPendingHeadersPerPeer { get; set; } = 256;
+
+    /// <summary>Headers of one fairness key queued for a processing turn; beyond it: Busy. Default 128.</summary>
+    public int MaxHeaderQueuePerPeer { get; set; } = 128;
+
+    /// <summary>Headers processed at once (one X25519 agreement each). 0 (the default): one per processor.</summary>
+    public int HeaderConcurrency { get; set; }
+
+    /// <summary>The processing concurrency in effect.</summary>
+    public int EffectiveHeaderConcurrency => HeaderConcurrency > 0 ? HeaderConcurrency : Environment.ProcessorCount;
 
     /// <summary>Default tunnel deadline when the caller names none. Default 30 s.</summary>
     public TimeSpan DefaultDeadline { get; set; } = TimeSpan.FromSeconds(30);
@@ -226,9 +255,14 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         {
             failures.Add($"Overlay:Network: {problem}");
         }
-        else if (options.Link.MaxMessageBytes < LinkLimits.LargestMessage(network, options.Tunnels.MaxCellsPerMessage))
+        else if (options.Tunnels.MaxCellsPerMessage is >= 1 and <= 256)
         {
-            failures.Add($"Overlay:Link:MaxMessageBytes must hold a header plus Overlay:Tunnels:MaxCellsPerMessage cells in one message: at least {LinkLimits.LargestMessage(network, options.Tunnels.MaxCellsPerMessage)} bytes");
+            var largest = LinkLimits.LargestMessage(network, options.Tunnels.MaxCellsPerMessage);
+            if (options.Link.MaxMessageBytes != 0 && !(options.Link.MaxMessageBytes >= largest && options.Link.MaxMessageBytes <= 4L * largest))
+            {
+                failures.Add($"Overlay:Link:MaxMessageBytes must hold a header plus Overlay:Tunnels:MaxCellsPerMessage cells in one message: at least {largest} bytes, " +
+                    $"and at most four times that ({4L * largest}), since every stream may buffer this much; 0 computes {largest}");
+            }
         }
 
         if (network.Validate() is null && DeadlineClasses.FromTimeSpan(options.Tunnels.DefaultDeadline) > network.MaxDeadlineClass)
@@ -278,12 +312,12 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
             failures.Add("Overlay:Directory:ProofCooldown must not be negative");
         }
 
-        if (options.Tunnels.MaxActiveTunnels < 1 || options.Tunnels.HeadersPerSecondPerPeer <= 0 || options.Tunnels.HeaderBurstPerPeer < 1
-            || options.Tunnels.MaxRetries < 0 || options.Tunnels.RelaySpread < 0 || options.Tunnels.MaxCellsPerMessage is < 1 or > 256)
+        if (options.Tunnels.MaxActiveTunnels < 1 || options.Tunnels.MaxRetries < 0 || options.Tunnels.RelaySpread < 0 || options.Tunnels.MaxCellsPerMessage is < 1 or > 256)
         {
             failures.Add("Overlay:Tunnels: limits must be positive (MaxCellsPerMessage 1..256, MaxRetries and RelaySpread ≥ 0)");
         }
 
+        ValidateAdmission(options, failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
@@ -297,6 +331,50 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
             {
                 failures.Add($"{key}: '{network}' is not a CIDR network such as 10.0.0.0/8 or fd00::/8 (no bits set after the prefix)");
             }
+        }
+    }
+
+    // Written as "not within range" so NaN, which compares false with everything, fails too.
+    private static void ValidateAdmission(OverlayOptions options, List<string> failures)
+    {
+        var tunnels = options.Tunnels;
+        var link = options.Link;
+        if (!(tunnels.HeadersPerSecondPerPeer > 0 && tunnels.HeadersPerSecondPerPeer <= 1_000_000))
+        {
+            failures.Add($"Overlay:Tunnels:HeadersPerSecondPerPeer must be a number above 0 and at most 1,000,000, not {tunnels.HeadersPerSecondPerPeer}");
+        }
+
+        RequireRange(failures, "Overlay:Tunnels:HeaderBurstPerPeer", tunnels.HeaderBurstPerPeer, 1, 1_000_000);
+        RequireRange(failures, "Overlay:Tunnels:MaxPendingHeaders", tunnels.MaxPendingHeaders, 1, 1_000_000);
+        RequireRange(failures, "Overlay:Tunnels:MaxPendingHeadersPerPeer", tunnels.MaxPendingHeadersPerPeer, 1, tunnels.MaxPendingHeaders);
+        RequireRange(failures, "Overlay:Tunnels:MaxHeaderQueuePerPeer", tunnels.MaxHeaderQueuePerPeer, 1, 1_000_000);
+        RequireRange(failures, "Overlay:Tunnels:HeaderConcurrency", tunnels.HeaderConcurrency, 0, 1024);
+        RequireRange(failures, "Overlay:Link:MaxConnections", link.MaxConnections, 1, 1_000_000);
+        RequireRange(failures, "Overlay:Link:MaxConnectionsPerPeer", link.MaxConnectionsPerPeer, 1, link.MaxConnections);
+        if (!(tunnels.HeaderTimeout > TimeSpan.Zero && tunnels.HeaderTimeout <= TimeSpan.FromMinutes(1)))
+        {
+            failures.Add($"Overlay:Tunnels:HeaderTimeout must be above zero and at most one minute, not {tunnels.HeaderTimeout}");
+        }
+    }
+
+    private static void RequireRange(List<string> failures, string key, int value, int min, int max)
+    {
+        if (!(value >= min && value <= max))
+        {
+            failures.Add($"{key} must be between {min} and {max}, not {value}");
+        }
+    }
+}
+
+/// <summary>Defaults computed from other options (applied after binding, before validation).</summary>
+internal static class OverlayOptionsDefaults
+{
+    public static void Apply(OverlayOptions options)
+    {
+        var network = options.Network.ToParameters();
+        if (options.Link.MaxMessageBytes == 0 && network.Validate() is null && options.Tunnels.MaxCellsPerMessage is >= 1 and <= 256)
+        {
+            options.Link.MaxMessageBytes = LinkLimits.LargestMessage(network, options.Tunnels.MaxCellsPerMessage);
         }
     }
 }

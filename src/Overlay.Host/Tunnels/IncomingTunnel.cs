@@ -115,7 +115,19 @@ public sealed class IncomingTunnel
 
             if (!_payload.HasCells)
             {
-                if (!await _requests.MoveNext(cancellationToken))
+                bool more;
+                try
+                {
+                    more = await _requests.MoveNext(cancellationToken);
+                }
+                catch (RpcException exception) when (!cancellationToken.IsCancellationRequested && exception.StatusCode != StatusCode.Cancelled)
+                {
+                    // The predecessor sent what the server could not take (not protobuf, over the limit): its fault, as at a relay.
+                    var kind = exception.StatusCode == StatusCode.ResourceExhausted ? TunnelErrorKind.LimitExceeded : TunnelErrorKind.ProtocolViolation;
+                    throw new TunnelException(kind, 0, "a link message the server could not read", exception);
+                }
+
+                if (!more)
                 {
                     throw new TunnelException(TunnelErrorKind.Truncated, 0, "the request ended without its end marker");
                 }

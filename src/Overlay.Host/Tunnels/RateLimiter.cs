@@ -3,8 +3,10 @@ using System.Collections.Concurrent;
 namespace Overlay.Host.Tunnels;
 
 /// <summary>
-/// A token bucket per peer address for incoming headers: a peer that floods headers is refused
-/// with Busy, without slowing anyone else. Buckets idle for a minute are dropped.
+/// A token bucket per fairness key (<see cref="Link.PeerAddress.FairnessKey"/>) for new relay
+/// streams: a previous hop that floods is refused with Busy, without slowing anyone else. Keyed on
+/// the address block, not the exact address, so one party cannot mint buckets from an IPv6 /64.
+/// Buckets idle for a minute are dropped.
 /// </summary>
 internal sealed class HeaderRateLimiter(double perSecond, int burst, TimeProvider time)
 {

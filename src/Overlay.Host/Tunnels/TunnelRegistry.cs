@@ -3,17 +3,27 @@ namespace Overlay.Host.Tunnels;
 /// <summary>
 /// Counts the tunnels this node serves and originates, against the configured limit, and knows
 /// whether the node is draining (shutting down: no new tunnels, open ones may finish).
+/// Served slots are shared between previous hops (fairness keys): a key takes a slot while the
+/// total is below the capacity minus a reserve of an eighth, or while it holds fewer than
+/// capacity / (keys holding slots + 1). One previous hop can fill seven eighths; the reserve stays
+/// for the others, each of which may also take up to its fair share.
 /// </summary>
 public sealed class TunnelRegistry
 {
     private readonly int _limit;
+    private readonly int _reserve;
     private readonly Lock _idleLock = new();
+    private readonly Dictionary<string, int> _servedByKey = new(StringComparer.Ordinal);
     private TaskCompletionSource _idle = Completed();
     private int _served;
     private int _originated;
     private volatile bool _draining;
 
-    internal TunnelRegistry(int limit) => _limit = limit;
+    internal TunnelRegistry(int limit)
+    {
+        _limit = limit;
+        _reserve = limit / 8;
+    }
 
     /// <summary>Tunnels this node relays or delivers right now.</summary>
     public int Served => Volatile.Read(ref _served);
@@ -38,23 +48,46 @@ public sealed class TunnelRegistry
         }
     }
 
-    internal bool TryEnterServed()
+    /// <summary>Takes a served slot for a tunnel arriving from <paramref name="key"/>, if the fair-share rule allows.</summary>
+    internal bool TryEnterServed(string key)
     {
         if (_draining)
         {
             return false;
         }
 
-        if (Increment(ref _served) <= _limit)
+        lock (_idleLock)
         {
+            var held = _servedByKey.GetValueOrDefault(key);
+            var keys = _servedByKey.Count;
+            if (_served >= _limit || (_served >= _limit - _reserve && held >= _limit / (keys + 1)))
+            {
+                return false;
+            }
+
+            _servedByKey[key] = held + 1;
+            Increment(ref _served);
             return true;
         }
-
-        Decrement(ref _served);
-        return false;
     }
 
-    internal void ExitServed() => Decrement(ref _served);
+    internal void ExitServed(string key)
+    {
+        lock (_idleLock)
+        {
+            var held = _servedByKey.GetValueOrDefault(key);
+            if (held <= 1)
+            {
+                _servedByKey.Remove(key);
+            }
+            else
+            {
+                _servedByKey[key] = held - 1;
+            }
+
+            Decrement(ref _served);
+        }
+    }
 
     internal void EnterOriginated() => Increment(ref _originated);
 

@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using System.Globalization;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Overlay.Cells;
 using Overlay.Errors;
+using Overlay.Host.Admission;
 using Overlay.Host.Directory;
 using Overlay.Host.Link;
 using Overlay.Host.Options;
@@ -30,14 +32,15 @@ internal sealed class TunnelServer
     private readonly TunnelRegistry _registry;
     private readonly OverlayMetrics _metrics;
     private readonly TunnelOptions _options;
-    private readonly HeaderRateLimiter _rateLimiter;
+    private readonly LinkAdmission _admission;
+    private readonly WarningThrottle _peerWarnings;
     private readonly TelemetryOptions _telemetry;
     private readonly string _nodeId;
     private readonly TimeProvider _time;
     private readonly ILogger<TunnelServer> _logger;
 
     public TunnelServer(NodeState node, PeerDirectory directory, PeerChannels channels, ITunnelHandler handler, TunnelRegistry registry,
-        OverlayMetrics metrics, IOptions<OverlayOptions> options, TelemetryOptions telemetry, TimeProvider time, ILogger<TunnelServer> logger)
+        OverlayMetrics metrics, IOptions<OverlayOptions> options, TelemetryOptions telemetry, LinkAdmission admission, TimeProvider time, ILogger<TunnelServer> logger)
     {
         _telemetry = telemetry;
         _nodeId = node.Id.ToString();
@@ -50,7 +53,8 @@ internal sealed class TunnelServer
         _options = options.Value.Tunnels;
         _time = time;
         _logger = logger;
-        _rateLimiter = new HeaderRateLimiter(_options.HeadersPerSecondPerPeer, _options.HeaderBurstPerPeer, time);
+        _admission = admission;
+        _peerWarnings = new WarningThrottle(time, WarningThrottle.PeerInterval);
     }
 
     public async Task ServeAsync(IAsyncStreamReader<LinkMessage> requests, IServerStreamWriter<LinkMessage> responses, ServerCallContext context)
@@ -58,70 +62,155 @@ internal sealed class TunnelServer
         // Never parent tunnel work on a context a peer supplied: it could tag the tunnel.
         Activity.Current = null;
         var callToken = context.CancellationToken;
-        var peer = context.GetHttpContext().Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        if (!_rateLimiter.TryAcquire(peer))
+        // Fairness is per previous hop: past the first hop the origin is hidden, so its address block is the only honest key.
+        var source = PeerAddress.FairnessKey(context.GetHttpContext().Connection.RemoteIpAddress);
+        if (!_admission.HeaderRate.TryAcquire(source))
         {
-            throw Refuse(TunnelErrorKind.Busy);
+            throw Refuse(source, AdmissionLimits.HeaderRate);
         }
 
-        FirstMessage first;
-        using (var headerWait = CancellationTokenSource.CreateLinkedTokenSource(callToken))
+        if (!_admission.PendingHeaders.TryEnter(source))
         {
-            headerWait.CancelAfter(_options.HeaderTimeout);
-            try
-            {
-                if (!await requests.MoveNext(headerWait.Token))
-                {
-                    throw Refuse(TunnelErrorKind.ProtocolViolation);
-                }
-            }
-            catch (OperationCanceledException) when (headerWait.IsCancellationRequested && !callToken.IsCancellationRequested)
-            {
-                throw Refuse(TunnelErrorKind.DeadlineExceeded);
-            }
-
-            first = new FirstMessage(requests.Current);
+            throw Refuse(source, AdmissionLimits.PendingHeaders);
         }
 
-        var cellSize = _node.Network.CellSize;
-        if (first.Message.Header.Length != _node.Processor.HeaderSize || (first.Message.Cells.Length % cellSize) != 0)
-        {
-            throw Refuse(TunnelErrorKind.Malformed);
-        }
-
-        if (!_registry.TryEnterServed())
-        {
-            throw Refuse(TunnelErrorKind.Busy);
-        }
-
-        // A local id for this hop's logs: meaningless anywhere else, so logs never link hops.
-        using var scope = _logger.BeginScope(TunnelScope.New());
+        var pending = true;
+        var served = false;
         try
         {
-            var received = _time.GetUtcNow();
-            using var header = ProcessHeader(first.Message);
-            switch (header.Outcome)
+            HeaderResult header;
+            FirstMessage first;
+            using (var headerWait = CancellationTokenSource.CreateLinkedTokenSource(callToken))
             {
-                case HeaderOutcome.Relay:
-                    await RelayAsync(header, first, requests, responses, callToken, received);
-                    break;
-                case HeaderOutcome.Deliver:
-                    await DeliverAsync(header, first, requests, responses, context, received);
-                    break;
-                default:
-                    // No keys, so no private trace to put it in: a span of its own, unlinkable to anything.
-                    using (var rejected = TunnelTracing.Start("overlay.header.rejected", ActivityKind.Server, default, _nodeId, received))
-                    {
-                        rejected.RecordFailure(header.Rejection);
-                    }
+                headerWait.CancelAfter(_options.HeaderTimeout);
+                first = await ReadFirstAsync(requests, source, headerWait, callToken);
+                var cellSize = _node.Network.CellSize;
+                if (first.Message.Header.Length != _node.Processor.HeaderSize || (first.Message.Cells.Length % cellSize) != 0)
+                {
+                    throw Refuse(TunnelErrorKind.Malformed);
+                }
 
-                    throw Refuse(header.Rejection);
+                if (!_registry.TryEnterServed(source))
+                {
+                    throw _registry.Draining ? Refuse(TunnelErrorKind.Busy) : Refuse(source, AdmissionLimits.TunnelSlots);
+                }
+
+                served = true;
+                await WaitTurnAsync(source, headerWait, callToken);
+                try
+                {
+                    header = ProcessHeader(first.Message);
+                }
+                finally
+                {
+                    _admission.Headers.Release();
+                }
+            }
+
+            _admission.PendingHeaders.Exit(source);
+            pending = false;
+
+            // A local id for this hop's logs: meaningless anywhere else, so logs never link hops.
+            using var scope = _logger.BeginScope(TunnelScope.New());
+            using (header)
+            {
+                var received = _time.GetUtcNow();
+                switch (header.Outcome)
+                {
+                    case HeaderOutcome.Relay:
+                        await RelayAsync(header, first, requests, responses, callToken, received);
+                        break;
+                    case HeaderOutcome.Deliver:
+                        await DeliverAsync(header, first, requests, responses, context, received);
+                        break;
+                    default:
+                        // No keys, so no private trace to put it in: a span of its own, unlinkable to anything.
+                        using (var rejected = TunnelTracing.Start("overlay.header.rejected", ActivityKind.Server, default, _nodeId, received))
+                        {
+                            rejected.RecordFailure(header.Rejection);
+                        }
+
+                        throw Refuse(header.Rejection);
+                }
             }
         }
         finally
         {
-            _registry.ExitServed();
+            if (pending)
+            {
+                _admission.PendingHeaders.Exit(source);
+            }
+
+            if (served)
+            {
+                _registry.ExitServed(source);
+            }
         }
+    }
+
+    // The first message within the header timeout. What the transport refuses (a message over the limit, bytes
+    // that are not protobuf) becomes a typed refusal; a peer that sends nothing in time gets DeadlineExceeded.
+    private async Task<FirstMessage> ReadFirstAsync(IAsyncStreamReader<LinkMessage> requests, string source, CancellationTokenSource headerWait, CancellationToken callToken)
+    {
+        try
+        {
+            if (!await requests.MoveNext(headerWait.Token))
+            {
+                throw Refuse(TunnelErrorKind.ProtocolViolation);
+            }
+        }
+        catch (OperationCanceledException) when (headerWait.IsCancellationRequested && !callToken.IsCancellationRequested)
+        {
+            throw Refuse(TunnelErrorKind.DeadlineExceeded);
+        }
+        catch (RpcException exception) when (!callToken.IsCancellationRequested && exception.StatusCode != StatusCode.Cancelled)
+        {
+            var kind = LinkErrors.ReasonOf(exception, exception.StatusCode == StatusCode.ResourceExhausted ? TunnelErrorKind.LimitExceeded : TunnelErrorKind.ProtocolViolation);
+            _admission.BadInput(source, kind.ToTag());
+            throw Refuse(kind == TunnelErrorKind.Busy ? TunnelErrorKind.LimitExceeded : kind);
+        }
+
+        return new FirstMessage(requests.Current);
+    }
+
+    // A turn at header processing, in rotation with the other previous hops; a full queue, or no turn within
+    // the header timeout, is Busy.
+    private async Task WaitTurnAsync(string source, CancellationTokenSource headerWait, CancellationToken callToken)
+    {
+        bool granted;
+        try
+        {
+            granted = await _admission.Headers.WaitTurnAsync(source, headerWait.Token);
+        }
+        catch (OperationCanceledException) when (headerWait.IsCancellationRequested && !callToken.IsCancellationRequested)
+        {
+            granted = false;
+        }
+
+        if (!granted)
+        {
+            throw Refuse(source, AdmissionLimits.HeaderQueue);
+        }
+    }
+
+    // A failure a peer can cause (bad input, a refusal, a lost link) is said at most once per reason per
+    // interval, counting the others, and without the exception's stack; only our own faults keep it.
+    private void WarnFailure(Action<ILogger, string, Exception?> log, string reason, TunnelErrorKind kind, Exception? exception)
+    {
+        if (kind is TunnelErrorKind.Internal or TunnelErrorKind.HandlerFailed)
+        {
+            log(_logger, reason, exception);
+        }
+        else if (_peerWarnings.ShouldLog(reason, out var suppressed))
+        {
+            log(_logger, suppressed == 0 ? reason : string.Create(CultureInfo.InvariantCulture, $"{reason} ({suppressed} more not logged)"), null);
+        }
+    }
+
+    private RpcException Refuse(string source, string limit)
+    {
+        _admission.Refused(source, limit);
+        return Refuse(TunnelErrorKind.Busy);
     }
 
     private RpcException Refuse(TunnelErrorKind kind)
@@ -218,7 +307,7 @@ internal sealed class TunnelServer
                 }
                 else
                 {
-                    Log.RelayFailed(_logger, failure.Describe(), failure.Exception);
+                    WarnFailure(Log.RelayFailed, failure.Describe(), failure.Kind, failure.Exception);
                 }
 
                 if (!failure.UpstreamLost && !callToken.IsCancellationRequested)
@@ -375,7 +464,7 @@ internal sealed class TunnelServer
         }
         else
         {
-            Log.DeliveryFailed(_logger, failure.ToTag(), error);
+            WarnFailure(Log.DeliveryFailed, failure.ToTag(), failure, error);
         }
 
         if (!callToken.IsCancellationRequested && !incoming.ReplyEnded)

@@ -1,0 +1,295 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
+using Overlay.Errors;
+using Overlay.Host.Admission;
+using Overlay.Host.Tests.Infrastructure;
+using Overlay.Host.Tunnels;
+
+namespace Overlay.Host.Tests.Hostile;
+
+/// <summary>
+/// Strangers that hold resources instead of sending bad bytes: slow or absent headers, abandoned
+/// streams, connection floods. Each runs against real nodes; the hostile client connects from its own
+/// loopback address, so it is another previous hop (fairness key) than the cluster's nodes.
+/// </summary>
+public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper output) : IClassFixture<HostileFixture>
+{
+    private const int Ok = 0;
+    private const int DeadlineExceeded = 4;
+    private const int ResourceExhausted = 8;
+    private const int Unimplemented = 12;
+
+    private static readonly IPAddress Stranger = IPAddress.Parse("127.0.0.2");
+
+    private TestCluster Cluster => fixture.Cluster;
+
+    private ClusterNode Target => Cluster[1];
+
+    [Fact]
+    public async Task A_header_sent_one_byte_per_second_is_ended_by_the_header_timeout()
+    {
+        using var client = new RawLinkClient(Target.LinkEndpoint, Stranger);
+        using var deadline = TestTimeouts.After(20);
+        using var call = await client.OpenAsync(RawLinkClient.Relay, deadline.Token);
+        var frame = RawCall.Frame(RawProtobuf.LinkMessage(new byte[HostileWire.HeaderSize(Target)], default));
+        var outcome = call.OutcomeAsync();
+        var sent = 0;
+        // One byte a second until the node gives up: the default header timeout (2 s) allows a few.
+        while (!outcome.IsCompleted && sent < 10)
+        {
+            if (!await call.TryWriteAsync(frame.AsMemory(sent, 1)))
+            {
+                break; // the node ended the stream between our check and this write: its outcome says why
+            }
+
+            sent++;
+
+            await Task.WhenAny(outcome, Task.Delay(TimeSpan.FromSeconds(1), deadline.Token));
+        }
+
+        var result = await outcome.WaitAsync(deadline.Token);
+        output.WriteLine($"ended after {sent} bytes: {result}");
+        Assert.InRange(sent, 1, 4);
+        MalformedInputTests.AssertRefused(result, DeadlineExceeded, TunnelErrorKind.DeadlineExceeded);
+    }
+
+    [Fact]
+    public async Task The_link_endpoint_serves_health_check_but_not_watch()
+    {
+        using var client = new RawLinkClient(Target.LinkEndpoint, Stranger);
+        using var deadline = TestTimeouts.After(20);
+
+        var check = await client.CallAsync("/grpc.health.v1.Health/Check", [[]], deadline.Token);
+        var watch = await client.CallAsync("/grpc.health.v1.Health/Watch", [[]], deadline.Token);
+
+        Assert.Equal(Ok, check.Status);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, HealthCheckResponse.Parser.ParseFrom(check.Messages.Single()).Status);
+        Assert.Equal(Unimplemented, watch.Status);
+    }
+
+    [Fact]
+    [Trait("Category", "Heavy")]
+    public async Task Ten_thousand_abandoned_streams_leave_memory_bounded_and_the_node_serving()
+    {
+        const int streams = 10_000;
+        const int concurrency = 200;
+        using var deadline = TestTimeouts.After(120);
+        var admission = Target.Node.Services.GetRequiredService<LinkAdmission>();
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        var refused = 0;
+        var next = -1;
+        // The client goes before the second measure, so what is left is the node's.
+        using (var client = new RawLinkClient(Target.LinkEndpoint, IPAddress.Parse("127.0.0.3")))
+        {
+            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+            {
+                while (Interlocked.Increment(ref next) < streams)
+                {
+                    using var call = await client.OpenAsync(RawLinkClient.Relay, deadline.Token);
+                    // Half a frame prefix, then gone: the node holds the stream until it notices.
+                    if (!await call.TryWriteAsync(new byte[] { 0, 0 }))
+                    {
+                        Interlocked.Increment(ref refused); // refused before the bytes went out
+                    }
+
+                    call.Abort();
+                }
+            }));
+        }
+
+        await WaitUntilAsync(() => admission.PendingHeaders.Count == 0, "every abandoned stream released", deadline.Token);
+        var after = GC.GetTotalMemory(forceFullCollection: true);
+        output.WriteLine($"{streams} streams ({refused} refused before their bytes went out): managed heap {before / 1024} KiB -> {after / 1024} KiB");
+        Assert.True(after - before < 64L * 1024 * 1024, $"managed heap grew by {(after - before) / 1024} KiB");
+        await AssertTunnelWorksAsync(deadline.Token);
+    }
+
+    [Fact]
+    public async Task A_connection_flood_from_one_address_block_is_capped_and_the_control_port_answers()
+    {
+        await using var cluster = await TestCluster.StartAsync(2, new ClusterOptions
+        {
+            NodeDefaultHandler = true,
+            Configuration = new Dictionary<string, string?> { ["Overlay:Link:MaxConnectionsPerPeer"] = "4" },
+        });
+        var target = cluster[1];
+        using var deadline = TestTimeouts.After(30);
+        var admission = target.Node.Services.GetRequiredService<LinkAdmission>();
+        var flood = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+                flood.Add(socket);
+                socket.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.4"), 0));
+                await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, target.LinkEndpoint.Port), deadline.Token);
+            }
+
+            // The node closes every connection past the cap before any HTTP/2 is spoken.
+            var closed = 0;
+            foreach (var socket in flood)
+            {
+                if (await ClosedByPeerAsync(socket, deadline.Token))
+                {
+                    closed++;
+                }
+
+                if (closed == flood.Count - 4)
+                {
+                    break;
+                }
+            }
+
+            Assert.Equal(flood.Count - 4, closed);
+            Assert.Equal(4, admission.Connections.CountOf("127.0.0.4"));
+
+            // Another listener, untouched; and the link still serves other previous hops.
+            using var control = GrpcChannel.ForAddress(target.Node.Control.Url);
+            var health = await new Health.HealthClient(control).CheckAsync(new HealthCheckRequest(), cancellationToken: deadline.Token);
+            Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+            var trip = await cluster[0].Tunnels.RoundTripAsync(new TunnelRequest { Destination = target.Id, Relays = 0 }, new byte[] { 7 }, cancellationToken: deadline.Token);
+            Assert.Equal(new byte[] { 7 }, trip.Reply);
+        }
+        finally
+        {
+            foreach (var socket in flood)
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Streams_waiting_for_their_header_are_capped_per_previous_hop()
+    {
+        await using var cluster = await TestCluster.StartAsync(2, new ClusterOptions
+        {
+            NodeDefaultHandler = true,
+            Configuration = new Dictionary<string, string?>
+            {
+                ["Overlay:Tunnels:MaxPendingHeadersPerPeer"] = "8",
+                ["Overlay:Tunnels:HeaderTimeout"] = "00:00:20",
+            },
+        });
+        var target = cluster[1];
+        using var deadline = TestTimeouts.After(30);
+        var admission = target.Node.Services.GetRequiredService<LinkAdmission>();
+        using var client = new RawLinkClient(target.LinkEndpoint, Stranger);
+        var waiting = new List<RawCall>();
+        try
+        {
+            for (var i = 0; i < 8; i++)
+            {
+                waiting.Add(await client.OpenAsync(RawLinkClient.Relay, deadline.Token));
+                await waiting[^1].WriteAsync(new byte[] { 0 });
+            }
+
+            await WaitUntilAsync(() => admission.PendingHeaders.CountOf(Stranger.ToString()) == 8, "eight streams waiting", deadline.Token);
+            using var ninth = await client.OpenAsync(RawLinkClient.Relay, deadline.Token);
+            MalformedInputTests.AssertRefused(await ninth.OutcomeAsync().WaitAsync(deadline.Token), ResourceExhausted, TunnelErrorKind.Busy);
+
+            // Another previous hop is not held up by them.
+            var trip = await cluster[0].Tunnels.RoundTripAsync(new TunnelRequest { Destination = target.Id, Relays = 0 }, new byte[] { 7 }, cancellationToken: deadline.Token);
+            Assert.Equal(new byte[] { 7 }, trip.Reply);
+        }
+        finally
+        {
+            foreach (var call in waiting)
+            {
+                call.Dispose();
+            }
+        }
+
+        await WaitUntilAsync(() => admission.PendingHeaders.Count == 0, "the abandoned streams released", deadline.Token);
+    }
+
+    [Fact]
+    [Trait("Category", "Heavy")]
+    public async Task A_reply_never_read_is_let_go_after_the_tunnel_deadline()
+    {
+        // The shortest deadline class (5 s): the destination echoes into a reply nobody reads until its
+        // writes stall on flow control, and lets go once the deadline and the error cell's grace passed.
+        using var keys = RawOrigin.Build(Target.Node.State.Network, [Target.Descriptor], Onion.DeadlineClass.Seconds5);
+        using var client = new RawLinkClient(Target.LinkEndpoint, Stranger);
+        using var deadline = TestTimeouts.After(40);
+        var before = Target.Registry.Served;
+        using var call = await client.OpenAsync(RawLinkClient.Relay, deadline.Token);
+        await call.WriteMessageAsync(RawProtobuf.LinkMessage(keys.Header, default));
+        var cellSize = HostileWire.CellSize(Target);
+        var batch = new byte[8 * cellSize];
+        var payload = new byte[keys.Codec.ForwardPayloadCapacity];
+        Random.Shared.NextBytes(payload);
+        // Far more than the reply's windows hold; the request stalls too once the echo stops reading.
+        var writing = Task.Run(async () =>
+        {
+            for (var message = 0; message < 64; message++)
+            {
+                for (var i = 0; i < 8; i++)
+                {
+                    keys.Codec.SealForward(Cells.CellType.Data, payload, batch.AsSpan(i * cellSize, cellSize));
+                }
+
+                await call.WriteMessageAsync(RawProtobuf.LinkMessage(default, batch));
+            }
+        }, deadline.Token);
+
+        await WaitUntilAsync(() => Target.Registry.Served > before, "the tunnel is served", deadline.Token);
+        await WaitUntilAsync(() => Target.Registry.Served == before, "the stalled tunnel is let go", deadline.Token);
+        try
+        {
+            await writing;
+        }
+        catch (Exception exception) when (exception is IOException or ObjectDisposedException or HttpRequestException)
+        {
+            // Expected: the node reset the stream under the stalled writes.
+            output.WriteLine($"request writes ended by the reset: {exception.GetType().Name}");
+        }
+        await AssertTunnelWorksAsync(deadline.Token);
+    }
+
+    private async Task AssertTunnelWorksAsync(CancellationToken cancellationToken)
+    {
+        var trip = await Cluster[0].Tunnels.RoundTripAsync(new TunnelRequest { Destination = Cluster[2].Id, Relays = 1 }, new byte[] { 1, 2, 3 }, cancellationToken: cancellationToken);
+        Assert.Equal(new byte[] { 1, 2, 3 }, trip.Reply);
+    }
+
+    private static async Task<bool> ClosedByPeerAsync(Socket socket, CancellationToken cancellationToken)
+    {
+        // A closed connection reads as end of stream (or a reset); an open one has nothing to say yet.
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        wait.CancelAfter(TimeSpan.FromMilliseconds(200));
+        try
+        {
+            return await socket.ReceiveAsync(new byte[1], SocketFlags.None, wait.Token) == 0;
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    internal static async Task WaitUntilAsync(Func<bool> condition, string what, CancellationToken cancellationToken)
+    {
+        // The counters raise no event: poll briefly, bounded by the token.
+        while (!condition())
+        {
+            try
+            {
+                await Task.Delay(20, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException(string.Create(CultureInfo.InvariantCulture, $"timed out waiting until {what}"));
+            }
+        }
+    }
+}

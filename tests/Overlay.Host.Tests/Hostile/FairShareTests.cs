@@ -1,0 +1,74 @@
+using Overlay.Host.Admission;
+using Overlay.Host.Options;
+using Overlay.Host.Tunnels;
+
+namespace Overlay.Host.Tests.Hostile;
+
+/// <summary>The fair-share rules on their own: tunnel slots, turns at header processing, option validation.</summary>
+public sealed class FairShareTests
+{
+    [Fact]
+    public void One_previous_hop_cannot_take_the_reserve_of_tunnel_slots()
+    {
+        var registry = new TunnelRegistry(16);
+        var flooder = 0;
+        while (registry.TryEnterServed("flooder"))
+        {
+            flooder++;
+        }
+
+        Assert.Equal(14, flooder); // 16 less a reserve of an eighth
+        Assert.True(registry.TryEnterServed("other"));
+        Assert.True(registry.TryEnterServed("third"));
+        Assert.False(registry.TryEnterServed("fourth")); // full
+        registry.ExitServed("flooder");
+        Assert.False(registry.TryEnterServed("flooder")); // above its fair share while others wait
+        Assert.True(registry.TryEnterServed("fourth"));
+        Assert.Equal(16, registry.Served);
+    }
+
+    [Fact]
+    public async Task Turns_at_header_processing_rotate_between_previous_hops()
+    {
+        var scheduler = new FairHeaderScheduler(concurrency: 1, queuePerKey: 4);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        Assert.True(await scheduler.WaitTurnAsync("flooder", cancel.Token)); // the only turn, taken
+        var flood = Enumerable.Range(0, 4).Select(_ => scheduler.WaitTurnAsync("flooder", cancel.Token).AsTask()).ToList();
+        Assert.False(await scheduler.WaitTurnAsync("flooder", cancel.Token)); // its queue is full
+        var other = scheduler.WaitTurnAsync("other", cancel.Token).AsTask();
+
+        scheduler.Release();
+        Assert.True(await flood[0]); // the flooder's key was first in rotation
+        Assert.False(other.IsCompleted);
+        scheduler.Release();
+        Assert.True(await other); // then the other key, ahead of the flooder's three still queued
+        Assert.All(flood.Skip(1), task => Assert.False(task.IsCompleted));
+    }
+
+    [Theory]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    [InlineData(0)]
+    [InlineData(-1)]
+    public void A_header_rate_that_is_not_a_positive_number_is_refused(double rate)
+    {
+        var options = new OverlayOptions { Tunnels = { HeadersPerSecondPerPeer = rate } };
+
+        var result = new OverlayOptionsValidator().Validate(null, options);
+
+        Assert.True(result.Failed);
+        Assert.Contains(result.Failures!, f => f.Contains("Overlay:Tunnels:HeadersPerSecondPerPeer", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(1024 * 1024)]
+    [InlineData(1000)]
+    public void A_message_limit_far_from_the_largest_message_is_refused(int bytes)
+    {
+        var options = new OverlayOptions { Link = { MaxMessageBytes = bytes } };
+
+        var result = new OverlayOptionsValidator().Validate(null, options);
+
+        Assert.Contains(result.Failures!, f => f.Contains("Overlay:Link:MaxMessageBytes", StringComparison.Ordinal));
+    }
+}
