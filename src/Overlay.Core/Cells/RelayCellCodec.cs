@@ -12,6 +12,9 @@ namespace Overlay.Cells;
 /// </summary>
 public sealed class RelayCellCodec : IDisposable
 {
+    private const string ForwardDirection = "relay's forward processing";
+    private const string BackwardDirection = "relay's backward processing";
+
     private readonly CellLayout _layout;
     private readonly AesCtr _forward;
     private readonly AesCtr _backward;
@@ -19,6 +22,8 @@ public sealed class RelayCellCodec : IDisposable
     private readonly byte[] _errorKey;
     private ulong _forwardSequence;
     private ulong _backwardSequence;
+    private int _forwardBusy;
+    private int _backwardBusy;
     private int _disposed;
 
     internal RelayCellCodec(NetworkParameters parameters, HopKeys keys)
@@ -57,23 +62,31 @@ public sealed class RelayCellCodec : IDisposable
             return TunnelErrorKind.Malformed;
         }
 
-        var sequence = _forwardSequence;
-        if (_mac is not null)
+        SingleWriter.Enter(ref _forwardBusy, ForwardDirection);
+        try
         {
-            var arrayLength = _layout.MacArrayLength;
-            if (!_mac.Verify(sequence, cell, arrayLength))
+            var sequence = _forwardSequence;
+            if (_mac is not null)
             {
-                return TunnelErrorKind.Tampered;
+                var arrayLength = _layout.MacArrayLength;
+                if (!_mac.Verify(sequence, cell, arrayLength))
+                {
+                    return TunnelErrorKind.Tampered;
+                }
+
+                // Shift the array left by one entry and let the keystream fill the freed last entry.
+                cell[CellLayout.MacSize..arrayLength].CopyTo(cell);
+                cell[(arrayLength - CellLayout.MacSize)..arrayLength].Clear();
             }
 
-            // Shift the array left by one entry and let the keystream fill the freed last entry.
-            cell[CellLayout.MacSize..arrayLength].CopyTo(cell);
-            cell[(arrayLength - CellLayout.MacSize)..arrayLength].Clear();
+            _forward.Xor(sequence, cell);
+            _forwardSequence = sequence + 1;
+            return TunnelErrorKind.None;
         }
-
-        _forward.Xor(sequence, cell);
-        _forwardSequence = sequence + 1;
-        return TunnelErrorKind.None;
+        finally
+        {
+            SingleWriter.Exit(ref _forwardBusy);
+        }
     }
 
     /// <summary>Adds this hop's layer to a backward cell in place.</summary>
@@ -84,7 +97,15 @@ public sealed class RelayCellCodec : IDisposable
             throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));
         }
 
-        _backward.Xor(_backwardSequence++, cell);
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            _backward.Xor(_backwardSequence++, cell);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
     }
 
     /// <summary>
@@ -99,27 +120,35 @@ public sealed class RelayCellCodec : IDisposable
             return TunnelErrorKind.Malformed;
         }
 
-        var first = _forwardSequence;
-        if (_mac is not null)
+        SingleWriter.Enter(ref _forwardBusy, ForwardDirection);
+        try
         {
-            var arrayLength = _layout.MacArrayLength;
-            var sequence = first;
-            for (var offset = 0; offset < cells.Length; offset += cellSize, sequence++)
+            var first = _forwardSequence;
+            if (_mac is not null)
             {
-                var cell = cells.Slice(offset, cellSize);
-                if (!_mac.Verify(sequence, cell, arrayLength))
+                var arrayLength = _layout.MacArrayLength;
+                var sequence = first;
+                for (var offset = 0; offset < cells.Length; offset += cellSize, sequence++)
                 {
-                    return TunnelErrorKind.Tampered;
+                    var cell = cells.Slice(offset, cellSize);
+                    if (!_mac.Verify(sequence, cell, arrayLength))
+                    {
+                        return TunnelErrorKind.Tampered;
+                    }
+
+                    cell[CellLayout.MacSize..arrayLength].CopyTo(cell);
+                    cell[(arrayLength - CellLayout.MacSize)..arrayLength].Clear();
                 }
-
-                cell[CellLayout.MacSize..arrayLength].CopyTo(cell);
-                cell[(arrayLength - CellLayout.MacSize)..arrayLength].Clear();
             }
-        }
 
-        _forward.XorCells(first, cells, cellSize);
-        _forwardSequence = first + (ulong)(cells.Length / cellSize);
-        return TunnelErrorKind.None;
+            _forward.XorCells(first, cells, cellSize);
+            _forwardSequence = first + (ulong)(cells.Length / cellSize);
+            return TunnelErrorKind.None;
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _forwardBusy);
+        }
     }
 
     /// <summary><see cref="ProcessBackward(Span{byte})"/> for every cell of a link message (whole cells, in order), with one cipher call.</summary>
@@ -131,8 +160,16 @@ public sealed class RelayCellCodec : IDisposable
             throw new ArgumentException($"whole cells of {cellSize} bytes", nameof(cells));
         }
 
-        _backward.XorCells(_backwardSequence, cells, cellSize);
-        _backwardSequence += (ulong)(cells.Length / cellSize);
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            _backward.XorCells(_backwardSequence, cells, cellSize);
+            _backwardSequence += (ulong)(cells.Length / cellSize);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
     }
 
     /// <summary>
@@ -148,8 +185,16 @@ public sealed class RelayCellCodec : IDisposable
             throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));
         }
 
-        using var gcm = new CellAead(_errorKey);
-        CellSeal.SealError(gcm, _backwardSequence++, kind, nextHop, cell);
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            using var gcm = new CellAead(_errorKey);
+            CellSeal.SealError(gcm, _backwardSequence++, kind, nextHop, cell);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
     }
 
     /// <inheritdoc />
