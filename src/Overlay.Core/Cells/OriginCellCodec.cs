@@ -176,7 +176,8 @@ public sealed class OriginCellCodec : IDisposable
         var array = cell[..arrayLength];
         var body = cell[arrayLength..];
 
-        var streams = ArrayPool<byte>.Shared.Rent(Math.Max(1, relays * cellSize));
+        var streamsLength = Math.Max(1, relays * cellSize);
+        var streams = ArrayPool<byte>.Shared.Rent(streamsLength);
         try
         {
             for (var i = 0; i < relays; i++)
@@ -208,6 +209,8 @@ public sealed class OriginCellCodec : IDisposable
         }
         finally
         {
+            // Every relay's keystream of this cell: cleared before the buffer goes back to the shared pool.
+            CryptographicOperations.ZeroMemory(streams.AsSpan(0, streamsLength));
             ArrayPool<byte>.Shared.Return(streams);
         }
     }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Overlay.Crypto;
 using Overlay.Errors;
 using Overlay.Protocol;
@@ -19,7 +18,9 @@ public sealed class RelayCellCodec : IDisposable
     private readonly AesCtr _forward;
     private readonly AesCtr _backward;
     private readonly MacArrayKey? _mac;
-    private readonly byte[] _errorKey;
+    // Created once with the tunnel: its key schedule lives in native memory (CellAead), so no copy of
+    // the key is left in a managed array the GC may move.
+    private readonly CellAead _errorSeal;
     private ulong _forwardSequence;
     private ulong _backwardSequence;
     private int _forwardBusy;
@@ -34,7 +35,7 @@ public sealed class RelayCellCodec : IDisposable
             _forward = new AesCtr(keys.ForwardLayer);
             _backward = new AesCtr(keys.BackwardLayer);
             _mac = parameters.Construction == CellConstruction.MacArray ? new MacArrayKey(keys.ForwardMac) : null;
-            _errorKey = keys.BackwardSeal.ToArray();
+            _errorSeal = new CellAead(keys.BackwardSeal);
         }
         finally
         {
@@ -178,7 +179,7 @@ public sealed class RelayCellCodec : IDisposable
     /// </summary>
     public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell, bool nextHop = false)
     {
-        // After Dispose the key bytes are zeros: sealing with them must not look like success.
+        // After Dispose the key state is freed: refuse before taking a sequence number.
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (cell.Length != _layout.CellSize)
         {
@@ -188,8 +189,7 @@ public sealed class RelayCellCodec : IDisposable
         SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
         try
         {
-            using var gcm = new CellAead(_errorKey);
-            CellSeal.SealError(gcm, _backwardSequence++, kind, nextHop, cell);
+            CellSeal.SealError(_errorSeal, _backwardSequence++, kind, nextHop, cell);
         }
         finally
         {
@@ -208,6 +208,6 @@ public sealed class RelayCellCodec : IDisposable
         _forward.Dispose();
         _backward.Dispose();
         _mac?.Dispose();
-        CryptographicOperations.ZeroMemory(_errorKey);
+        _errorSeal.Dispose();
     }
 }
