@@ -7,7 +7,8 @@ namespace Overlay.Cells;
 /// <summary>
 /// A relay's cell work for one tunnel: remove its layer from forward cells (after checking its
 /// MAC-array entry with that construction), add its layer to backward cells, and seal its own
-/// error cell. Each direction is driven by one pump; the two directions are independent.
+/// error cell. Each direction is driven by one pump, and a second caller entering a direction
+/// while it is in use is refused; the two directions are independent.
 /// </summary>
 public sealed class RelayCellCodec : IDisposable
 {
