@@ -366,7 +366,9 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         var rotated = await api.RotateKeysAsync(new RotateKeysRequest(), cancellationToken: token);
         if (!Print(parse, rotated))
         {
-            io.Out.WriteLine($"onion key rotated: epoch {rotated.PreviousEpoch} -> {rotated.Epoch}, valid until {Time(rotated.ExpiresAt)}");
+            io.Out.WriteLine(rotated.Outcome == RotationOutcome.Deferred
+                ? $"onion key rotation deferred until {Time(rotated.RotatesAt)} (Overlay:OnionKeys:MinEarlyRotationInterval since the last one); epoch {rotated.Epoch} stays current until then"
+                : $"onion key rotated: epoch {rotated.PreviousEpoch} -> {rotated.Epoch}, valid until {Time(rotated.ExpiresAt)}");
         }
 
         return ExitCodes.Ok;

@@ -2,6 +2,7 @@ using System.Globalization;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Overlay.Host;
 using V1 = Overlay.Protocol.Control.V1;
@@ -42,7 +43,8 @@ public sealed class TestOverlay : IAsyncDisposable
 
     public string ApplicationTokenFile => Path.Combine(_root.FullName, "application.token");
 
-    public static async Task<TestOverlay> StartAsync(int count, Action<int, Dictionary<string, string?>>? configure = null)
+    public static async Task<TestOverlay> StartAsync(int count, Action<int, Dictionary<string, string?>>? configure = null,
+        Action<int, IServiceCollection>? services = null)
     {
         var root = Directory.CreateTempSubdirectory("overlay-control-tests-");
         var applicationToken = Path.Combine(root.FullName, "application.token");
@@ -74,9 +76,11 @@ public sealed class TestOverlay : IAsyncDisposable
                 }
 
                 configure?.Invoke(i, configuration);
+                var index = i;
                 var node = OverlayNode.Create(new OverlayNodeSettings
                 {
                     Configuration = configuration,
+                    ConfigureServices = collection => services?.Invoke(index, collection),
                     ConfigureLogging = logging => logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning),
                 });
                 nodes.Add(node);
@@ -170,6 +174,7 @@ public sealed class SharedOverlay : IAsyncLifetime
         c["Overlay:Control:EventsBufferSize"] = "32";
         c["Overlay:Control:MaxTunnelsPerClient"] = "8";
         c["Overlay:Control:AcceptTimeout"] = "00:00:05";
+        c["Overlay:OnionKeys:MinEarlyRotationInterval"] = "00:00:00"; // RotateKeys rotates at once, however recently the node started
     });
 
     public async Task DisposeAsync() => await Overlay.DisposeAsync();

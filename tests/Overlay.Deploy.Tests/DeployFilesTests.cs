@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
+using Overlay.Host;
 using Overlay.Host.Options;
 using Overlay.Host.Telemetry;
 using YamlDotNet.RepresentationModel;
@@ -115,6 +116,59 @@ public sealed partial class DeployFilesTests
         }
     }
 
+    [Fact]
+    public void Grace_periods_outlast_the_node_shutdown_timeout()
+    {
+        // A supervisor that kills the node before its own shutdown timeout can cut the drain or the key save short.
+        var compose = LoadYaml("compose.yaml");
+        var composeGrace = ComposeDuration(Scalar(compose, "x-node", "stop_grace_period")!);
+        var composeEnvironments = new[] { At(compose, "x-env") }
+            .Concat(((YamlMappingNode)compose["services"]).Children.Values.Cast<YamlMappingNode>()
+                .Where(service => service.Children.ContainsKey("environment")).Select(service => service["environment"]));
+        var composeShutdown = OverlayNode.ShutdownTimeout(ConfiguredDrain(composeEnvironments.Select(e => Setting((YamlMappingNode)e, DrainTimeoutVariable))));
+        Assert.True(composeGrace > composeShutdown, $"compose's stop_grace_period {composeGrace} does not outlast the node's shutdown timeout {composeShutdown}");
+
+        var spec = (YamlMappingNode)At(LoadYaml("k8s/statefulset.yaml"), "spec", "template", "spec");
+        var podGrace = TimeSpan.FromSeconds(int.Parse(Scalar(spec, "terminationGracePeriodSeconds")!, System.Globalization.CultureInfo.InvariantCulture));
+        var containerEnvironment = ((YamlSequenceNode)spec["containers"]).Cast<YamlMappingNode>()
+            .Where(c => c.Children.ContainsKey("env")).SelectMany(c => (YamlSequenceNode)c["env"]).Cast<YamlMappingNode>()
+            .Where(e => Scalar(e, "name") == DrainTimeoutVariable && e.Children.ContainsKey("value")).Select(e => Scalar(e, "value"));
+        var configMap = Setting((YamlMappingNode)At(LoadYaml("k8s/configmap.yaml"), "data"), DrainTimeoutVariable);
+        var podShutdown = OverlayNode.ShutdownTimeout(ConfiguredDrain(containerEnvironment.Append(configMap)));
+        Assert.True(podGrace > podShutdown, $"terminationGracePeriodSeconds {podGrace} does not outlast the node's shutdown timeout {podShutdown}");
+    }
+
+    private const string DrainTimeoutVariable = "Overlay__Tunnels__DrainTimeout";
+
+    // The longest drain any of the places sets, or the node's default.
+    private static TimeSpan ConfiguredDrain(IEnumerable<string?> values)
+    {
+        var set = values.OfType<string>().Select(v => TimeSpan.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        return set.Count == 0 ? new TunnelOptions().DrainTimeout : set.Max();
+    }
+
+    private static string? Setting(YamlMappingNode environment, string name) =>
+        environment.Children.TryGetValue(new YamlScalarNode(name), out var value) ? (value as YamlScalarNode)?.Value : null;
+
+    // Compose durations: "40s", "1m30s", "1h".
+    private static TimeSpan ComposeDuration(string text)
+    {
+        var matches = ComposeDurationPart().Matches(text);
+        Assert.True(matches.Sum(m => m.Length) == text.Length && matches.Count > 0, $"'{text}' is not a compose duration");
+        return matches.Aggregate(TimeSpan.Zero, (total, m) =>
+        {
+            var value = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            return total + m.Groups[2].Value switch
+            {
+                "h" => TimeSpan.FromHours(value),
+                "m" => TimeSpan.FromMinutes(value),
+                "s" => TimeSpan.FromSeconds(value),
+                "ms" => TimeSpan.FromMilliseconds(value),
+                _ => TimeSpan.FromMicroseconds(value),
+            };
+        });
+    }
+
     internal static YamlMappingNode LoadYaml(string file)
     {
         var stream = new YamlStream();
@@ -137,6 +191,9 @@ public sealed partial class DeployFilesTests
 
     [GeneratedRegex(@"\bOverlay__[A-Za-z0-9_]+")]
     private static partial Regex OptionName();
+
+    [GeneratedRegex(@"(\d+(?:\.\d+)?)(h|ms|m|s|us)")]
+    private static partial Regex ComposeDurationPart();
 
     [GeneratedRegex(@"__\d+$")]
     private static partial Regex ArrayIndex();

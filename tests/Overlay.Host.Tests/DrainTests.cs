@@ -24,6 +24,10 @@ public sealed class DrainTests
         var reply = new MemoryStream();
         await ReadAtLeastAsync(open, reply, 1000, deadline.Token); // the tunnel is up end to end
 
+        // Kestrel stops after ApplicationStopping: by then the keys are saved, and not before the drain ended.
+        var epoch = destination.Node.State.Keys.Current!.Epoch;
+        bool? savedWhenKestrelStops = null;
+        using var probe = destination.Node.App.Lifetime.ApplicationStopping.Register(() => savedWhenKestrelStops = OnionStateSaved(destination, epoch));
         var stopping = cluster.StopAsync(2);
         while (!destination.Registry.Draining)
         {
@@ -41,6 +45,7 @@ public sealed class DrainTests
             origin.Tunnels.RoundTripAsync(new TunnelRequest { Route = [destination.Id] }, new byte[64], cancellationToken: deadline.Token));
         Assert.Equal((TunnelErrorKind.Busy, 1), (refused.Kind, refused.Hop));
         Assert.False(stopping.IsCompleted, "the node stopped while a tunnel was still open");
+        Assert.False(OnionStateSaved(destination, epoch), "the onion keys were saved while tunnels were still draining");
 
         await open.WriteAsync(request.AsMemory(1000), final: true, deadline.Token);
         await ReadAtLeastAsync(open, reply, int.MaxValue, deadline.Token);
@@ -48,7 +53,12 @@ public sealed class DrainTests
         await open.DisposeAsync();
         await stopping.WaitAsync(deadline.Token);
         Assert.Equal(0, destination.Registry.Active);
+        Assert.True(savedWhenKestrelStops, "the onion keys were not saved right after the drain");
     }
+
+    // The state file may sit in the data directory or below it.
+    private static bool OnionStateSaved(ClusterNode node, uint epoch) =>
+        System.IO.Directory.EnumerateFiles(node.DataDirectory, Identity.OnionKeyStore.StateFileName(epoch), SearchOption.AllDirectories).Any();
 
     // Reads until `count` bytes arrived in total, or to the end of the reply.
     private static async Task ReadAtLeastAsync(OverlayTunnel tunnel, MemoryStream reply, int count, CancellationToken cancellationToken)

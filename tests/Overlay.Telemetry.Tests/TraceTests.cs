@@ -65,36 +65,6 @@ public sealed class TraceTests
     }
 
     [Fact]
-    public async Task Sealed_mode_makes_one_trace_across_the_hops_that_allow_it()
-    {
-        // Node 3 does not honour sealed contexts: its spans stay in its private trace.
-        await using var cluster = await TracedCluster.StartAsync(5, i => new Dictionary<string, string?>
-        {
-            ["Overlay:Telemetry:SealTraceContext"] = "true",
-            ["Overlay:Telemetry:HonorSealedTraceContext"] = i == 3 ? "false" : "true",
-        });
-        var route = new[] { cluster.Nodes[1].Id, cluster.Nodes[2].Id, cluster.Nodes[3].Id, cluster.Nodes[4].Id };
-        await cluster.Nodes[0].Tunnels.RoundTripAsync(new TunnelRequest { Route = route }, RandomNumberGenerator.GetBytes(64));
-
-        var spans = await cluster.Receiver.WaitForAsync(
-            s => s.Count(x => x.Name == "overlay.relay") >= 3 && s.Any(x => x.Name == "overlay.deliver") && s.Any(x => x.Name == "overlay.tunnel"),
-            TracedCluster.Timeout(20), () => cluster.Flush());
-        var tunnel = Assert.Single(spans, s => s.Name == "overlay.tunnel");
-        var roots = spans.Where(s => s.Name is "overlay.relay" or "overlay.deliver").ToDictionary(s => s.InstanceId);
-        foreach (var honouring in new[] { 1, 2, 4 })
-        {
-            var root = roots[cluster.Nodes[honouring].Id.ToString()];
-            Assert.Equal(tunnel.TraceId, root.TraceId);
-            Assert.Equal(tunnel.SpanId, root.ParentSpanId);
-        }
-
-        var refusing = roots[cluster.Nodes[3].Id.ToString()];
-        Assert.NotEqual(tunnel.TraceId, refusing.TraceId);
-        var link = tunnel.Span.Links.Single(l => l.Attributes.Any(a => a.Key == "overlay.hop" && a.Value.IntValue == 3));
-        Assert.Equal(Convert.ToHexStringLower(link.TraceId.Span), refusing.TraceId);
-    }
-
-    [Fact]
     public async Task A_failed_tunnel_records_the_reason_on_the_origin_and_on_the_hop_that_saw_it()
     {
         await using var cluster = await TracedCluster.StartAsync(4);

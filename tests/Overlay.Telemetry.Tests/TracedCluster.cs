@@ -27,20 +27,31 @@ internal sealed class TracedCluster : IAsyncDisposable
 
     public OverlayNode this[NodeId id] => Nodes.Single(n => n.Id == id);
 
+    /// <summary>
+    /// Starts <paramref name="nodes"/> nodes and waits until each sees the others up. With
+    /// <paramref name="allowList"/> the network's membership is controlled: every node admits
+    /// exactly the cluster's node ids (<c>Overlay:Directory:AllowedNodeIds</c>).
+    /// </summary>
     public static async Task<TracedCluster> StartAsync(int nodes, Func<int, Dictionary<string, string?>>? configure = null,
-        Func<int, Action<IServiceCollection>?>? services = null)
+        Func<int, Action<IServiceCollection>?>? services = null, bool allowList = false)
     {
         var cluster = new TracedCluster(await OtlpReceiver.StartAsync());
+        var members = allowList ? cluster.CreateIdentities(nodes) : [];
         for (var i = 0; i < nodes; i++)
         {
             var configuration = new Dictionary<string, string?>
             {
-                ["Overlay:DataDirectory"] = Path.Combine(cluster._root.FullName, $"node{i}"),
+                ["Overlay:DataDirectory"] = cluster.DataDirectory(i),
                 ["Overlay:Link:Url"] = "http://127.0.0.1:0",
                 ["Overlay:Directory:GossipInterval"] = "00:00:00.100",
                 ["Overlay:Telemetry:OtlpEndpoint"] = cluster.Receiver.Endpoint.ToString(),
                 ["Logging:LogLevel:Default"] = "Warning",
             };
+            for (var member = 0; member < members.Count; member++)
+            {
+                configuration[$"Overlay:Directory:AllowedNodeIds:{member}"] = members[member];
+            }
+
             if (i > 0)
             {
                 configuration["Overlay:Directory:Seeds:0"] = cluster.Nodes[0].LinkEndpoint.ToString();
@@ -73,6 +84,21 @@ internal sealed class TracedCluster : IAsyncDisposable
 
         return cluster;
     }
+
+    // The node ids are known before any node starts: each node's identity is created in its data directory now.
+    private List<string> CreateIdentities(int nodes)
+    {
+        var ids = new List<string>();
+        for (var i = 0; i < nodes; i++)
+        {
+            using var identity = NodeIdentity.LoadOrCreate(DataDirectory(i));
+            ids.Add(identity.Id.ToString());
+        }
+
+        return ids;
+    }
+
+    private string DataDirectory(int node) => Path.Combine(_root.FullName, $"node{node}");
 
     public void Flush(OverlayNode? except = null)
     {

@@ -17,6 +17,19 @@ public enum CellType : byte
 
     /// <summary>A typed error from the hop whose key seals the cell; the tunnel ends.</summary>
     Error = 3,
+
+    /// <summary>
+    /// Nothing: keeps a quiet tunnel alive past the hops' idle timeout. Inside the end-to-end
+    /// encryption, so on the wire it is a cell like any other; the receiver discards it.
+    /// </summary>
+    Padding = 4,
+
+    /// <summary>
+    /// Backward only, from the destination of a one-way tunnel after the request's end: the number
+    /// of forward cells it accepted (uint64, big-endian), sealed with its key, so the origin knows the
+    /// message was delivered rather than dropped by a relay.
+    /// </summary>
+    Receipt = 5,
 }
 
 /// <summary>
@@ -111,8 +124,17 @@ public readonly record struct OpenedCell(CellType Type, int PayloadLength, Tunne
     /// <summary>Where the payload starts in the plaintext buffer.</summary>
     public const int PayloadOffset = CellLayout.InnerHeaderSize;
 
+    /// <summary>The payload of a <see cref="CellType.Receipt"/>: the count of forward cells accepted.</summary>
+    public const int ReceiptLength = 8;
+
     /// <summary>True for an error cell or a cell that could not be opened.</summary>
     public bool IsError => Type == CellType.Error;
 
-    internal static OpenedCell Failure(TunnelErrorKind kind, int hop = 0) => new(CellType.Error, 0, kind, hop);
+    /// <summary>
+    /// For errors at the origin: the hop whose key sealed the report (the failing hop is this one, or
+    /// its successor when the report's self-declared scope says so).
+    /// </summary>
+    public int ReportedBy { get; init; }
+
+    internal static OpenedCell Failure(TunnelErrorKind kind, int hop = 0) => new(CellType.Error, 0, kind, hop) { ReportedBy = hop };
 }

@@ -62,8 +62,10 @@ internal static class CellSeal
         return type switch
         {
             CellType.Data or CellType.End => new OpenedCell(type, length, TunnelErrorKind.None, hop),
+            CellType.Padding when length == 0 => new OpenedCell(type, 0, TunnelErrorKind.None, hop),
+            CellType.Receipt when length == OpenedCell.ReceiptLength => new OpenedCell(type, length, TunnelErrorKind.None, hop),
             CellType.Error when length == 2 && plaintext[CellLayout.InnerHeaderSize + 1] <= ErrorAtNextHop =>
-                OpenedCell.Failure(TunnelErrorKinds.FromWire(plaintext[CellLayout.InnerHeaderSize]), hop + plaintext[CellLayout.InnerHeaderSize + 1]),
+                OpenedCell.Failure(TunnelErrorKinds.FromWire(plaintext[CellLayout.InnerHeaderSize]), hop + plaintext[CellLayout.InnerHeaderSize + 1]) with { ReportedBy = hop },
             _ => OpenedCell.Failure(TunnelErrorKind.ProtocolViolation, hop),
         };
     }

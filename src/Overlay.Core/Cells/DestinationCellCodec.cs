@@ -46,6 +46,9 @@ public sealed class DestinationCellCodec : IDisposable
     /// <summary>Payload bytes per backward cell.</summary>
     public int BackwardPayloadCapacity => _layout.BackwardPayloadCapacity;
 
+    /// <summary>Forward cells opened so far (what a receipt counts).</summary>
+    public ulong ForwardCells => _forwardSequence;
+
     /// <summary>
     /// Opens a forward cell into <paramref name="plaintext"/> (at least <see cref="CellLayout.PlaintextBufferSize"/>
     /// bytes). A cell that fails authentication comes back as an error of kind <see cref="TunnelErrorKind.Tampered"/>.
@@ -80,10 +83,11 @@ public sealed class DestinationCellCodec : IDisposable
         }
 
         var opened = CellSeal.Parse(plaintext[..(_layout.ForwardBodyLength - CellLayout.TagSize)], hop: 0);
-        return opened.IsError && opened.Hop != 0 ? OpenedCell.Failure(TunnelErrorKind.ProtocolViolation) : opened;
+        // Receipts travel backward only; the origin's error reports only itself.
+        return (opened.IsError && opened.Hop != 0) || opened.Type == CellType.Receipt ? OpenedCell.Failure(TunnelErrorKind.ProtocolViolation) : opened;
     }
 
-    /// <summary>Seals a backward Data or End cell.</summary>
+    /// <summary>Seals a backward Data, End or Padding cell.</summary>
     public void SealBackward(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell)
     {
         SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
@@ -99,9 +103,9 @@ public sealed class DestinationCellCodec : IDisposable
 
     private void SealBackwardCell(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell)
     {
-        if (type is not (CellType.Data or CellType.End))
+        if (type is not (CellType.Data or CellType.End or CellType.Padding) || (type == CellType.Padding && !payload.IsEmpty))
         {
-            throw new ArgumentOutOfRangeException(nameof(type), "use WriteErrorCell for errors");
+            throw new ArgumentOutOfRangeException(nameof(type), "Data, End or an empty Padding cell; use WriteErrorCell and WriteReceipt for the others");
         }
 
         CheckSize(cell);
@@ -125,6 +129,23 @@ public sealed class DestinationCellCodec : IDisposable
         try
         {
             return _layout.SealEach(data, final, _layout.BackwardPayloadCapacity, cells, _sealBackwardCell);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
+    }
+
+    /// <summary>Seals the receipt of a one-way tunnel: the count of forward cells opened, End included.</summary>
+    public void WriteReceipt(Span<byte> cell)
+    {
+        CheckSize(cell);
+        Span<byte> count = stackalloc byte[OpenedCell.ReceiptLength];
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(count, _forwardSequence);
+            CellSeal.Seal(_backward, _backwardSequence++, CellType.Receipt, count, cell);
         }
         finally
         {

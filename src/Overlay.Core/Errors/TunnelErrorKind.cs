@@ -65,13 +65,22 @@ public enum TunnelErrorKind : byte
 
     /// <summary>A bug: an unexpected exception inside a hop.</summary>
     Internal = 19,
+
+    /// <summary>No cell crossed the hop in either direction for the network's idle timeout.</summary>
+    IdleTimeout = 20,
+
+    /// <summary>
+    /// A one-way send whose receipt never arrived: not known to be delivered (a relay can drop a
+    /// message as easily as its receipt). Anything that may be resent must be safe to receive twice.
+    /// </summary>
+    Unconfirmed = 21,
 }
 
 /// <summary>Helpers over <see cref="TunnelErrorKind"/>.</summary>
 public static class TunnelErrorKinds
 {
     /// <summary>The highest wire code this version knows.</summary>
-    public const TunnelErrorKind Last = TunnelErrorKind.Internal;
+    public const TunnelErrorKind Last = TunnelErrorKind.Unconfirmed;
 
     /// <summary>Reads a wire code; unknown codes from newer peers map to <see cref="TunnelErrorKind.ProtocolViolation"/>.</summary>
     public static TunnelErrorKind FromWire(byte code) =>
@@ -100,6 +109,8 @@ public static class TunnelErrorKinds
         TunnelErrorKind.Cancelled => "cancelled",
         TunnelErrorKind.NetworkMismatch => "network_mismatch",
         TunnelErrorKind.Internal => "internal",
+        TunnelErrorKind.IdleTimeout => "idle_timeout",
+        TunnelErrorKind.Unconfirmed => "unconfirmed",
         _ => "unknown",
     };
 }

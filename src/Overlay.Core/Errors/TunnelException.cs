@@ -9,10 +9,17 @@ public sealed class TunnelException : Exception
 {
     /// <summary>Creates the exception.</summary>
     public TunnelException(TunnelErrorKind kind, int hop, string message, Exception? inner = null)
+        : this(kind, hop, hop, message, inner)
+    {
+    }
+
+    /// <summary>Creates the exception for a failure reported by another hop than the one it names.</summary>
+    public TunnelException(TunnelErrorKind kind, int hop, int reportedBy, string message, Exception? inner = null)
         : base(message, inner)
     {
         Kind = kind;
         Hop = hop;
+        ReportedBy = reportedBy;
     }
 
     /// <summary>Creates the exception with a default message.</summary>
@@ -26,4 +33,11 @@ public sealed class TunnelException : Exception
 
     /// <summary>Which hop failed (1-based; 0 = the origin or unknown).</summary>
     public int Hop { get; }
+
+    /// <summary>
+    /// The hop whose key authenticated the report (or that the origin itself observed). An error
+    /// cell's "next hop" scope is only the reporter's word: a peer is penalised on its own report,
+    /// never on another's.
+    /// </summary>
+    public int ReportedBy { get; }
 }

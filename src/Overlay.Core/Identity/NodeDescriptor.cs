@@ -29,6 +29,8 @@ namespace Overlay.Identity;
 /// .    2     MaxRelays (uint16)
 /// .    4     CellSize (uint32)
 /// .    1     cell construction
+/// .    1     max deadline class (0..7)
+/// .    2     idle timeout (uint16, seconds)
 /// .    2     endpoint length e (1..255)
 /// .    e     endpoint (UTF-8 absolute http or https URI)
 /// .    64    Ed25519 signature over "overlay/v1 descriptor" || bytes [0, here)
@@ -60,8 +62,9 @@ public sealed class NodeDescriptor
     private const int ProtocolCountOffset = 93;
     private const int ProtocolsOffset = 94;
 
-    // Features (4), MaxRelays (2), CellSize (4), construction (1), endpoint length (2).
-    private const int MiddleSize = 13;
+    // Features (4), MaxRelays (2), CellSize (4), construction (1), max deadline class (1), idle timeout (2), endpoint length (2).
+    private const int MiddleSize = 16;
+    private const int EndpointLengthAt = 14;
 
     private static readonly long MinUnixSeconds = DateTimeOffset.MinValue.ToUnixTimeSeconds();
     private static readonly long MaxUnixSeconds = DateTimeOffset.MaxValue.ToUnixTimeSeconds();
@@ -161,7 +164,9 @@ public sealed class NodeDescriptor
         BinaryPrimitives.WriteUInt16BigEndian(span[(position + 4)..], checked((ushort)network.MaxRelays));
         BinaryPrimitives.WriteUInt32BigEndian(span[(position + 6)..], checked((uint)network.CellSize));
         span[position + 10] = (byte)network.Construction;
-        BinaryPrimitives.WriteUInt16BigEndian(span[(position + 11)..], (ushort)endpointBytes.Length);
+        span[position + 11] = (byte)network.MaxDeadlineClass;
+        BinaryPrimitives.WriteUInt16BigEndian(span[(position + 12)..], checked((ushort)network.IdleTimeout.TotalSeconds));
+        BinaryPrimitives.WriteUInt16BigEndian(span[(position + EndpointLengthAt)..], (ushort)endpointBytes.Length);
         endpointBytes.CopyTo(span[(position + MiddleSize)..]);
         Sign(identity, span[..signatureOffset], span[signatureOffset..]);
 
@@ -217,7 +222,7 @@ public sealed class NodeDescriptor
             return DescriptorError.Malformed;
         }
 
-        int endpointLength = BinaryPrimitives.ReadUInt16BigEndian(encoded[(position + 11)..]);
+        int endpointLength = BinaryPrimitives.ReadUInt16BigEndian(encoded[(position + EndpointLengthAt)..]);
         var endpointOffset = position + MiddleSize;
         var signatureOffset = endpointOffset + endpointLength;
         if (encoded.Length != signatureOffset + NodeIdentity.SignatureSize)
@@ -271,6 +276,8 @@ public sealed class NodeDescriptor
                 MaxRelays = BinaryPrimitives.ReadUInt16BigEndian(encoded[(position + 4)..]),
                 CellSize = (int)cellSize,
                 Construction = (CellConstruction)encoded[position + 10],
+                MaxDeadlineClass = (DeadlineClass)encoded[position + 11],
+                IdleTimeout = TimeSpan.FromSeconds(BinaryPrimitives.ReadUInt16BigEndian(encoded[(position + 12)..])),
             },
             Endpoint = endpoint,
         };

@@ -13,12 +13,21 @@ namespace Overlay.Onion;
 ///  +--------+------------+-----------------+----------------------------+----------------+
 ///  N = MaxRelays + 1, G = 37 + N*128 (the MAC covers everything before it)
 /// </code>
-/// A slot, after the hop removes its layer of beta:
+/// A slot, after the hop removes its layer of beta; its fields depend on the command, and every
+/// byte a command does not use must be zero (checked at the hop: unused bytes would be a tagging channel):
 /// <code>
-///  0    1    2         3      4           8          40           72          88            120      128
-///  +----+----+---------+------+-----------+----------+------------+-----------+-------------+--------+
-///  |cmd |mode|deadline |flags |next epoch | next id  | next alpha | next gamma| sealed trace| zero   |
-///  +----+----+---------+------+-----------+----------+------------+-----------+-------------+--------+
+///  off size  relay (cmd 1)     deliver (cmd 2)
+///  0   1     cmd               cmd
+///  1   1     0                 mode (1 duplex, 2 one-way, 3 reply: reserved)
+///  2   1     deadline class    deadline class
+///  3   1     flags             flags            (bit 0: sealed trace present)
+///  4   4     next epoch        service name     (4..36: UTF-8, zero padded; all zero = default)
+///  8   32    next id             "
+///  36        (next id)         reply id         (36..52, zero unless mode 3)
+///  40  32    next alpha        zero             (52..88)
+///  72  16    next gamma        zero
+///  88  32    sealed trace      sealed trace     (zero unless flag bit 0)
+///  120 8     zero              zero
 /// </code>
 /// </summary>
 internal readonly struct HeaderLayout
@@ -43,6 +52,13 @@ internal readonly struct HeaderLayout
     public const int SlotTrace = 88;
     public const int SlotTraceSize = 32;
     public const int SlotReserved = 120;
+
+    // Deliver slots reuse the bytes a relay slot spends on the next header.
+    public const int SlotService = 4;
+    public const int SlotServiceSize = 32;
+    public const int SlotReplyId = 36;
+    public const int SlotReplyIdSize = 16;
+    public const int SlotDeliverUnused = 52;
 
     public const byte CommandRelay = 1;
     public const byte CommandDeliver = 2;

@@ -38,13 +38,15 @@ public sealed class OnionHeaderBuilder
     /// <param name="mode">What the destination does with the tunnel.</param>
     /// <param name="deadline">The coarse deadline every hop enforces.</param>
     /// <param name="header">Exactly <see cref="HeaderSize"/> bytes.</param>
-    /// <param name="sealedTraceContexts">Empty, or 32 bytes per hop sealed into each hop's slot.</param>
+    /// <param name="sealedTraceContexts">Empty, or 32 bytes per hop sealed into each hop's slot (all zero: none for that hop).</param>
+    /// <param name="service">The service to reach at the destination (1..32 bytes of UTF-8); null for its default service.</param>
     public OriginTunnelKeys Build(
         IReadOnlyList<RouteHop> route,
         TunnelMode mode,
         DeadlineClass deadline,
         Span<byte> header,
-        ReadOnlySpan<byte> sealedTraceContexts = default)
+        ReadOnlySpan<byte> sealedTraceContexts = default,
+        string? service = null)
     {
         var n = route.Count;
         var slots = _layout.SlotCount;
@@ -68,6 +70,14 @@ public sealed class OnionHeaderBuilder
         {
             throw new ArgumentException($"mode {mode} with deadline {deadline} cannot be built");
         }
+
+        if (deadline > Parameters.MaxDeadlineClass)
+        {
+            throw new ArgumentException($"the network allows deadlines up to {Parameters.MaxDeadlineClass.ToTimeSpan()}, not {deadline.ToTimeSpan()}", nameof(deadline));
+        }
+
+        Span<byte> serviceField = stackalloc byte[HeaderLayout.SlotServiceSize];
+        WriteService(service, serviceField);
 
         var keys = new HopKeys[n];
         var alphas = new byte[n * HeaderLayout.KeySize];
@@ -101,6 +111,7 @@ public sealed class OnionHeaderBuilder
             var plainLength = (slots - n + 1) * S;
             var last = n - 1;
             WriteSlot(beta[..S], HeaderLayout.CommandDeliver, (byte)mode, deadline, TraceFor(sealedTraceContexts, last));
+            serviceField.CopyTo(beta[HeaderLayout.SlotService..]);
             _random.Fill(beta[S..plainLength]);
             ByteOps.Xor(beta[..plainLength], Rho(last));
             filler.CopyTo(beta[plainLength..]);
@@ -159,13 +170,30 @@ public sealed class OnionHeaderBuilder
         gamma.CopyTo(header[_layout.GammaOffset..]);
     }
 
+    private static void WriteService(string? service, Span<byte> field)
+    {
+        field.Clear();
+        if (service is null)
+        {
+            return;
+        }
+
+        if (service.Length == 0 || service.Contains('\0') || System.Text.Encoding.UTF8.GetByteCount(service) > field.Length)
+        {
+            throw new ArgumentException($"a service name is 1 to {field.Length} bytes of UTF-8 without NUL", nameof(service));
+        }
+
+        System.Text.Encoding.UTF8.GetBytes(service, field);
+    }
+
     private static void WriteSlot(Span<byte> slot, byte command, byte mode, DeadlineClass deadline, ReadOnlySpan<byte> trace)
     {
         slot.Clear();
         slot[HeaderLayout.SlotCommand] = command;
         slot[HeaderLayout.SlotMode] = mode;
         slot[HeaderLayout.SlotDeadline] = (byte)deadline;
-        if (!trace.IsEmpty)
+        // A hop that gets no sealed context (all zero) sees flag 0 and a zero field.
+        if (!trace.IsEmpty && trace.IndexOfAnyExcept((byte)0) >= 0)
         {
             slot[HeaderLayout.SlotFlags] = HeaderLayout.FlagSealedTrace;
             trace.CopyTo(slot[HeaderLayout.SlotTrace..]);

@@ -52,6 +52,9 @@ public sealed class HeaderResult : IDisposable
     /// <summary>The destination's mode, for <see cref="HeaderOutcome.Deliver"/>.</summary>
     public TunnelMode Mode { get; private init; }
 
+    /// <summary>The service the origin named at the destination, for <see cref="HeaderOutcome.Deliver"/>; null is the default service.</summary>
+    public string? Service { get; private init; }
+
     /// <summary>The tunnel's coarse deadline, the same at every hop.</summary>
     public DeadlineClass Deadline { get; private init; }
 
@@ -91,8 +94,8 @@ public sealed class HeaderResult : IDisposable
     internal static HeaderResult Relay(HopKeys keys, uint epoch, NodeId next, DeadlineClass deadline, ReadOnlyMemory<byte> trace) =>
         new(HeaderOutcome.Relay, TunnelErrorKind.None, keys) { Epoch = epoch, NextHop = next, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext };
 
-    internal static HeaderResult Deliver(HopKeys keys, uint epoch, TunnelMode mode, DeadlineClass deadline, ReadOnlyMemory<byte> trace) =>
-        new(HeaderOutcome.Deliver, TunnelErrorKind.None, keys) { Epoch = epoch, Mode = mode, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext };
+    internal static HeaderResult Deliver(HopKeys keys, uint epoch, TunnelMode mode, DeadlineClass deadline, ReadOnlyMemory<byte> trace, string? service) =>
+        new(HeaderOutcome.Deliver, TunnelErrorKind.None, keys) { Epoch = epoch, Mode = mode, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext, Service = service };
 
     /// <inheritdoc />
     public void Dispose() => Interlocked.Exchange(ref _keys, null)?.Dispose();
@@ -183,6 +186,64 @@ public sealed class OnionHeaderProcessor
         }
     }
 
+    // The slot's fields per command (docs/protocol.md §6.1): every byte the command does not use must be
+    // zero, or a predecessor's origin could hide a mark in it for this hop to read.
+    private TunnelErrorKind CheckSlot(ReadOnlySpan<byte> slot, out DeadlineClass deadline, out string? service)
+    {
+        deadline = (DeadlineClass)slot[HeaderLayout.SlotDeadline];
+        service = null;
+        var flags = slot[HeaderLayout.SlotFlags];
+        if ((flags & ~HeaderLayout.FlagSealedTrace) != 0
+            || slot[HeaderLayout.SlotReserved..].IndexOfAnyExcept((byte)0) >= 0
+            || ((flags & HeaderLayout.FlagSealedTrace) == 0 && slot.Slice(HeaderLayout.SlotTrace, HeaderLayout.SlotTraceSize).IndexOfAnyExcept((byte)0) >= 0)
+            || !DeadlineClasses.IsDefined(deadline) || deadline > Parameters.MaxDeadlineClass)
+        {
+            return TunnelErrorKind.Malformed;
+        }
+
+        switch (slot[HeaderLayout.SlotCommand])
+        {
+            case HeaderLayout.CommandRelay:
+                return slot[HeaderLayout.SlotMode] == 0 && !new NodeId(slot.Slice(HeaderLayout.SlotNextId, NodeId.Size)).IsNone
+                    ? TunnelErrorKind.None
+                    : TunnelErrorKind.Malformed;
+
+            case HeaderLayout.CommandDeliver:
+                var mode = (TunnelMode)slot[HeaderLayout.SlotMode];
+                if (mode == TunnelMode.ReplyBlock)
+                {
+                    return TunnelErrorKind.UnsupportedVersion;
+                }
+
+                if (mode is not (TunnelMode.Duplex or TunnelMode.OneWay)
+                    || slot[HeaderLayout.SlotReplyId..HeaderLayout.SlotTrace].IndexOfAnyExcept((byte)0) >= 0
+                    || !TryReadService(slot.Slice(HeaderLayout.SlotService, HeaderLayout.SlotServiceSize), out service))
+                {
+                    return TunnelErrorKind.Malformed;
+                }
+
+                return TunnelErrorKind.None;
+
+            default:
+                return TunnelErrorKind.Malformed;
+        }
+    }
+
+    // A name of 1..32 bytes of UTF-8, then zeros; all zeros is the default service (null).
+    private static bool TryReadService(ReadOnlySpan<byte> field, out string? service)
+    {
+        service = null;
+        var length = field.IndexOf((byte)0);
+        length = length < 0 ? field.Length : length;
+        if (field[length..].IndexOfAnyExcept((byte)0) >= 0 || !System.Text.Unicode.Utf8.IsValid(field[..length]))
+        {
+            return false;
+        }
+
+        service = length == 0 ? null : System.Text.Encoding.UTF8.GetString(field[..length]);
+        return true;
+    }
+
     // u >= p = 2^255 - 19, little-endian, top bit already clear: ed ff .. ff 7f and above.
     private static bool IsNonCanonical(ReadOnlySpan<byte> u) =>
         u[31] == 0x7f && u[1..31].IndexOfAnyExcept((byte)0xff) < 0 && u[0] >= 0xed;
@@ -221,57 +282,35 @@ public sealed class OnionHeaderProcessor
             }
 
             var slot = span[..S];
-            if (slot[HeaderLayout.SlotReserved..].IndexOfAnyExcept((byte)0) >= 0
-                || (slot[HeaderLayout.SlotFlags] & ~HeaderLayout.FlagSealedTrace) != 0)
+            var check = CheckSlot(slot, out var deadline, out var service);
+            if (check != TunnelErrorKind.None)
             {
                 keys.Dispose();
-                return HeaderResult.Reject(TunnelErrorKind.Malformed);
-            }
-
-            var deadline = (DeadlineClass)slot[HeaderLayout.SlotDeadline];
-            if (!DeadlineClasses.IsDefined(deadline))
-            {
-                keys.Dispose();
-                return HeaderResult.Reject(TunnelErrorKind.Malformed);
+                return HeaderResult.Reject(check);
             }
 
             var trace = (slot[HeaderLayout.SlotFlags] & HeaderLayout.FlagSealedTrace) != 0
                 ? slot.Slice(HeaderLayout.SlotTrace, HeaderLayout.SlotTraceSize).ToArray()
                 : ReadOnlyMemory<byte>.Empty;
 
-            switch (slot[HeaderLayout.SlotCommand])
+            if (slot[HeaderLayout.SlotCommand] == HeaderLayout.CommandDeliver)
             {
-                case HeaderLayout.CommandRelay:
-                    var next = new NodeId(slot.Slice(HeaderLayout.SlotNextId, NodeId.Size));
-                    if (nextHeader.Length != _layout.Size || next.IsNone)
-                    {
-                        keys.Dispose();
-                        return nextHeader.Length != _layout.Size
-                            ? throw new ArgumentException("the next header buffer has the wrong size", nameof(nextHeader))
-                            : HeaderResult.Reject(TunnelErrorKind.Malformed);
-                    }
-
-                    nextHeader[HeaderLayout.VersionOffset] = HeaderLayout.Version;
-                    slot.Slice(HeaderLayout.SlotNextEpoch, 4).CopyTo(nextHeader[HeaderLayout.EpochOffset..]);
-                    slot.Slice(HeaderLayout.SlotNextAlpha, HeaderLayout.KeySize).CopyTo(nextHeader[HeaderLayout.AlphaOffset..]);
-                    span.Slice(S, _layout.RoutingSize).CopyTo(nextHeader[HeaderLayout.RoutingOffset..]);
-                    slot.Slice(HeaderLayout.SlotNextGamma, HeaderLayout.MacSize).CopyTo(nextHeader[_layout.GammaOffset..]);
-                    return HeaderResult.Relay(keys, epoch, next, deadline, trace);
-
-                case HeaderLayout.CommandDeliver:
-                    var mode = (TunnelMode)slot[HeaderLayout.SlotMode];
-                    if (mode is not (TunnelMode.Duplex or TunnelMode.OneWay))
-                    {
-                        keys.Dispose();
-                        return HeaderResult.Reject(mode == TunnelMode.ReplyBlock ? TunnelErrorKind.UnsupportedVersion : TunnelErrorKind.Malformed);
-                    }
-
-                    return HeaderResult.Deliver(keys, epoch, mode, deadline, trace);
-
-                default:
-                    keys.Dispose();
-                    return HeaderResult.Reject(TunnelErrorKind.Malformed);
+                return HeaderResult.Deliver(keys, epoch, (TunnelMode)slot[HeaderLayout.SlotMode], deadline, trace, service);
             }
+
+            var next = new NodeId(slot.Slice(HeaderLayout.SlotNextId, NodeId.Size));
+            if (nextHeader.Length != _layout.Size)
+            {
+                keys.Dispose();
+                throw new ArgumentException("the next header buffer has the wrong size", nameof(nextHeader));
+            }
+
+            nextHeader[HeaderLayout.VersionOffset] = HeaderLayout.Version;
+            slot.Slice(HeaderLayout.SlotNextEpoch, 4).CopyTo(nextHeader[HeaderLayout.EpochOffset..]);
+            slot.Slice(HeaderLayout.SlotNextAlpha, HeaderLayout.KeySize).CopyTo(nextHeader[HeaderLayout.AlphaOffset..]);
+            span.Slice(S, _layout.RoutingSize).CopyTo(nextHeader[HeaderLayout.RoutingOffset..]);
+            slot.Slice(HeaderLayout.SlotNextGamma, HeaderLayout.MacSize).CopyTo(nextHeader[_layout.GammaOffset..]);
+            return HeaderResult.Relay(keys, epoch, next, deadline, trace);
         }
         finally
         {

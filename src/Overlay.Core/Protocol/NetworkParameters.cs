@@ -1,3 +1,5 @@
+using Overlay.Onion;
+
 namespace Overlay.Protocol;
 
 /// <summary>How forward cells are protected between hops (DESIGN.md guarantee 3).</summary>
@@ -40,6 +42,18 @@ public sealed record NetworkParameters
     /// <summary>The smallest payload a forward cell must be able to carry.</summary>
     public const int MinPayloadPerCell = 256;
 
+    /// <summary>The default idle timeout: no cell either way for this long ends a tunnel at every hop.</summary>
+    public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The shortest idle timeout a network may choose. Below about 30 s only test networks make sense:
+    /// every quiet tunnel sends a padding cell each third of it.
+    /// </summary>
+    public static readonly TimeSpan MinIdleTimeout = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest idle timeout a network may choose (it travels as a uint16 of seconds).</summary>
+    public static readonly TimeSpan MaxIdleTimeout = TimeSpan.FromHours(1);
+
     /// <summary>The network's defaults: 32 relays, 4 KiB cells, the baseline construction.</summary>
     public static NetworkParameters Default { get; } = new();
 
@@ -51,6 +65,21 @@ public sealed record NetworkParameters
 
     /// <summary>The forward cell construction.</summary>
     public CellConstruction Construction { get; init; } = CellConstruction.Baseline;
+
+    /// <summary>
+    /// The longest deadline class a header may carry. A network parameter, not a per-node cap: a cap
+    /// that differed between nodes would break routes at random. Default 6 hours.
+    /// </summary>
+    public DeadlineClass MaxDeadlineClass { get; init; } = DeadlineClass.Hours6;
+
+    /// <summary>
+    /// A hop ends a tunnel after no cell in either direction for this long; each open end sends a
+    /// padding cell after a third of it without sending anything. Whole seconds. Default 2 minutes.
+    /// </summary>
+    public TimeSpan IdleTimeout { get; init; } = DefaultIdleTimeout;
+
+    /// <summary>How long an end may stay silent before it sends a padding cell: a third of <see cref="IdleTimeout"/>.</summary>
+    public TimeSpan PaddingInterval => IdleTimeout / 3;
 
     /// <summary>Returns null when the parameters are usable, otherwise the reason they are not.</summary>
     public string? Validate()
@@ -68,6 +97,16 @@ public sealed record NetworkParameters
         if (Construction is not (CellConstruction.Baseline or CellConstruction.MacArray))
         {
             return $"unknown cell construction {(byte)Construction}";
+        }
+
+        if (!DeadlineClasses.IsDefined(MaxDeadlineClass))
+        {
+            return $"MaxDeadlineClass must be a deadline class (0..7), not {(byte)MaxDeadlineClass}";
+        }
+
+        if (IdleTimeout < MinIdleTimeout || IdleTimeout > MaxIdleTimeout || IdleTimeout.Ticks % TimeSpan.TicksPerSecond != 0)
+        {
+            return $"IdleTimeout must be whole seconds between {MinIdleTimeout.TotalSeconds:0} and {MaxIdleTimeout.TotalSeconds:0}, not {IdleTimeout}";
         }
 
         var layout = new Cells.CellLayout(this, validate: false);

@@ -47,6 +47,8 @@ internal static class ControlErrors
             TunnelErrorKind.DeadlineExceeded => "; retry with a longer deadline",
             TunnelErrorKind.Busy => "; the hop is overloaded, retry later",
             TunnelErrorKind.DestinationRefused => "; the destination's application refused it or did not accept in time",
+            TunnelErrorKind.Unconfirmed => "; the destination's receipt never arrived: the message may or may not have been delivered (resend only what is safe to receive twice)",
+            TunnelErrorKind.IdleTimeout => "; no cell crossed a hop for the network's idle timeout",
             _ => "",
         };
         return Error(code, failure.Kind.ToTag(), $"tunnel failed{where}: {failure.Kind.ToTag()} ({failure.Message}){hint}", failure.Hop);

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Overlay.Errors;
@@ -35,6 +36,7 @@ internal sealed class ControlService(
     ControlEndpoint endpoint,
     IOptions<OverlayOptions> options,
     TimeProvider time,
+    IHostApplicationLifetime lifetime,
     ILogger<ControlService> logger) : V1.Control.ControlBase
 {
     private const int DefaultRelays = 3;
@@ -165,7 +167,7 @@ internal sealed class ControlService(
         }
 
         await context.WriteResponseHeadersAsync(new Metadata());
-        await subscription.PumpAsync(responseStream, "peer", context.CancellationToken, () => ControlLog.ConsumerDropped(logger, "peer", subscription.Capacity));
+        await UntilStoppingAsync(context, token => subscription.PumpAsync(responseStream, "peer", token, () => ControlLog.ConsumerDropped(logger, "peer", subscription.Capacity)));
     }
 
     public override async Task WatchEvents(V1.WatchEventsRequest request, IServerStreamWriter<V1.NodeEvent> responseStream, ServerCallContext context)
@@ -178,49 +180,50 @@ internal sealed class ControlService(
         var types = request.EventTypes.ToHashSet();
         using var subscription = events.Events.Subscribe(Control.EventsBufferSize, types.Count == 0 ? null : e => types.Contains(e.Type));
         await context.WriteResponseHeadersAsync(new Metadata());
-        await subscription.PumpAsync(responseStream, "events", context.CancellationToken, () => ControlLog.ConsumerDropped(logger, "events", subscription.Capacity));
+        await UntilStoppingAsync(context, token => subscription.PumpAsync(responseStream, "events", token, () => ControlLog.ConsumerDropped(logger, "events", subscription.Capacity)));
     }
 
     public override async Task<V1.RotateKeysResponse> RotateKeys(V1.RotateKeysRequest request, ServerCallContext context)
     {
-        var previous = node.Keys.Current?.Epoch ?? 0;
-        var rotated = new TaskCompletionSource<NodeDescriptor>(TaskCreationOptions.RunContinuationsAsynchronously);
-        void OnChanged(NodeDescriptor d)
+        var rotation = keys.RotateSoon();
+        var previous = rotation.Current.Key;
+        if (rotation.At > time.GetUtcNow())
         {
-            if (d.OnionEpoch != previous)
-            {
-                rotated.TrySetResult(d);
-            }
-        }
-
-        node.DescriptorChanged += OnChanged;
-        try
-        {
-            keys.RotateSoon();
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(30));
-            NodeDescriptor descriptor;
-            try
-            {
-                descriptor = await rotated.Task.WaitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException) when (!context.CancellationToken.IsCancellationRequested)
-            {
-                throw ControlErrors.Error(StatusCode.DeadlineExceeded, "timeout", "the key rotation did not complete within 30 s; see the node's log");
-            }
-
             return new V1.RotateKeysResponse
             {
-                PreviousEpoch = previous,
-                Epoch = descriptor.OnionEpoch,
-                ValidFrom = Timestamp.FromDateTimeOffset(descriptor.OnionValidFrom),
-                ExpiresAt = Timestamp.FromDateTimeOffset(descriptor.OnionExpiresAt),
+                Outcome = V1.RotationOutcome.Deferred,
+                PreviousEpoch = previous.Epoch,
+                Epoch = previous.Epoch,
+                ValidFrom = Timestamp.FromDateTimeOffset(previous.ValidFrom),
+                ExpiresAt = Timestamp.FromDateTimeOffset(previous.ExpiresAt),
+                RotatesAt = Timestamp.FromDateTimeOffset(rotation.At),
             };
         }
-        finally
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        OnionKeyEpoch rotated;
+        try
         {
-            node.DescriptorChanged -= OnChanged;
+            rotated = await rotation.Rotated.WaitAsync(timeout.Token);
         }
+        catch (OperationCanceledException) when (rotation.Rotated.IsCanceled)
+        {
+            throw ShuttingDown();
+        }
+        catch (OperationCanceledException) when (!context.CancellationToken.IsCancellationRequested)
+        {
+            throw ControlErrors.Error(StatusCode.DeadlineExceeded, "timeout", "the key rotation did not complete within 30 s; see the node's log");
+        }
+
+        return new V1.RotateKeysResponse
+        {
+            Outcome = V1.RotationOutcome.Rotated,
+            PreviousEpoch = previous.Epoch,
+            Epoch = rotated.Epoch,
+            ValidFrom = Timestamp.FromDateTimeOffset(rotated.Key.ValidFrom),
+            ExpiresAt = Timestamp.FromDateTimeOffset(rotated.Key.ExpiresAt),
+        };
     }
 
     public override Task<V1.ListTunnelsResponse> ListTunnels(V1.ListTunnelsRequest request, ServerCallContext context)
@@ -416,23 +419,7 @@ internal sealed class ControlService(
         try
         {
             await context.WriteResponseHeadersAsync(new Metadata());
-            await foreach (var offer in listener.Offers.ReadAllAsync(context.CancellationToken))
-            {
-                if (offer.Decision.IsCompleted)
-                {
-                    continue; // timed out while queued
-                }
-
-                await responseStream.WriteAsync(new V1.ListenResponse
-                {
-                    Offer = new V1.IncomingTunnelOffer
-                    {
-                        TunnelId = offer.Id,
-                        Mode = ListenerDispatcher.ToWire(offer.Tunnel.Mode),
-                        ReceivedAt = Timestamp.FromDateTimeOffset(offer.ReceivedAt),
-                    },
-                }, context.CancellationToken);
-            }
+            await UntilStoppingAsync(context, token => OfferAsync(listener, responseStream, token));
         }
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
         {
@@ -444,6 +431,55 @@ internal sealed class ControlService(
             listeners.Unregister(listener);
         }
     }
+
+    // Offers incoming tunnels to the listening application until the call or the node ends.
+    private static async Task OfferAsync(ControlListener listener, IServerStreamWriter<V1.ListenResponse> responseStream, CancellationToken token)
+    {
+        await foreach (var offer in listener.Offers.ReadAllAsync(token))
+        {
+            if (offer.Decision.IsCompleted)
+            {
+                continue; // timed out while queued
+            }
+
+            await responseStream.WriteAsync(new V1.ListenResponse
+            {
+                Offer = new V1.IncomingTunnelOffer
+                {
+                    TunnelId = offer.Id,
+                    Mode = ListenerDispatcher.ToWire(offer.Tunnel.Mode),
+                    ReceivedAt = Timestamp.FromDateTimeOffset(offer.ReceivedAt),
+                },
+            }, token);
+        }
+    }
+
+    /// <summary>
+    /// Runs a stream that lasts as long as the client likes (Listen, WatchEvents, WatchPeers)
+    /// until the call ends or the node begins to stop; then it ends with Unavailable, so Kestrel's
+    /// shutdown does not wait on it.
+    /// </summary>
+    private async Task UntilStoppingAsync(ServerCallContext context, Func<CancellationToken, Task> stream)
+    {
+        var stopping = lifetime.ApplicationStopping;
+        using var call = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
+        try
+        {
+            await stream(call.Token);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw ShuttingDown();
+        }
+
+        if (stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw ShuttingDown();
+        }
+    }
+
+    private static RpcException ShuttingDown() =>
+        ControlErrors.Error(StatusCode.Unavailable, "shutting_down", "the node is shutting down; reconnect to it (or another node) once it is back");
 
     public override async Task Accept(IAsyncStreamReader<V1.AcceptRequest> requestStream, IServerStreamWriter<V1.AcceptResponse> responseStream, ServerCallContext context)
     {

@@ -13,10 +13,11 @@ public sealed class NodeState : IDisposable
     private readonly TaskCompletionSource _published = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private NodeDescriptor? _descriptor;
 
-    internal NodeState(NodeIdentity identity, NetworkParameters network)
+    internal NodeState(NodeIdentity identity, NetworkParameters network, DescriptorFeatures features = DescriptorFeatures.None)
     {
         Identity = identity;
         Network = network;
+        Features = features;
         Keys = new OnionKeyRing();
         Processor = new OnionHeaderProcessor(network, Keys);
         HeaderBuilder = new OnionHeaderBuilder(network);
@@ -30,6 +31,9 @@ public sealed class NodeState : IDisposable
 
     /// <summary>The network's parameters.</summary>
     public NetworkParameters Network { get; }
+
+    /// <summary>The optional features every descriptor of this node announces (from its own configuration).</summary>
+    public DescriptorFeatures Features { get; }
 
     /// <summary>The onion keys headers are accepted for.</summary>
     public OnionKeyRing Keys { get; }
@@ -55,7 +59,7 @@ public sealed class NodeState : IDisposable
     {
         var key = Keys.Current?.Key ?? throw new InvalidOperationException("no onion key yet");
         var endpoint = LinkEndpoint ?? throw new InvalidOperationException("the link endpoint is not bound yet");
-        var descriptor = NodeDescriptor.Create(Identity, key, endpoint, Network, now);
+        var descriptor = NodeDescriptor.Create(Identity, key, endpoint, Network, now, Features);
         Volatile.Write(ref _descriptor, descriptor);
         _published.TrySetResult();
         DescriptorChanged?.Invoke(descriptor);

@@ -78,6 +78,21 @@ public sealed class OverlayNode : IAsyncDisposable
     /// <summary>Open tunnel counts.</summary>
     public TunnelRegistry Registry => Services.GetRequiredService<TunnelRegistry>();
 
+    /// <summary>
+    /// What a stop may take beyond the drain: the key save, ending the control streams, Kestrel
+    /// closing its connections (and aborting tunnels the drain left open), the other services.
+    /// A fixed margin, since none of it waits on a peer.
+    /// </summary>
+    public static readonly TimeSpan ShutdownMargin = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The host's shutdown timeout for a drain bound of <paramref name="drainTimeout"/>: the drain
+    /// plus <see cref="ShutdownMargin"/>. The default 30 s would cut a longer drain short, and the
+    /// supervisor's grace period (compose, Kubernetes) must exceed this, or the node is killed
+    /// mid-stop.
+    /// </summary>
+    public static TimeSpan ShutdownTimeout(TimeSpan drainTimeout) => (drainTimeout > TimeSpan.Zero ? drainTimeout : TimeSpan.Zero) + ShutdownMargin;
+
     /// <summary>Builds a node; nothing listens until <see cref="StartAsync"/>.</summary>
     public static OverlayNode Create(OverlayNodeSettings settings)
     {
@@ -114,7 +129,7 @@ public sealed class OverlayNode : IAsyncDisposable
     /// <summary>Starts listening, publishes the descriptor and joins the network.</summary>
     public Task StartAsync(CancellationToken cancellationToken = default) => App.StartAsync(cancellationToken);
 
-    /// <summary>Stops gracefully (open tunnels get the host's shutdown timeout).</summary>
+    /// <summary>Stops gracefully: open tunnels get <c>Overlay:Tunnels:DrainTimeout</c>, the whole stop <see cref="ShutdownTimeout"/>.</summary>
     public Task StopAsync(CancellationToken cancellationToken = default) => App.StopAsync(cancellationToken);
 
     /// <summary>Stops at once, aborting every connection, as a crash would look to the peers.</summary>
@@ -153,11 +168,12 @@ public sealed class OverlayNode : IAsyncDisposable
     {
         services.AddOptions<OverlayOptions>().Bind(configuration.GetSection(OverlayOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<OverlayOptions>, OverlayOptionsValidator>();
+        services.AddSingleton<IValidateOptions<OverlayOptions>, TelemetryOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<OverlayOptions>>().Value;
-            var state = new NodeState(NodeIdentity.LoadOrCreate(options.DataDirectory), options.Network.ToParameters());
+            var state = new NodeState(NodeIdentity.LoadOrCreate(options.DataDirectory), options.Network.ToParameters(), options.Telemetry.AdvertisedFeatures);
             if (sp.GetService<NodeIdentityHolder>() is { } holder)
             {
                 holder.Id = state.Id.ToString();
@@ -171,7 +187,7 @@ public sealed class OverlayNode : IAsyncDisposable
         services.AddSingleton(sp => new TunnelRegistry(sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Tunnels.MaxActiveTunnels));
         services.AddSingleton<PeerChannels>();
         services.AddSingleton<OverlayMetrics>();
-        services.AddSingleton(configuration.GetSection("Overlay:Telemetry").Get<TelemetryOptions>() ?? new TelemetryOptions());
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Telemetry);
         services.AddOverlayTelemetry(configuration);
         services.AddSingleton<TunnelServer>();
         services.AddSingleton(sp => new TunnelClient(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<RouteSelector>(), sp.GetRequiredService<PeerDirectory>(),
@@ -180,9 +196,12 @@ public sealed class OverlayNode : IAsyncDisposable
             sp.GetRequiredService<ILogger<TunnelClient>>()));
         // Incoming tunnels go to a listening application, else to the echo handler.
         services.TryAddSingleton<ITunnelHandler, ListenerDispatcher>();
-        services.AddHostedService<DrainService>();
+        // The keys before the drain: the host runs "stopping" in reverse order, so they are saved right after the drain.
         services.AddSingleton<OnionKeyService>();
         services.AddHostedService(sp => sp.GetRequiredService<OnionKeyService>());
+        services.AddHostedService<DrainService>();
+        services.Configure<HostOptions>(host => host.ShutdownTimeout = ShutdownTimeout(
+            configuration.GetSection(OverlayOptions.SectionName).Get<OverlayOptions>()?.Tunnels.DrainTimeout ?? new TunnelOptions().DrainTimeout));
         services.AddSingleton<DirectoryService>();
         services.AddHostedService(sp => sp.GetRequiredService<DirectoryService>());
         services.AddGrpc(grpc =>

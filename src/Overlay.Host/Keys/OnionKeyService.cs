@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -11,17 +12,30 @@ namespace Overlay.Host.Keys;
 /// <summary>
 /// Keeps the node's onion keys: reloads the epochs saved at the last graceful shutdown (each
 /// with its replay cache, or not at all), starts a fresh epoch, rotates on schedule and early
-/// when the replay cache nears full, retires old epochs after the overlap window, republishes
-/// the descriptor, and saves the live epochs on shutdown.
+/// when asked (the control API, a nearly full replay cache) but no more often than
+/// <c>Overlay:OnionKeys:MinEarlyRotationInterval</c>, holds at most
+/// <c>Overlay:OnionKeys:MaxLiveEpochs</c>, retires old epochs after the overlap window,
+/// republishes the descriptor, and saves the live epochs once the node has drained on shutdown.
 /// </summary>
-internal sealed class OnionKeyService : BackgroundService
+internal sealed class OnionKeyService : BackgroundService, IHostedLifecycleService
 {
+    // The longest single timer wait; the loop recomputes its wake-up time after it.
+    private static readonly TimeSpan LongestWait = TimeSpan.FromDays(7);
+
     private readonly NodeState _node;
     private readonly OverlayOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<OnionKeyService> _logger;
-    private readonly SemaphoreSlim _rotateNow = new(0, 1);
+
+    // One slot: several requests before the loop takes one mean one rotation. A request stays in
+    // the channel until the loop reads it, so none is lost to a timer that fired first.
+    private readonly Channel<bool> _requests = Channel.CreateBounded<bool>(
+        new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+
     private readonly Lock _rotationLock = new();
+    private TaskCompletionSource<OnionKeyEpoch> _nextRotation = NewRotation();
+    private TaskCompletionSource<DateTimeOffset> _sleeping = NewSleep();
+    private int _saved;
 
     public OnionKeyService(NodeState node, IOptions<OverlayOptions> options, TimeProvider time, ILogger<OnionKeyService> logger)
     {
@@ -32,6 +46,13 @@ internal sealed class OnionKeyService : BackgroundService
     }
 
     private OnionKeyOptions KeyOptions => _options.OnionKeys;
+
+    /// <summary>
+    /// Completes, with the time it will next wake, once the rotation loop has acted on everything
+    /// due and waits; replaced the moment it is woken. Lets a test advance a fake clock only when
+    /// the loop's timer is set.
+    /// </summary>
+    internal Task<DateTimeOffset> Sleeping => Volatile.Read(ref _sleeping).Task;
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
@@ -58,40 +79,62 @@ internal sealed class OnionKeyService : BackgroundService
         {
             Rotate(now, publish: false);
         }
+        else
+        {
+            RetireBeyondCap();
+        }
 
         return base.StartAsync(cancellationToken);
     }
 
-    /// <summary>Rotates now (the control API's "rotate keys", and the replay-cache trigger).</summary>
-    public void RotateSoon()
+    /// <summary>
+    /// Asks for an early rotation (the control API's "rotate keys", and the replay-cache trigger).
+    /// It happens now, or, within <c>Overlay:OnionKeys:MinEarlyRotationInterval</c> of the last
+    /// rotation, at the moment that interval ends: deferred, never dropped.
+    /// </summary>
+    public EarlyRotation RotateSoon()
     {
+        EarlyRotation request;
         lock (_rotationLock)
         {
-            // One pending request is enough: several triggers before the loop wakes mean one rotation.
-            if (_rotateNow.CurrentCount == 0)
-            {
-                _rotateNow.Release();
-            }
+            var current = _node.Keys.Current ?? throw new InvalidOperationException("no onion key yet: the node has not started");
+            request = new EarlyRotation(current, EarlyRotationAt(current), _nextRotation.Task);
         }
+
+        MarkAwake(); // before the write, which may wake the loop at once
+        _requests.Writer.TryWrite(true);
+        return request;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var earlyRequested = false;
         try
         {
             while (true)
             {
                 var now = _time.GetUtcNow();
                 var current = _node.Keys.Current!;
-                var wait = Min(current.Key.ExpiresAt - now, NextRetirement(now) - now);
-                var early = await WaitAsync(wait, stoppingToken);
-                now = _time.GetUtcNow();
-                if (early || _node.Keys.Current!.Key.ExpiresAt <= now)
+                var earlyAt = EarlyRotationAt(current);
+                if (current.Key.ExpiresAt <= now || (earlyRequested && earlyAt <= now))
                 {
                     Rotate(now, publish: true);
+                    earlyRequested = false;
+                    continue;
                 }
 
                 RetireExpired(now);
+                var wakeAt = Min(current.Key.ExpiresAt, NextRetirement(now));
+                wakeAt = earlyRequested ? Min(wakeAt, earlyAt) : wakeAt;
+                if (await WaitForRequestAsync(wakeAt, stoppingToken) && !earlyRequested)
+                {
+                    earlyRequested = true;
+                    var at = EarlyRotationAt(_node.Keys.Current!);
+                    if (at > _time.GetUtcNow())
+                    {
+                        KeysLog.EarlyRotationDeferred(_logger, at);
+                    }
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -99,14 +142,53 @@ internal sealed class OnionKeyService : BackgroundService
             // A normal end, also when only this service is stopped (the host would take a cancelled task as a failure).
             Log.BackgroundServiceStopped(_logger, nameof(OnionKeyService));
         }
+        finally
+        {
+            lock (_rotationLock)
+            {
+                // No rotation comes any more: a caller waiting for one learns it now.
+                _nextRotation.TrySetCanceled(stoppingToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Saves the keys as soon as the node has drained, before Kestrel's own shutdown wait: the
+    /// host runs the "stopping" phase in reverse registration order and this service is
+    /// registered before <see cref="DrainService"/>, so this runs right after the drain. From
+    /// then on no tunnel is admitted (no new replay tag), and the loop is stopped first so no
+    /// rotation follows the save. A process killed later still restarts with its keys.
+    /// </summary>
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        SaveOnce();
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
+        SaveOnce(); // already done in StoppingAsync when a host drove the stop
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private void SaveOnce()
+    {
+        if (Interlocked.Exchange(ref _saved, 1) != 0)
+        {
+            return;
+        }
+
         try
         {
-            OnionKeyStore.Save(_options.DataDirectory, _node.Keys.Epochs);
+            var epochs = _node.Keys.Epochs;
+            OnionKeyStore.Save(_options.DataDirectory, epochs);
+            KeysLog.OnionKeysSaved(_logger, epochs.Length);
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or InvalidOperationException)
         {
@@ -114,31 +196,77 @@ internal sealed class OnionKeyService : BackgroundService
         }
     }
 
-    private async Task<bool> WaitAsync(TimeSpan delay, CancellationToken stoppingToken)
+    // Waits until wakeAt or a request, whichever is first; true when a request was taken.
+    private async Task<bool> WaitForRequestAsync(DateTimeOffset wakeAt, CancellationToken stoppingToken)
     {
-        delay = delay < TimeSpan.Zero ? TimeSpan.Zero : delay;
-        var timer = Task.Delay(delay, _time, stoppingToken);
-        var signal = _rotateNow.WaitAsync(stoppingToken);
-        var first = await Task.WhenAny(timer, signal);
-        await first; // surfaces cancellation
-        return first == signal;
+        var delay = wakeAt - _time.GetUtcNow();
+        delay = delay < TimeSpan.Zero ? TimeSpan.Zero : Min(delay, LongestWait);
+        using var timer = new CancellationTokenSource(delay, _time);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        using var onTimer = timer.Token.Register(() =>
+        {
+            MarkAwake();
+            wait.Cancel();
+        });
+        var sleeping = Volatile.Read(ref _sleeping);
+        if (!timer.IsCancellationRequested && !_requests.Reader.TryPeek(out _))
+        {
+            sleeping.TrySetResult(wakeAt);
+        }
+
+        try
+        {
+            await _requests.Reader.WaitToReadAsync(wait.Token);
+        }
+        catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+        {
+            // The timer fired: wake for the schedule. A request that came meanwhile is still taken below.
+        }
+
+        return _requests.Reader.TryRead(out _);
     }
+
+    private void MarkAwake() => Volatile.Write(ref _sleeping, NewSleep());
+
+    // An early rotation may follow the last one (the current key's start) after MinEarlyRotationInterval; the schedule may come first.
+    private DateTimeOffset EarlyRotationAt(OnionKeyEpoch current) =>
+        Min(current.Key.ValidFrom + KeyOptions.MinEarlyRotationInterval, current.Key.ExpiresAt);
 
     private void Rotate(DateTimeOffset now, bool publish)
     {
+        OnionKeyEpoch epoch;
+        TaskCompletionSource<OnionKeyEpoch> rotated;
         lock (_rotationLock)
         {
             var epochNumber = OnionKeyStore.NextEpoch(_options.DataDirectory);
             var key = OnionKey.Create(epochNumber, now, now + KeyOptions.EpochLength, exportable: true);
-            var epoch = new OnionKeyEpoch(key, new ReplayCache(KeyOptions.ReplayCacheCapacity, KeyOptions.RotateWhenReplayCacheFraction));
+            epoch = new OnionKeyEpoch(key, new ReplayCache(KeyOptions.ReplayCacheCapacity, KeyOptions.RotateWhenReplayCacheFraction));
             Watch(epoch);
             _node.Keys.Add(epoch);
             Log.OnionKeyRotated(_logger, epochNumber, key.ExpiresAt);
+            RetireBeyondCap();
+            rotated = _nextRotation;
+            _nextRotation = NewRotation();
         }
 
         if (publish && _node.LinkEndpoint is not null)
         {
             _node.Publish(now);
+        }
+
+        rotated.TrySetResult(epoch);
+    }
+
+    // Each epoch pins a replay cache of up to ReplayCacheCapacity tags: early rotations must not pile them up.
+    private void RetireBeyondCap()
+    {
+        var epochs = _node.Keys.Epochs;
+        for (var i = epochs.Length - 1; i >= KeyOptions.MaxLiveEpochs; i--)
+        {
+            if (_node.Keys.Retire(epochs[i].Epoch))
+            {
+                KeysLog.OldestEpochRetired(_logger, epochs[i].Epoch, KeyOptions.MaxLiveEpochs);
+            }
         }
     }
 
@@ -177,11 +305,11 @@ internal sealed class OnionKeyService : BackgroundService
         }
     }
 
+    private static TaskCompletionSource<OnionKeyEpoch> NewRotation() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private static TaskCompletionSource<DateTimeOffset> NewSleep() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
-    public override void Dispose()
-    {
-        _rotateNow.Dispose();
-        base.Dispose();
-    }
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 }

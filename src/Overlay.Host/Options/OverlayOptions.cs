@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Overlay.Onion;
 using Overlay.Protocol;
 
 namespace Overlay.Host.Options;
@@ -32,6 +33,9 @@ public sealed class OverlayOptions
 
     /// <summary>The control endpoint (admin and application API).</summary>
     public Control.ControlEndpointOptions Control { get; set; } = new();
+
+    /// <summary>Tracing switches and the OTLP endpoint (<c>Overlay:Telemetry</c>).</summary>
+    public Telemetry.TelemetryOptions Telemetry { get; set; } = new();
 }
 
 /// <summary>The link endpoint: where this node listens for other nodes and how it dials them.</summary>
@@ -74,8 +78,21 @@ public sealed class NetworkOptions
     /// <summary>The forward cell construction. Default Baseline.</summary>
     public CellConstruction Construction { get; set; } = CellConstruction.Baseline;
 
+    /// <summary>The longest tunnel deadline a header may carry (a deadline class name). Default Hours6.</summary>
+    public DeadlineClass MaxDeadlineClass { get; set; } = DeadlineClass.Hours6;
+
+    /// <summary>No cell either way for this long ends a tunnel at every hop (whole seconds, 1 s to 1 h). Default 2 minutes.</summary>
+    public TimeSpan IdleTimeout { get; set; } = NetworkParameters.DefaultIdleTimeout;
+
     /// <summary>The parameters as the protocol core uses them.</summary>
-    public NetworkParameters ToParameters() => new() { MaxRelays = MaxRelays, CellSize = CellSize, Construction = Construction };
+    public NetworkParameters ToParameters() => new()
+    {
+        MaxRelays = MaxRelays,
+        CellSize = CellSize,
+        Construction = Construction,
+        MaxDeadlineClass = MaxDeadlineClass,
+        IdleTimeout = IdleTimeout,
+    };
 }
 
 /// <summary>Peer discovery.</summary>
@@ -177,6 +194,11 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         else if (options.Link.MaxMessageBytes < LinkLimits.LargestMessage(network, options.Tunnels.MaxCellsPerMessage))
         {
             failures.Add($"Overlay:Link:MaxMessageBytes must hold a header plus Overlay:Tunnels:MaxCellsPerMessage cells in one message: at least {LinkLimits.LargestMessage(network, options.Tunnels.MaxCellsPerMessage)} bytes");
+        }
+
+        if (network.Validate() is null && DeadlineClasses.FromTimeSpan(options.Tunnels.DefaultDeadline) > network.MaxDeadlineClass)
+        {
+            failures.Add($"Overlay:Tunnels:DefaultDeadline ({options.Tunnels.DefaultDeadline}) must fit Overlay:Network:MaxDeadlineClass ({network.MaxDeadlineClass.ToTimeSpan()})");
         }
 
         if (options.OnionKeys.Validate() is { } keys)

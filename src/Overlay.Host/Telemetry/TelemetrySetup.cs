@@ -1,32 +1,15 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
+using Overlay.Host.Options;
 
 namespace Overlay.Host.Telemetry;
-
-/// <summary>Tracing switches (<c>Overlay:Telemetry</c>).</summary>
-public sealed class TelemetryOptions
-{
-    /// <summary>
-    /// As origin, seal this tunnel's trace context into every hop's layer so hops that allow it
-    /// join one trace. For private debug networks only. Default false.
-    /// </summary>
-    public bool SealTraceContext { get; set; }
-
-    /// <summary>
-    /// As relay or destination, parent this hop's spans on a sealed context from the origin. A
-    /// relay honours it only because its own configuration says so. Default false.
-    /// </summary>
-    public bool HonorSealedTraceContext { get; set; }
-
-    /// <summary>OTLP endpoint; when unset the standard <c>OTEL_EXPORTER_OTLP_*</c> variables decide, and with none nothing is exported.</summary>
-    public string? OtlpEndpoint { get; set; }
-}
 
 /// <summary>
 /// OpenTelemetry for one node: its own tracer and meter providers with a resource naming the node
@@ -38,8 +21,9 @@ internal static class TelemetrySetup
 {
     public static void AddOverlayTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
-        var options = configuration.GetSection("Overlay:Telemetry").Get<TelemetryOptions>() ?? new TelemetryOptions();
-        var endpoint = options.OtlpEndpoint
+        // Whether to create providers at all is decided while services are registered; the exporters
+        // themselves take the validated endpoint.
+        var endpoint = configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>()?.OtlpEndpoint
             ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT");
         if (string.IsNullOrWhiteSpace(endpoint))
@@ -59,11 +43,11 @@ internal static class TelemetrySetup
                     aspnet.Filter = context => !context.Request.Path.StartsWithSegments("/overlay.v1.Link", StringComparison.Ordinal))
                 .AddProcessor(sp => new NodeSpanFilter(
                     sp.GetRequiredService<NodeState>().Id.ToString(),
-                    new BatchActivityExportProcessor(new OtlpTraceExporter(ExporterOptions(options.OtlpEndpoint))))))
+                    new BatchActivityExportProcessor(new OtlpTraceExporter(ExporterOptions(ConfiguredEndpoint(sp)))))))
             .WithMetrics(metrics => metrics
                 .AddMeter(OverlayTelemetry.Name)
                 .AddView(instrument => BelongsTo(instrument, owner) ? null : MetricStreamConfiguration.Drop)
-                .AddReader(sp => new PeriodicExportingMetricReader(new OtlpMetricExporter(ExporterOptions(options.OtlpEndpoint)))));
+                .AddReader(sp => new PeriodicExportingMetricReader(new OtlpMetricExporter(ExporterOptions(ConfiguredEndpoint(sp))))));
     }
 
     // A view sees the instruments of every node in the process; keep the ones tagged with ours.
@@ -84,6 +68,9 @@ internal static class TelemetrySetup
 
         return false;
     }
+
+    private static string? ConfiguredEndpoint(IServiceProvider services) =>
+        services.GetRequiredService<IOptions<OverlayOptions>>().Value.Telemetry.OtlpEndpoint;
 
     private static OtlpExporterOptions ExporterOptions(string? configured)
     {

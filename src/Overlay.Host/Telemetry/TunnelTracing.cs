@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
 using Overlay.Crypto;
+using Overlay.Identity;
 
 namespace Overlay.Host.Telemetry;
 
@@ -7,7 +9,8 @@ namespace Overlay.Host.Telemetry;
 /// Where tunnel spans get their parents. By default a hop's spans hang under a trace id and a
 /// synthetic parent span id derived from that hop's tunnel key, so only the origin (which holds
 /// every hop key) can find and link them; in sealed mode a relay that allows it parents them on
-/// the context the origin sealed into its layer, and the round trip is one trace.
+/// the context the origin sealed into its layer (a fresh random root per tunnel), and the hops that
+/// allow it share one trace.
 /// </summary>
 internal static class TunnelTracing
 {
@@ -17,14 +20,49 @@ internal static class TunnelTracing
     /// <summary>Tag: the last phase a tunnel reached, set when it fails or times out.</summary>
     public const string LastPhaseTag = "overlay.tunnel.last_phase";
 
+    /// <summary>Tag on the origin's link to its tunnel's sealed root (the other links are the hops' private traces).</summary>
+    public const string SealedLinkTag = "overlay.trace.sealed";
+
     // The sealed field: version (1) | trace id (16) | span id (8) | flags (1) | zero (6).
     private const byte SealedVersion = 1;
+    private const int SealedSize = 32;
 
     public static ActivityContext HopParent(HopTraceContext context) => new(
         ActivityTraceId.CreateFromBytes(context.TraceId),
         ActivitySpanId.CreateFromBytes(context.SpanId),
         ActivityTraceFlags.Recorded,
         isRemote: true);
+
+    /// <summary>
+    /// A fresh root for one tunnel's sealed trace: trace and span ids from the CSPRNG, never derived
+    /// from the ambient Activity, so no id a caller (an application, a control call's traceparent)
+    /// chose or knows leaves the node in a header. ActivityTraceId.CreateRandom is not used: it
+    /// draws from a fast non-cryptographic generator.
+    /// </summary>
+    public static ActivityContext NewSealedRoot()
+    {
+        Span<byte> ids = stackalloc byte[24];
+        RandomNumberGenerator.Fill(ids);
+        return new ActivityContext(ActivityTraceId.CreateFromBytes(ids[..16]), ActivitySpanId.CreateFromBytes(ids[16..]), ActivityTraceFlags.Recorded);
+    }
+
+    /// <summary>
+    /// The sealed contexts of a header: <paramref name="root"/> in the slot of each hop whose
+    /// descriptor advertises that it honours one, zero bytes (no sealed context) in the others.
+    /// </summary>
+    public static byte[] SealFor(IReadOnlyList<NodeDescriptor> route, ActivityContext root)
+    {
+        var contexts = new byte[route.Count * SealedSize];
+        for (var hop = 0; hop < route.Count; hop++)
+        {
+            if (route[hop].Features.HasFlag(DescriptorFeatures.SealedTraceContext))
+            {
+                WriteSealed(root, contexts.AsSpan(hop * SealedSize, SealedSize));
+            }
+        }
+
+        return contexts;
+    }
 
     public static void WriteSealed(ActivityContext context, Span<byte> field)
     {
@@ -38,7 +76,7 @@ internal static class TunnelTracing
     public static bool TryReadSealed(ReadOnlySpan<byte> field, out ActivityContext context)
     {
         context = default;
-        if (field.Length != 32 || field[0] != SealedVersion)
+        if (field.Length != SealedSize || field[0] != SealedVersion)
         {
             return false;
         }

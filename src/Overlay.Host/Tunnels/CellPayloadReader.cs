@@ -47,6 +47,14 @@ internal sealed class CellPayloadReader
         return opened;
     }
 
+    /// <summary>The whole payload of the cell just opened, taken so no read returns it (a receipt's count).</summary>
+    public ReadOnlySpan<byte> TakePayload()
+    {
+        var payload = _plaintext.AsSpan(_offset, _remaining);
+        _remaining = 0;
+        return payload;
+    }
+
     /// <summary>
     /// Copies as much payload as <paramref name="buffer"/> holds from the cells already received,
     /// calling <paramref name="openNext"/> for each further cell of the current message; it returns

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Google.Protobuf;
 using Grpc.Core;
 using Overlay.Cells;
@@ -11,7 +12,9 @@ namespace Overlay.Host.Tunnels;
 /// A tunnel that ends at this node, as its handler sees it: read the request until its
 /// authenticated end, write the reply (duplex only) and complete it. Reads pull cells from the
 /// link as the handler asks, and writes go out as the link accepts them, so a slow handler slows
-/// the origin through HTTP/2 flow control instead of growing memory here.
+/// the origin through HTTP/2 flow control instead of growing memory here. Once the request has ended
+/// and while the reply is open and quiet, padding cells keep the route's idle timers from firing
+/// (the origin can no longer send); a one-way tunnel ends with a receipt instead of a reply.
 /// </summary>
 public sealed class IncomingTunnel
 {
@@ -24,15 +27,24 @@ public sealed class IncomingTunnel
     private readonly CellOpener _open;
     private readonly Func<bool> _openMore;
     private readonly BatchSealer _seal;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly IdleTimer? _idle;
+    private readonly TimeSpan _paddingInterval;
+    private readonly TimeProvider _time;
+    private PaddingSchedule? _padding;
     private bool _requestEnded;
     private bool _replyEnded;
     private TunnelException? _failure;
     private readonly CancellationToken _callToken;
 
     internal IncomingTunnel(DestinationCellCodec codec, TunnelMode mode, IAsyncStreamReader<LinkMessage> requests,
-        IServerStreamWriter<LinkMessage> responses, ReadOnlyMemory<byte> firstCells, int maxCellsPerMessage, CancellationToken callToken)
+        IServerStreamWriter<LinkMessage> responses, ReadOnlyMemory<byte> firstCells, int maxCellsPerMessage, CancellationToken callToken,
+        IdleTimer? idle = null, TimeSpan paddingInterval = default, TimeProvider? time = null)
     {
         _callToken = callToken;
+        _idle = idle;
+        _paddingInterval = paddingInterval;
+        _time = time ?? TimeProvider.System;
         _codec = codec;
         Mode = mode;
         _requests = requests;
@@ -108,6 +120,7 @@ public sealed class IncomingTunnel
                     throw new TunnelException(TunnelErrorKind.Truncated, 0, "the request ended without its end marker");
                 }
 
+                _idle?.Touch();
                 var message = _requests.Current;
                 if (message.Header.Length != 0 || !CellBatch.IsWhole(message.Cells.Length, _cellSize))
                 {
@@ -139,6 +152,13 @@ public sealed class IncomingTunnel
             if (_payload.HasCells)
             {
                 throw new TunnelException(TunnelErrorKind.ProtocolViolation, 0, "cells after the end marker");
+            }
+
+            // From here only this end can keep a quiet tunnel alive.
+            // (A one-way tunnel pads too until its receipt: its handler may take its time.)
+            if (!_replyEnded && _paddingInterval > TimeSpan.Zero)
+            {
+                _padding = new PaddingSchedule(_paddingInterval, _time, SendPaddingAsync);
             }
         }
     }
@@ -175,15 +195,88 @@ public sealed class IncomingTunnel
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, bool final, CancellationToken cancellationToken = default)
     {
         EnsureCanReply();
-        while (!data.IsEmpty || final)
+        await _writeLock.WaitAsync(cancellationToken);
+        try
         {
-            data = await SendAsync(data, final, cancellationToken);
-            if (final && data.IsEmpty)
+            while (!data.IsEmpty || final)
             {
-                _replyEnded = true;
-                return;
+                data = await SendAsync(data, final, cancellationToken);
+                if (final && data.IsEmpty)
+                {
+                    EndReply();
+                    return;
+                }
             }
         }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>The tunnel is over at this hop, however it ended: no more padding.</summary>
+    internal void Close() => _padding?.Dispose();
+
+    private void EndReply()
+    {
+        _replyEnded = true;
+        _padding?.Dispose();
+    }
+
+    // One backward padding cell when the reply has been quiet (docs/protocol.md §7.5); skipped while a write runs.
+    private async Task SendPaddingAsync()
+    {
+        if (!_writeLock.Wait(0))
+        {
+            return;
+        }
+
+        try
+        {
+            if (_replyEnded || _callToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            var cell = new byte[_cellSize];
+            _codec.SealBackward(CellType.Padding, [], cell);
+            await WriteCellsAsync(cell);
+        }
+        catch (Exception exception) when (exception is IOException or InvalidOperationException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The tunnel is broken or closing: the handler's next read or write reports why.
+            Activity.Current?.AddEvent(new ActivityEvent("overlay.padding.failed"));
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Seals and sends the receipt of a one-way tunnel: every forward cell, its end included, was accepted.</summary>
+    internal async ValueTask SendReceiptAsync(CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            var cell = new byte[_cellSize];
+            _codec.WriteReceipt(cell);
+            EndReply();
+            cancellationToken.ThrowIfCancellationRequested();
+            await WriteCellsAsync(cell);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    // Every backward message goes out here: the hop's idle timer and the padding schedule see it.
+    private async ValueTask WriteCellsAsync(ReadOnlyMemory<byte> cells)
+    {
+        await _responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(cells) }, _callToken);
+        _idle?.Touch();
+        _padding?.Sent();
     }
 
     /// <summary>True once the request's end marker arrived and every byte before it was read.</summary>
@@ -195,10 +288,18 @@ public sealed class IncomingTunnel
 
     internal async ValueTask SendErrorAsync(TunnelErrorKind kind, CancellationToken cancellationToken)
     {
-        var cell = new byte[_cellSize];
-        _codec.WriteErrorCell(kind, cell);
-        _replyEnded = true;
-        await _responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(cell) }, cancellationToken);
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            var cell = new byte[_cellSize];
+            _codec.WriteErrorCell(kind, cell);
+            EndReply();
+            await _responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(cell) }, cancellationToken);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
     }
 
     private void EnsureCanReply()
@@ -226,7 +327,7 @@ public sealed class IncomingTunnel
         // completes, so the buffer goes back to the pool only after the await; on a failed write
         // it is left to the GC.
         cancellationToken.ThrowIfCancellationRequested();
-        await _responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.Cells) }, _callToken);
+        await WriteCellsAsync(batch.Cells);
         batch.Release();
         return data[batch.Consumed..];
     }

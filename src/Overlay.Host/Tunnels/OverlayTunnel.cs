@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
@@ -15,8 +17,12 @@ namespace Overlay.Host.Tunnels;
 /// <summary>
 /// A tunnel opened by this node, as a duplex byte stream: write request bytes and complete them
 /// with the authenticated end marker; read reply bytes until their end marker (ReadAsync returns
-/// 0). Reading and writing may run concurrently on two tasks. Every failure surfaces as a
-/// <see cref="TunnelException"/> naming the failing hop (1..R relays, R + 1 destination, 0 unknown).
+/// 0). Reading and writing may run concurrently on two tasks, one of each at a time (a second
+/// concurrent write would seal two cells under one sequence number, so it is refused). Every
+/// failure surfaces as a <see cref="TunnelException"/> naming the failing hop (1..R relays, R + 1
+/// destination, 0 unknown). A one-way tunnel's read returns 0 only once the destination's receipt
+/// confirmed every cell; without it the read fails with <see cref="TunnelErrorKind.Unconfirmed"/>.
+/// While the request is open and quiet, padding cells keep the route's idle timers from firing.
 /// </summary>
 public sealed class OverlayTunnel : IAsyncDisposable
 {
@@ -33,6 +39,11 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private readonly Func<bool> _openMore;
     private readonly BatchSealer _seal;
     private readonly Activity? _activity;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly PaddingSchedule? _padding;
+    private int _writeActive;
+    private long _paddingSent;
+    private long _paddingReceived;
     private bool _requestEnded;
     private bool _replyEnded;
     private TunnelException? _failure;
@@ -43,7 +54,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
 
     internal OverlayTunnel(IReadOnlyList<NodeDescriptor> route, TunnelMode mode, AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
         OriginCellCodec codec, CancellationTokenSource lifetime, CancellationTokenSource deadline, int maxCellsPerMessage, Activity? activity,
-        int initialBytes, bool requestEnded, Action onClose, Action<TunnelException> onFailure)
+        int initialBytes, bool requestEnded, TimeSpan paddingInterval, TimeProvider time, Action onClose, Action<TunnelException> onFailure)
     {
         BytesSent = initialBytes;
         PayloadSent = initialBytes > 0 || requestEnded;
@@ -73,6 +84,12 @@ public sealed class OverlayTunnel : IAsyncDisposable
         _seal = codec.SealForwardCells;
         _activity = activity;
         _onClose = onClose;
+        if (!requestEnded)
+        {
+            _padding = new PaddingSchedule(paddingInterval, time, SendPaddingAsync);
+            // A tunnel that fails, passes its deadline or is cancelled stops padding even if never disposed.
+            lifetime.Token.Register(static state => ((PaddingSchedule)state!).Dispose(), _padding);
+        }
     }
 
     /// <summary>The relays in order, then the destination.</summary>
@@ -93,6 +110,12 @@ public sealed class OverlayTunnel : IAsyncDisposable
     /// <summary>Reply bytes received.</summary>
     public long BytesReceived { get; private set; }
 
+    /// <summary>Padding cells this end sent to keep the quiet tunnel alive.</summary>
+    public long PaddingSent => Interlocked.Read(ref _paddingSent);
+
+    /// <summary>Padding cells the destination sent while its reply was quiet (discarded).</summary>
+    public long PaddingReceived => Interlocked.Read(ref _paddingReceived);
+
     /// <summary>True once any payload cell left this node (a failure after that is never retried).</summary>
     public bool PayloadSent { get; private set; }
 
@@ -103,23 +126,78 @@ public sealed class OverlayTunnel : IAsyncDisposable
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, bool final = false, CancellationToken cancellationToken = default)
     {
         ThrowIfFailed();
-        if (_requestEnded)
+        if (Interlocked.Exchange(ref _writeActive, 1) != 0)
         {
-            throw new InvalidOperationException("the request is already complete");
+            throw new InvalidOperationException("one write at a time");
         }
 
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Token);
-        do
+        try
         {
-            data = await SendAsync(data, final, linked.Token);
-        }
-        while (!data.IsEmpty);
+            if (_requestEnded)
+            {
+                throw new InvalidOperationException("the request is already complete");
+            }
 
-        if (final)
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Token);
+            // Shared with the padding sender only: it never waits for this lock, it skips its turn.
+            await _writeLock.WaitAsync(linked.Token);
+            try
+            {
+                do
+                {
+                    data = await SendAsync(data, final, linked.Token);
+                }
+                while (!data.IsEmpty);
+
+                if (final)
+                {
+                    _requestEnded = true;
+                    _padding?.Dispose();
+                    _activity?.AddEvent(new ActivityEvent("request_end"));
+                    await CompleteRequestStreamAsync(linked.Token);
+                }
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+        }
+        finally
         {
-            _requestEnded = true;
-            _activity?.AddEvent(new ActivityEvent("request_end"));
-            await CompleteRequestStreamAsync(linked.Token);
+            Volatile.Write(ref _writeActive, 0);
+        }
+    }
+
+    // One padding cell when the request has been quiet (docs/protocol.md §7.5); skipped while a write runs.
+    private async Task SendPaddingAsync()
+    {
+        if (!_writeLock.Wait(0))
+        {
+            return;
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(_cellSize);
+        try
+        {
+            if (_requestEnded || _failure is not null || _lifetime.IsCancellationRequested)
+            {
+                return;
+            }
+
+            _codec.SealForward(CellType.Padding, [], buffer.AsSpan(0, _cellSize));
+            await _call.RequestStream.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, _cellSize)) }, _lifetime.Token);
+            _padding?.Sent();
+            Interlocked.Increment(ref _paddingSent);
+        }
+        catch (Exception exception) when (exception is RpcException or IOException or InvalidOperationException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The tunnel is broken or closing: its reader or its next write reports why.
+            _activity?.AddEvent(new ActivityEvent("overlay.padding.failed", tags: new ActivityTagsCollection { ["exception.type"] = exception.GetType().Name }));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            _writeLock.Release();
         }
     }
 
@@ -164,13 +242,9 @@ public sealed class OverlayTunnel : IAsyncDisposable
                 var message = await NextResponseAsync(linked.Token);
                 if (message is null)
                 {
-                    if (Mode == TunnelMode.OneWay)
-                    {
-                        _replyEnded = true;
-                        return 0;
-                    }
-
-                    throw Fail(new TunnelException(TunnelErrorKind.Truncated, 0, "the reply ended without its end marker"));
+                    throw Fail(Mode == TunnelMode.OneWay
+                        ? new TunnelException(TunnelErrorKind.Unconfirmed, 0, "the destination's receipt did not arrive: the message may or may not have been delivered")
+                        : new TunnelException(TunnelErrorKind.Truncated, 0, "the reply ended without its end marker"));
                 }
 
                 LoadReply(message.Cells.Memory);
@@ -219,6 +293,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
         finally
         {
             await _lifetime.CancelAsync();
+            _padding?.Dispose();
             _call.Dispose();
             _codec.Dispose();
             _deadline.Dispose();
@@ -233,7 +308,21 @@ public sealed class OverlayTunnel : IAsyncDisposable
         var opened = _payload.OpenNext(_open);
         if (opened.IsError)
         {
-            throw Fail(new TunnelException(opened.Error, opened.Hop));
+            var where = opened.Hop > 0 ? $"hop {opened.Hop}" : "an unknown hop";
+            var reporter = opened.ReportedBy != opened.Hop ? $" (reported by hop {opened.ReportedBy})" : "";
+            throw Fail(new TunnelException(opened.Error, opened.Hop, opened.ReportedBy, $"tunnel failed at {where}{reporter}: {opened.Error.ToTag()}"));
+        }
+
+        switch (opened.Type)
+        {
+            case CellType.Padding:
+                Interlocked.Increment(ref _paddingReceived);
+                return;
+            case CellType.Receipt:
+                ConfirmReceipt();
+                return;
+            case CellType.Data or CellType.End when Mode == TunnelMode.OneWay:
+                throw Fail(new TunnelException(TunnelErrorKind.ProtocolViolation, RelayCount + 1, "a reply on a one-way tunnel"));
         }
 
         if (_phase != "reply")
@@ -250,6 +339,29 @@ public sealed class OverlayTunnel : IAsyncDisposable
             {
                 throw Fail(new TunnelException(TunnelErrorKind.ProtocolViolation, RelayCount + 1, "cells after the reply's end marker"));
             }
+        }
+    }
+
+    // A one-way tunnel is delivered when the destination counted every cell this node sealed (docs/protocol.md §7.6).
+    private void ConfirmReceipt()
+    {
+        var destination = RelayCount + 1;
+        if (Mode != TunnelMode.OneWay)
+        {
+            throw Fail(new TunnelException(TunnelErrorKind.ProtocolViolation, destination, "a receipt on a duplex tunnel"));
+        }
+
+        var counted = BinaryPrimitives.ReadUInt64BigEndian(_payload.TakePayload());
+        if (counted != _codec.ForwardCells)
+        {
+            throw Fail(new TunnelException(TunnelErrorKind.ProtocolViolation, destination, $"the receipt counts {counted} cells, {_codec.ForwardCells} were sent"));
+        }
+
+        _replyEnded = true;
+        _activity?.AddEvent(new ActivityEvent("receipt"));
+        if (_payload.HasCells)
+        {
+            throw Fail(new TunnelException(TunnelErrorKind.ProtocolViolation, destination, "cells after the receipt"));
         }
     }
 

@@ -31,6 +31,9 @@ public sealed record TunnelRequest
     /// <summary>Duplex (default) or one-way.</summary>
     public TunnelMode Mode { get; init; } = TunnelMode.Duplex;
 
+    /// <summary>The named service at the destination (1..32 bytes of UTF-8; only the destination learns it); null for its default.</summary>
+    public string? Service { get; init; }
+
     /// <summary>The tunnel's deadline, rounded up to a deadline class; null uses the node's default.</summary>
     public TimeSpan? Deadline { get; init; }
 
@@ -108,6 +111,11 @@ public sealed class TunnelClient
         }
 
         var deadlineClass = DeadlineClasses.FromTimeSpan(request.Deadline ?? _options.Tunnels.DefaultDeadline);
+        if (deadlineClass > _node.Network.MaxDeadlineClass)
+        {
+            throw new TunnelException(TunnelErrorKind.LimitExceeded, 0, $"the network allows tunnel deadlines up to {_node.Network.MaxDeadlineClass.ToTimeSpan()}");
+        }
+
         var deadline = new CancellationTokenSource(deadlineClass.ToTimeSpan(), _time);
         var lifetime = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
         var opened = _time.GetTimestamp();
@@ -243,16 +251,19 @@ public sealed class TunnelClient
         OriginTunnelKeys keys;
         using (TunnelTracing.StartPhase("overlay.header.build", activity))
         {
-            // Sealed mode: every hop's layer carries this tunnel's context, for hops that choose to honour it.
-            var sealedContexts = _telemetry.SealTraceContext && activity is not null ? new byte[route.Count * 32] : [];
-            for (var i = 0; i * 32 < sealedContexts.Length; i++)
+            // Sealed mode: a fresh random root per tunnel (never the caller's trace), sealed only into the
+            // layers of hops whose descriptor says they honour it; the origin's span links to it.
+            byte[] sealedContexts = [];
+            if (_telemetry.SealTraceContext)
             {
-                TunnelTracing.WriteSealed(activity!.Context, sealedContexts.AsSpan(i * 32, 32));
+                var sealedRoot = TunnelTracing.NewSealedRoot();
+                sealedContexts = TunnelTracing.SealFor(route, sealedRoot);
+                activity?.AddLink(new ActivityLink(sealedRoot, new ActivityTagsCollection { [TunnelTracing.SealedLinkTag] = true }));
             }
 
             try
             {
-                keys = _node.HeaderBuilder.Build([.. route.Select(d => d.ToRouteHop())], mode, deadlineClass, header, sealedContexts);
+                keys = _node.HeaderBuilder.Build([.. route.Select(d => d.ToRouteHop())], mode, deadlineClass, header, sealedContexts, request.Service);
             }
             catch (ArgumentException exception)
             {
@@ -318,6 +329,7 @@ public sealed class TunnelClient
         _metrics.TunnelOpened(TunnelRoles.Origin);
         activity?.SetTag("overlay.tunnel.relays", route.Count - 1);
         return new OverlayTunnel(route, mode, call, codec, lifetime, deadline, _options.Tunnels.MaxCellsPerMessage, activity, initial?.Consumed ?? 0, request.CompleteWithInitialData,
+            _node.Network.PaddingInterval, _time,
             onClose: () =>
             {
                 _registry.ExitOriginated();
@@ -327,10 +339,12 @@ public sealed class TunnelClient
             {
                 Log.OriginFailed(_logger, route.Count - 1, failure.Hop, failure.Kind.ToTag());
                 _metrics.TunnelFailed(TunnelRoles.Origin, failure.Kind);
-                // A hop that could not be reached is suspect here too, so the next route avoids it.
-                if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost && failure.Hop >= 1 && failure.Hop <= route.Count)
+                // A link failure makes a hop suspect here too, so the next route avoids it. Only the hop that
+                // reported it (or that this node saw fail itself) is counted: a relay's "my successor failed" is
+                // its word alone, and taking it would let a relay push honest successors out of every route.
+                if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost && failure.ReportedBy >= 1 && failure.ReportedBy <= route.Count)
                 {
-                    _directory.ReportFailure(route[failure.Hop - 1].Id);
+                    _directory.ReportFailure(route[failure.ReportedBy - 1].Id);
                 }
             });
     }

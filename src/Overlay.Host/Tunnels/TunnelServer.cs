@@ -162,7 +162,8 @@ internal sealed class TunnelServer
         var phase = new PhaseTracker("header.process");
         using var codec = header.CreateRelayCodec(_node.Network);
         using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
-        using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
+        using var idle = new IdleTimer(_node.Network.IdleTimeout, _time);
+        using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token, idle.Token);
         // Backward writes stop only when the predecessor is gone or the deadline passed, never
         // because the tunnel failed downstream: Kestrel resets a stream whose write was cancelled,
         // which would destroy the error cell this hop is about to send.
@@ -182,7 +183,7 @@ internal sealed class TunnelServer
                 // The next hop's call must not see any ambient context (DESIGN.md guarantee 10).
                 Activity.Current = null;
                 using var call = _channels.Client(endpoint).Relay(cancellationToken: tunnel.Token);
-                var pumps = new RelayPumps(codec, _node.Network.CellSize, requests, responses, call, tunnel, upstream.Token, failure, _metrics, activity, connect, phase);
+                var pumps = new RelayPumps(codec, _node.Network.CellSize, _options.MaxCellsPerMessage, requests, responses, call, tunnel, upstream.Token, idle, failure, _metrics, activity, connect, phase);
                 await Task.WhenAll(pumps.ForwardAsync(first), pumps.BackwardAsync());
                 if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost)
                 {
@@ -191,10 +192,14 @@ internal sealed class TunnelServer
 
                 if (failure.Kind == TunnelErrorKind.None && !(pumps.ForwardCompleted && pumps.BackwardCompleted))
                 {
-                    // Neither pump failed, yet the tunnel did not finish: our deadline, or the predecessor tore it down.
+                    // Neither pump failed, yet the tunnel did not finish: our deadline, our idle timeout, or the predecessor tore it down.
                     if (deadline.IsCancellationRequested && !callToken.IsCancellationRequested)
                     {
                         failure.Set(TunnelErrorKind.DeadlineExceeded, nextHop: false);
+                    }
+                    else if (idle.Expired && !callToken.IsCancellationRequested)
+                    {
+                        failure.Set(TunnelErrorKind.IdleTimeout, nextHop: false);
                     }
                     else
                     {
@@ -272,15 +277,23 @@ internal sealed class TunnelServer
         var handlerSpan = TunnelTracing.StartPhase("overlay.handler", activity);
         using var codec = header.CreateDestinationCodec(_node.Network);
         using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
-        using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token);
+        using var idle = new IdleTimer(_node.Network.IdleTimeout, _time);
+        using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token, idle.Token);
         // Reply writes stop only with the call (IncomingTunnel), so a predecessor that stops reading
-        // could hold one on flow control for ever: once the deadline and the error cell's grace have
-        // passed, abort the stream.
+        // could hold one on flow control for ever: once the deadline (or the idle timeout) and the
+        // error cell's grace have passed, abort the stream.
         using var stalled = new CancellationTokenSource();
-        using var armStall = deadline.Token.Register(() => stalled.CancelAfter(ErrorCellTimeout));
+        using var armStall = tunnel.Token.Register(() =>
+        {
+            if (!callToken.IsCancellationRequested)
+            {
+                stalled.CancelAfter(ErrorCellTimeout);
+            }
+        });
         using var abortStalled = stalled.Token.Register(context.GetHttpContext().Abort);
         var firstMessage = first.Take();
-        var incoming = new IncomingTunnel(codec, header.Mode, requests, responses, firstMessage.Cells.Memory, _options.MaxCellsPerMessage, callToken);
+        var incoming = new IncomingTunnel(codec, header.Mode, requests, responses, firstMessage.Cells.Memory, _options.MaxCellsPerMessage, callToken,
+            idle, _node.Network.PaddingInterval, _time);
         // The gRPC reader keeps the message as Current while the tunnel idles; the tunnel holds the cells alone.
         firstMessage.Cells = ByteString.Empty;
         _metrics.TunnelOpened(TunnelRoles.Destination);
@@ -288,6 +301,12 @@ internal sealed class TunnelServer
         Exception? error = null;
         try
         {
+            if (header.Service is { } service)
+            {
+                // Named services are not hosted yet: a name is refused, typed, never handed to the default handler.
+                throw new TunnelException(TunnelErrorKind.DestinationRefused, 0, $"no service named '{service}' at this node");
+            }
+
             await _handler.HandleAsync(incoming, tunnel.Token);
             if (!incoming.RequestEnded)
             {
@@ -302,6 +321,11 @@ internal sealed class TunnelServer
             {
                 await incoming.CompleteAsync(tunnel.Token);
             }
+            else if (header.Mode == TunnelMode.OneWay)
+            {
+                // Every cell is in: the origin counts this as delivered only when it sees the receipt.
+                await incoming.SendReceiptAsync(tunnel.Token);
+            }
         }
         catch (TunnelException exception)
         {
@@ -309,7 +333,10 @@ internal sealed class TunnelServer
         }
         catch (OperationCanceledException exception) when (tunnel.IsCancellationRequested)
         {
-            (failure, error) = (callToken.IsCancellationRequested ? TunnelErrorKind.Cancelled : TunnelErrorKind.DeadlineExceeded, exception);
+            var kind = callToken.IsCancellationRequested ? TunnelErrorKind.Cancelled
+                : deadline.IsCancellationRequested ? TunnelErrorKind.DeadlineExceeded
+                : TunnelErrorKind.IdleTimeout;
+            (failure, error) = (kind, exception);
         }
         catch (IOException exception)
         {
@@ -321,6 +348,7 @@ internal sealed class TunnelServer
         }
         finally
         {
+            incoming.Close();
             _metrics.TunnelClosed(TunnelRoles.Destination);
             handlerSpan?.SetTag("overlay.request.bytes", incoming.BytesReceived);
             handlerSpan?.SetTag("overlay.reply.bytes", incoming.BytesSent);
@@ -411,11 +439,13 @@ internal sealed class RelayFailure
 internal sealed class RelayPumps(
     RelayCellCodec codec,
     int cellSize,
+    int maxCellsPerMessage,
     IAsyncStreamReader<LinkMessage> requests,
     IServerStreamWriter<LinkMessage> responses,
     AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
     CancellationTokenSource tunnel,
     CancellationToken upstream,
+    IdleTimer idle,
     RelayFailure failure,
     OverlayMetrics metrics,
     Activity? hop,
@@ -431,7 +461,9 @@ internal sealed class RelayPumps(
     public async Task ForwardAsync(FirstMessage first)
     {
         var message = first.Take();
-        var isFirst = true;
+        // The next hop's header leaves with the first message this hop writes.
+        var header = message.Header;
+        var framer = new CellFramer(maxCellsPerMessage * cellSize);
         var token = tunnel.Token;
         using var span = TunnelTracing.StartPhase("overlay.relay.forward", hop);
         long cells = 0, bytes = 0;
@@ -448,35 +480,34 @@ internal sealed class RelayPumps(
                     return;
                 }
 
-                try
+                framer.Add(message.Cells.Memory);
+                // The gRPC reader keeps its last message as Current while it waits for the next: let go of
+                // it here (the framer holds the cells until written), or an idle tunnel holds them at every hop.
+                message.Header = ByteString.Empty;
+                message.Cells = ByteString.Empty;
+
+                // Full batches leave at once; a partial one waits only while more input is already here.
+                if (await WriteForwardAsync(framer, header, flush: false, token) is not { } unsent)
                 {
-                    // A fresh message with only the known fields: protobuf keeps unknown fields, and
-                    // forwarding them would let a predecessor tag the tunnel for a later hop.
-                    await call.RequestStream.WriteAsync(new LinkMessage { Header = message.Header, Cells = message.Cells }, token);
-                }
-                catch (Exception exception) when (!token.IsCancellationRequested && exception is RpcException or IOException or InvalidOperationException)
-                {
-                    // The first write is the connection: failing there means the next hop could not be reached.
-                    var transport = isFirst ? TunnelErrorKind.NextHopUnreachable : TunnelErrorKind.LinkLost;
-                    Fail(exception is RpcException rpc ? LinkErrors.ReasonOf(rpc, transport) : transport, nextHop: true, exception);
                     return;
                 }
 
-                // Written (serialised): the gRPC reader keeps its last message as Current while it waits for
-                // the next, so let go of the buffers here, or an idle tunnel holds them at every hop.
-                message.Header = ByteString.Empty;
-                message.Cells = ByteString.Empty;
-                if (isFirst)
+                header = unsent;
+                var reading = requests.MoveNext(token);
+                if (!reading.IsCompleted)
                 {
-                    connect?.Dispose();
-                    phase.Current = "piping";
-                    isFirst = false;
+                    if (await WriteForwardAsync(framer, header, flush: true, token) is not { } stillUnsent)
+                    {
+                        return;
+                    }
+
+                    header = stillUnsent;
                 }
 
                 bool more;
                 try
                 {
-                    more = await requests.MoveNext(token);
+                    more = await reading;
                 }
                 catch (RpcException exception) when (!token.IsCancellationRequested && exception.StatusCode != StatusCode.Cancelled)
                 {
@@ -493,9 +524,15 @@ internal sealed class RelayPumps(
 
                 if (!more)
                 {
+                    if (await WriteForwardAsync(framer, header, flush: true, token) is null)
+                    {
+                        return;
+                    }
+
                     break;
                 }
 
+                idle.Touch();
                 message = requests.Current;
                 if (message.Header.Length != 0)
                 {
@@ -527,19 +564,54 @@ internal sealed class RelayPumps(
         }
     }
 
+    // Writes what the framer releases (the next hop's header with the first message); returns the header
+    // still to send (empty once sent), or null when the write failed and the tunnel is over.
+    private async Task<ByteString?> WriteForwardAsync(CellFramer framer, ByteString header, bool flush, CancellationToken token)
+    {
+        while (framer.TryTake(flush, out var batch) || (flush && !header.IsEmpty))
+        {
+            try
+            {
+                // A fresh message with only the known fields: protobuf keeps unknown fields, and
+                // forwarding them would let a predecessor tag the tunnel for a later hop.
+                await call.RequestStream.WriteAsync(new LinkMessage { Header = header, Cells = UnsafeByteOperations.UnsafeWrap(batch.Cells) }, token);
+            }
+            catch (Exception exception) when (!token.IsCancellationRequested && exception is RpcException or IOException or InvalidOperationException)
+            {
+                // The first write is the connection: failing there means the next hop could not be reached.
+                var transport = !header.IsEmpty ? TunnelErrorKind.NextHopUnreachable : TunnelErrorKind.LinkLost;
+                Fail(exception is RpcException rpc ? LinkErrors.ReasonOf(rpc, transport) : transport, nextHop: true, exception);
+                return null;
+            }
+
+            // Serialised by the time the write completed.
+            batch.Release();
+            if (!header.IsEmpty)
+            {
+                header = ByteString.Empty;
+                connect?.Dispose();
+                phase.Current = "piping";
+            }
+        }
+
+        return header;
+    }
+
     public async Task BackwardAsync()
     {
         var token = tunnel.Token;
+        var framer = new CellFramer(maxCellsPerMessage * cellSize);
         using var span = TunnelTracing.StartPhase("overlay.relay.backward", hop);
         long cells = 0, bytes = 0;
         try
         {
+            var reading = call.ResponseStream.MoveNext(token);
             while (true)
             {
                 bool more;
                 try
                 {
-                    more = await call.ResponseStream.MoveNext(token);
+                    more = await reading;
                 }
                 catch (RpcException exception) when (!token.IsCancellationRequested)
                 {
@@ -550,10 +622,11 @@ internal sealed class RelayPumps(
 
                 if (!more)
                 {
-                    BackwardCompleted = true;
+                    BackwardCompleted = await WriteBackwardAsync(framer, flush: true);
                     return;
                 }
 
+                idle.Touch();
                 var message = call.ResponseStream.Current;
                 var batch = CellBatch.Writable(message.Cells);
                 if (message.Header.Length != 0 || !CellBatch.IsWhole(batch.Length, cellSize))
@@ -563,19 +636,21 @@ internal sealed class RelayPumps(
                 }
 
                 codec.ProcessBackwardCells(batch.Span);
-
                 metrics.CellsRelayed(forward: false, batch.Length / cellSize, batch.Length);
                 cells += batch.Length / cellSize;
                 bytes += batch.Length;
-                try
+                framer.Add(batch);
+                message.Cells = ByteString.Empty; // as in the forward pump: the reader keeps the message
+
+                // As forward: full batches at once, a partial one only while no more input is here.
+                if (!await WriteBackwardAsync(framer, flush: false))
                 {
-                    await responses.WriteAsync(new LinkMessage { Cells = message.Cells }, upstream);
-                    message.Cells = ByteString.Empty; // as in the forward pump: the reader keeps the message
+                    return;
                 }
-                catch (Exception exception) when (exception is IOException or InvalidOperationException || (exception is OperationCanceledException && !upstream.IsCancellationRequested))
+
+                reading = call.ResponseStream.MoveNext(token);
+                if (!reading.IsCompleted && !await WriteBackwardAsync(framer, flush: true))
                 {
-                    failure.SetUpstreamLost(exception);
-                    tunnel.Cancel();
                     return;
                 }
             }
@@ -596,6 +671,28 @@ internal sealed class RelayPumps(
             span?.SetTag("overlay.cells", cells);
             span?.SetTag("overlay.bytes", bytes);
         }
+    }
+
+    // Writes what the framer releases upstream; false when the predecessor is gone and the tunnel is over.
+    private async Task<bool> WriteBackwardAsync(CellFramer framer, bool flush)
+    {
+        while (framer.TryTake(flush, out var batch))
+        {
+            try
+            {
+                await responses.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(batch.Cells) }, upstream);
+            }
+            catch (Exception exception) when (exception is IOException or InvalidOperationException || (exception is OperationCanceledException && !upstream.IsCancellationRequested))
+            {
+                failure.SetUpstreamLost(exception);
+                tunnel.Cancel();
+                return false;
+            }
+
+            batch.Release();
+        }
+
+        return true;
     }
 
     // Once the tunnel is cancelled, pending calls fail in every way the stack has: all consequences.

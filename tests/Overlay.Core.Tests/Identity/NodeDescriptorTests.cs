@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using Overlay.Identity;
+using Overlay.Onion;
 using Overlay.Protocol;
 
 namespace Overlay.Tests.Identity;
@@ -13,7 +14,7 @@ public sealed class NodeDescriptorTests : IDisposable
 
     // Offsets of the one-version encoding, from the documented layout.
     private const int VersionCountOffset = 93;
-    private const int EndpointLengthOffset = 94 + 1 + 11;
+    private const int EndpointLengthOffset = 94 + 1 + 14;
 
     private readonly NodeIdentity _identity = NodeIdentity.Create();
     private readonly OnionKey _onionKey = OnionKey.Create(7, T0.AddHours(-1), T0.AddDays(1));
@@ -70,7 +71,7 @@ public sealed class NodeDescriptorTests : IDisposable
         // Ed25519 is deterministic, so an independent writer of the layout yields the same bytes.
         var expected = raw.Encode();
         Assert.Equal(expected, created.Encoded.ToArray());
-        Assert.Equal(94 + 1 + 13 + Endpoint.AbsoluteUri.Length + 64, expected.Length);
+        Assert.Equal(94 + 1 + 16 + Endpoint.AbsoluteUri.Length + 64, expected.Length);
         Assert.Equal(7u, BinaryPrimitives.ReadUInt32BigEndian(expected.AsSpan(65)));
         Assert.Equal(T0.ToUnixTimeSeconds(), BinaryPrimitives.ReadInt64BigEndian(expected.AsSpan(85)));
     }
@@ -274,7 +275,32 @@ public sealed class NodeDescriptorTests : IDisposable
         new NetworkParameters { MaxRelays = 31 },
         new NetworkParameters { CellSize = 8192 },
         new NetworkParameters { Construction = CellConstruction.MacArray },
+        new NetworkParameters { MaxDeadlineClass = DeadlineClass.Hour1 },
+        new NetworkParameters { IdleTimeout = TimeSpan.FromMinutes(5) },
     };
+
+    [Fact]
+    public void The_deadline_cap_and_the_idle_timeout_travel_in_the_descriptor()
+    {
+        var network = new NetworkParameters { MaxDeadlineClass = DeadlineClass.Minutes15, IdleTimeout = TimeSpan.FromSeconds(45) };
+        var descriptor = NodeDescriptor.Create(_identity, _onionKey, Endpoint, network, T0);
+
+        Assert.Equal(DescriptorError.None, NodeDescriptor.TryParse(descriptor.Encoded.Span, out var parsed));
+        Assert.Equal(network, parsed!.Network);
+        Assert.Equal(DescriptorError.None, parsed.Validate(network, T0, Skew));
+    }
+
+    [Theory]
+    [InlineData(8, 120)]
+    [InlineData(7, 0)]
+    [InlineData(7, 3601)]
+    public void An_undefined_deadline_cap_or_idle_timeout_is_a_network_mismatch(byte maxDeadlineClass, ushort idleSeconds)
+    {
+        var raw = new RawDescriptor(_identity, _onionKey) { MaxDeadlineClass = maxDeadlineClass, IdleTimeoutSeconds = idleSeconds };
+
+        Assert.Equal(DescriptorError.None, NodeDescriptor.TryParse(raw.Encode(), out var descriptor));
+        Assert.Equal(DescriptorError.NetworkMismatch, descriptor!.Validate(NetworkParameters.Default, T0, Skew));
+    }
 
     [Theory]
     [MemberData(nameof(OtherNetworks))]

@@ -14,6 +14,8 @@ public sealed class OnionKeyOptionsTests
         Assert.Equal(TimeSpan.FromMinutes(5), options.ClockSkew);
         Assert.Equal(1_000_000, options.ReplayCacheCapacity);
         Assert.Equal(0.8, options.RotateWhenReplayCacheFraction);
+        Assert.Equal(3, options.MaxLiveEpochs);
+        Assert.Equal(TimeSpan.FromMinutes(10), options.MinEarlyRotationInterval);
         Assert.Null(options.Validate());
     }
 
@@ -29,6 +31,9 @@ public sealed class OnionKeyOptionsTests
         { o => o.RotateWhenReplayCacheFraction = 0, nameof(OnionKeyOptions.RotateWhenReplayCacheFraction) },
         { o => o.RotateWhenReplayCacheFraction = 1.01, nameof(OnionKeyOptions.RotateWhenReplayCacheFraction) },
         { o => o.RotateWhenReplayCacheFraction = double.NaN, nameof(OnionKeyOptions.RotateWhenReplayCacheFraction) },
+        { o => o.MaxLiveEpochs = 1, nameof(OnionKeyOptions.MaxLiveEpochs) },
+        { o => o.MinEarlyRotationInterval = TimeSpan.FromSeconds(-1), nameof(OnionKeyOptions.MinEarlyRotationInterval) },
+        { o => o.MinEarlyRotationInterval = TimeSpan.FromDays(1), nameof(OnionKeyOptions.MinEarlyRotationInterval) },
     };
 
     [Theory]

@@ -49,6 +49,10 @@ internal sealed class RawDescriptor
 
     public byte Construction { get; set; } = 1;
 
+    public byte MaxDeadlineClass { get; set; } = 7;
+
+    public ushort IdleTimeoutSeconds { get; set; } = 120;
+
     public byte[] Endpoint { get; set; } = Encoding.UTF8.GetBytes("https://node.example:5001/");
 
     public byte[] Encode()
@@ -66,6 +70,8 @@ internal sealed class RawDescriptor
         bytes.AddRange(BigEndian(MaxRelays));
         bytes.AddRange(BigEndian(CellSize));
         bytes.Add(Construction);
+        bytes.Add(MaxDeadlineClass);
+        bytes.AddRange(BigEndian(IdleTimeoutSeconds));
         bytes.AddRange(BigEndian((ushort)Endpoint.Length));
         bytes.AddRange(Endpoint);
 

@@ -131,6 +131,19 @@ public sealed class HeaderTests
     }
 
     [Fact]
+    public void A_hop_whose_sealed_trace_context_is_all_zero_gets_none()
+    {
+        const int relays = 3;
+        var contexts = new byte[(relays + 1) * 32];
+        new Random(322).NextBytes(contexts.AsSpan(32, 32));
+
+        using var tunnel = InMemoryTunnel.Open(NetworkParameters.Default, relays, seed: 323, sealedTraceContexts: contexts);
+
+        Assert.Equal(contexts.AsSpan(32, 32), tunnel.HopViews[1].SealedTraceContext.Span);
+        Assert.All([tunnel.HopViews[0], tunnel.HopViews[2], tunnel.HopViews[3]], v => Assert.True(v.SealedTraceContext.IsEmpty));
+    }
+
+    [Fact]
     public void The_origin_and_every_hop_derive_the_same_per_hop_keys()
     {
         const int relays = 3;

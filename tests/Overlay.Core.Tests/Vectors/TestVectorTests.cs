@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Overlay.Cells;
 using Overlay.Errors;
@@ -25,22 +24,7 @@ public sealed class TestVectorTests
     [InlineData("v1-mac-array.json", CellConstruction.MacArray)]
     public void Wire_bytes_match_the_published_vectors(string file, CellConstruction construction)
     {
-        var computed = Compute(construction).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        var path = Path.Combine(RepositoryRoot(), "docs", "vectors", file);
-        if (Environment.GetEnvironmentVariable("OVERLAY_WRITE_VECTORS") == "1")
-        {
-            File.WriteAllText(path, computed);
-        }
-
-        Assert.True(File.Exists(path), $"missing {path}");
-        var expected = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-        var actual = JsonNode.Parse(computed)!.AsObject();
-        foreach (var (name, value) in expected)
-        {
-            Assert.True(JsonNode.DeepEquals(value, actual[name]), $"vector field '{name}' differs from {file}");
-        }
-
-        Assert.Equal(expected.Count, actual.Count);
+        VectorFile.MatchOrWrite(file, Compute(construction));
     }
 
     private static JsonObject Compute(CellConstruction construction)
@@ -163,18 +147,5 @@ public sealed class TestVectorTests
         }
     }
 
-    private static string Hex(ReadOnlySpan<byte> bytes) => Convert.ToHexStringLower(bytes);
-
-    private static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "Overlay.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Overlay.sln not found above " + AppContext.BaseDirectory);
-    }
+    private static string Hex(ReadOnlySpan<byte> bytes) => VectorFile.Hex(bytes);
 }

@@ -1,41 +1,55 @@
 using System.Collections.Concurrent;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using Google.Protobuf;
 using Overlay.Protocol.V1;
 
 namespace Overlay.Host.Tests.Infrastructure;
 
 /// <summary>
-/// Counts the request messages of each incoming duplex call (one per tunnel hop) on every node of a
-/// <see cref="TestCluster"/>, and notes link messages with fields the schema does not have, through a
-/// server interceptor (<see cref="LinkMessageInterceptor"/>).
+/// One incoming duplex link call (one tunnel hop) as the node that served it saw it: the encoded
+/// size of every message it received and of every message it sent back, in order. On the wire each
+/// message also has gRPC's fixed 5-byte length prefix.
+/// </summary>
+internal sealed record LinkCall(string Node, int HeaderBytes, IReadOnlyList<int> RequestSizes, IReadOnlyList<int> ResponseSizes)
+{
+    /// <summary>Request messages received.</summary>
+    public int Messages => RequestSizes.Count;
+
+    /// <summary>Response messages sent.</summary>
+    public int Replies => ResponseSizes.Count;
+}
+
+/// <summary>
+/// Records the request and response messages of each incoming duplex call (one per tunnel hop) on
+/// every node of a <see cref="TestCluster"/>, and notes link messages with fields the schema does
+/// not have, through a server interceptor (<see cref="LinkMessageInterceptor"/>).
 /// </summary>
 internal sealed class LinkMessageCounter
 {
-    private readonly ConcurrentQueue<(string Node, int Messages, int Replies)> _calls = new();
+    private readonly ConcurrentQueue<LinkCall> _calls = new();
     private readonly ConcurrentQueue<string> _unknownFields = new();
+    private readonly SemaphoreSlim _recorded = new(0);
 
-    /// <summary>While false, nothing is counted.</summary>
+    /// <summary>While false, nothing is recorded (calls that start while it is false are never recorded).</summary>
     public bool Enabled { get; set; }
 
-    /// <summary>The request and reply messages of each call that ended, with the node that served it.</summary>
-    public IReadOnlyList<(string Node, int Messages, int Replies)> Calls => [.. _calls];
+    /// <summary>Every call that ended, with the node that served it.</summary>
+    public IReadOnlyList<LinkCall> Calls => [.. _calls];
 
     /// <summary>The nodes that received a link message carrying a field the schema does not have, once per message.</summary>
     public IReadOnlyList<string> UnknownFieldsAt => [.. _unknownFields];
 
     internal void RecordUnknownFields(string node) => _unknownFields.Enqueue(node);
 
-    private readonly SemaphoreSlim _recorded = new(0);
-
-    internal void Record(string node, int messages, int replies)
+    internal void Record(LinkCall call)
     {
-        _calls.Enqueue((node, messages, replies));
+        _calls.Enqueue(call);
         _recorded.Release();
     }
 
     /// <summary>Waits until <paramref name="count"/> more calls than <paramref name="seen"/> have ended.</summary>
-    public async Task<IReadOnlyList<(string Node, int Messages, int Replies)>> WaitForCallsAsync(int seen, int count, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<LinkCall>> WaitForCallsAsync(int seen, int count, CancellationToken cancellationToken)
     {
         while (_calls.Count < seen + count)
         {
@@ -58,28 +72,42 @@ internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string 
             return;
         }
 
-        var counting = new CountingReader<TRequest>(requestStream, message =>
+        var headerBytes = -1;
+        var requests = new RecordingReader<TRequest>(requestStream, message =>
         {
-            // Only the known fields, re-encoded: any difference in size is a field the schema does not have.
-            if (message is LinkMessage link && new LinkMessage { Header = link.Header, Cells = link.Cells }.CalculateSize() != link.CalculateSize())
+            if (message is LinkMessage link)
             {
-                counter.RecordUnknownFields(node);
+                if (headerBytes < 0)
+                {
+                    headerBytes = link.Header.Length;
+                }
+
+                // Only the known fields, re-encoded: any difference in size is a field the schema does not have.
+                if (new LinkMessage { Header = link.Header, Cells = link.Cells }.CalculateSize() != link.CalculateSize())
+                {
+                    counter.RecordUnknownFields(node);
+                }
             }
         });
-        var replies = new CountingWriter<TResponse>(responseStream);
+        var responses = new RecordingWriter<TResponse>(responseStream);
         try
         {
-            await continuation(counting, replies, context);
+            await continuation(requests, responses, context);
         }
         finally
         {
-            counter.Record(node, counting.Count, replies.Count);
+            counter.Record(new LinkCall(node, headerBytes, requests.Sizes, responses.Sizes));
         }
     }
 
-    private sealed class CountingReader<T>(IAsyncStreamReader<T> inner, Action<T> inspect) : IAsyncStreamReader<T>
+    // Sizes are taken as the message passes, before the node's code lets go of its buffers.
+    private static int SizeOf<T>(T message) => message is IMessage protobuf ? protobuf.CalculateSize() : throw new InvalidOperationException($"{typeof(T)} is not a protobuf message");
+
+    private sealed class RecordingReader<T>(IAsyncStreamReader<T> inner, Action<T> inspect) : IAsyncStreamReader<T>
     {
-        public int Count { get; private set; }
+        private readonly List<int> _sizes = [];
+
+        public IReadOnlyList<int> Sizes => [.. _sizes];
 
         public T Current => inner.Current;
 
@@ -88,7 +116,7 @@ internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string 
             var more = await inner.MoveNext(cancellationToken);
             if (more)
             {
-                Count++;
+                _sizes.Add(SizeOf(inner.Current));
                 inspect(inner.Current);
             }
 
@@ -96,11 +124,21 @@ internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string 
         }
     }
 
-    private sealed class CountingWriter<T>(IServerStreamWriter<T> inner) : IServerStreamWriter<T>
+    private sealed class RecordingWriter<T>(IServerStreamWriter<T> inner) : IServerStreamWriter<T>
     {
-        private int _count;
+        private readonly List<int> _sizes = [];
+        private readonly Lock _lock = new();
 
-        public int Count => Volatile.Read(ref _count);
+        public IReadOnlyList<int> Sizes
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return [.. _sizes];
+                }
+            }
+        }
 
         public WriteOptions? WriteOptions
         {
@@ -110,14 +148,25 @@ internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string 
 
         public async Task WriteAsync(T message)
         {
+            var size = SizeOf(message);
             await inner.WriteAsync(message);
-            Interlocked.Increment(ref _count);
+            Add(size);
         }
 
         public async Task WriteAsync(T message, CancellationToken cancellationToken)
         {
+            var size = SizeOf(message);
             await inner.WriteAsync(message, cancellationToken);
-            Interlocked.Increment(ref _count);
+            Add(size);
+        }
+
+        // Counted once written: a write that failed never reached the wire whole.
+        private void Add(int size)
+        {
+            lock (_lock)
+            {
+                _sizes.Add(size);
+            }
         }
     }
 }

@@ -29,11 +29,11 @@ internal sealed class RawTunnelKeys(byte[] header, OriginCellCodec codec) : IDis
 internal static class RawOrigin
 {
     /// <summary>Builds a header for <paramref name="route"/> (relays, then the destination) as published in these descriptors.</summary>
-    public static RawTunnelKeys Build(NetworkParameters network, IReadOnlyList<NodeDescriptor> route, DeadlineClass deadline = DeadlineClass.Seconds30)
+    public static RawTunnelKeys Build(NetworkParameters network, IReadOnlyList<NodeDescriptor> route, DeadlineClass deadline = DeadlineClass.Seconds30, string? service = null)
     {
         var builder = new OnionHeaderBuilder(network);
         var header = new byte[builder.HeaderSize];
-        var keys = builder.Build([.. route.Select(d => d.ToRouteHop())], TunnelMode.Duplex, deadline, header);
+        var keys = builder.Build([.. route.Select(d => d.ToRouteHop())], TunnelMode.Duplex, deadline, header, service: service);
         return new RawTunnelKeys(header, new OriginCellCodec(network, keys));
     }
 
@@ -112,5 +112,92 @@ internal static class RawOrigin
         }
 
         throw new TunnelException(TunnelErrorKind.Truncated, 0, "the reply ended without its end marker");
+    }
+
+    /// <summary>
+    /// Sends <paramref name="cells"/> cells of <paramref name="payload"/> bytes each, one cell per link
+    /// message (the first with the header, the last with the end marker), as fast as the link takes them:
+    /// a predecessor re-splitting its messages into a pattern. Returns once every message was written.
+    /// </summary>
+    public static async Task<AsyncDuplexStreamingCall<LinkMessage, LinkMessage>> SendOneCellPerMessageAsync(GrpcChannel channel, RawTunnelKeys keys, int cells, int payload,
+        CancellationToken cancellationToken)
+    {
+        var codec = keys.Codec;
+        var cellSize = codec.Layout.CellSize;
+        var call = new Protocol.V1.Link.LinkClient(channel).Relay(cancellationToken: cancellationToken);
+        for (var i = 0; i < cells; i++)
+        {
+            var cell = new byte[cellSize];
+            codec.SealForward(i == cells - 1 ? CellType.End : CellType.Data, new byte[payload], cell);
+            var message = new LinkMessage { Cells = ByteString.CopyFrom(cell) };
+            if (i == 0)
+            {
+                message.Header = ByteString.CopyFrom(keys.Header);
+            }
+
+            await call.RequestStream.WriteAsync(message, cancellationToken);
+        }
+
+        await call.RequestStream.CompleteAsync();
+        return call;
+    }
+
+    /// <summary>Reads a reply to its end marker (failures as <see cref="TunnelException"/>), returning its length.</summary>
+    public static async Task<long> ReadReplyAsync(AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call, RawTunnelKeys keys, CancellationToken cancellationToken)
+    {
+        var cellSize = keys.Codec.Layout.CellSize;
+        var plaintext = new byte[keys.Codec.Layout.PlaintextBufferSize];
+        long length = 0;
+        while (await call.ResponseStream.MoveNext(cancellationToken))
+        {
+            var received = call.ResponseStream.Current.Cells.ToByteArray();
+            for (var offset = 0; offset < received.Length; offset += cellSize)
+            {
+                var opened = keys.Codec.OpenBackward(received.AsSpan(offset, cellSize), plaintext);
+                if (opened.IsError)
+                {
+                    throw new TunnelException(opened.Error, opened.Hop);
+                }
+
+                length += opened.PayloadLength;
+                if (opened.Type == CellType.End)
+                {
+                    return length;
+                }
+            }
+        }
+
+        throw new TunnelException(TunnelErrorKind.Truncated, 0, "the reply ended without its end marker");
+    }
+
+    /// <summary>
+    /// Sends the header alone and keeps the request open without sending a cell, as an origin that
+    /// walked away would; returns the typed failure the route reports back in an error cell.
+    /// </summary>
+    public static async Task<TunnelException> HeaderOnlyAsync(Uri firstHop, RawTunnelKeys keys, CancellationToken cancellationToken)
+    {
+        using var channel = GrpcChannel.ForAddress(firstHop, new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler { UseProxy = false, ActivityHeadersPropagator = null },
+            DisposeHttpClient = true,
+        });
+        using var call = new Protocol.V1.Link.LinkClient(channel).Relay(cancellationToken: cancellationToken);
+        await call.RequestStream.WriteAsync(new LinkMessage { Header = ByteString.CopyFrom(keys.Header) }, cancellationToken);
+        var cellSize = keys.Codec.Layout.CellSize;
+        var plaintext = new byte[keys.Codec.Layout.PlaintextBufferSize];
+        while (await call.ResponseStream.MoveNext(cancellationToken))
+        {
+            var received = call.ResponseStream.Current.Cells.ToByteArray();
+            for (var offset = 0; offset < received.Length; offset += cellSize)
+            {
+                var opened = keys.Codec.OpenBackward(received.AsSpan(offset, cellSize), plaintext);
+                if (opened.IsError)
+                {
+                    return new TunnelException(opened.Error, opened.Hop, opened.ReportedBy, $"hop {opened.Hop}: {opened.Error.ToTag()}");
+                }
+            }
+        }
+
+        return new TunnelException(TunnelErrorKind.Truncated, 0, "the route ended the tunnel without a reason");
     }
 }

@@ -87,6 +87,9 @@ internal sealed class TestCluster : IAsyncDisposable
     /// <summary>Request messages per incoming tunnel hop, per node (off until enabled).</summary>
     public LinkMessageCounter LinkMessages { get; } = new();
 
+    /// <summary>What each node does wrong on its incoming tunnel hops (nothing unless a test says so).</summary>
+    public Misbehaviours Misbehaviours { get; } = new();
+
     /// <summary>The destination handler of every node (echo, with optional stalls).</summary>
     public ControlledTunnelHandler Handler { get; } = new();
 
@@ -301,6 +304,7 @@ internal sealed class TestCluster : IAsyncDisposable
             }
 
             services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions>(grpc => grpc.Interceptors.Add<LinkMessageInterceptor>(LinkMessages, name));
+            services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions>(grpc => grpc.Interceptors.Add<MisbehavingLinkInterceptor>(Misbehaviours, name));
         },
         ConfigureApplication = app => Headers.Install(app, name),
         ConfigureLogging = logging =>

@@ -1,0 +1,29 @@
+using System.Text.Json.Nodes;
+
+namespace Overlay.Reference.Vectors;
+
+/// <summary>The JSON files under docs/vectors, found from the test's output directory.</summary>
+internal static class VectorFiles
+{
+    /// <summary>Every file this project checks; a new file must be added here (and described in docs/protocol.md 12).</summary>
+    public static readonly IReadOnlyList<string> Checked =
+        ["v1-baseline.json", "v1-mac-array.json", "v1-routes-baseline.json", "v1-routes-mac-array.json", "v1-header-rejections.json"];
+
+    public static string Directory => Path.Combine(RepositoryRoot(), "docs", "vectors");
+
+    public static JsonObject Load(string file) =>
+        JsonNode.Parse(File.ReadAllText(Path.Combine(Directory, file)))!.AsObject();
+
+    public static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "Overlay.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("Overlay.sln not found above " + AppContext.BaseDirectory);
+    }
+}
