@@ -27,7 +27,8 @@ public sealed class SingleWriterTests
         using var tunnel = InMemoryTunnel.Open(Parameters(construction), 0, seed: 4100);
         var cellSize = tunnel.Parameters.CellSize;
 
-        var sealedByThread = Hammer((thread, i) =>
+        // Taking the number is one increment, a window of a few instructions: many tries.
+        var sealedByThread = Hammer(10 * PerThread, (thread, i) =>
         {
             var cell = new byte[cellSize];
             tunnel.Origin.SealForward(CellType.Data, Payload(thread, i), cell);
@@ -44,10 +45,35 @@ public sealed class SingleWriterTests
         using var tunnel = InMemoryTunnel.Open(Parameters(CellConstruction.Baseline), 0, seed: 4200);
         var cellSize = tunnel.Parameters.CellSize;
 
-        var sealedByThread = Hammer((thread, i) =>
+        var sealedByThread = Hammer(10 * PerThread, (thread, i) =>
         {
             var cell = new byte[cellSize];
             tunnel.Destination.SealBackward(CellType.Data, Payload(thread, i), cell);
+            return cell;
+        });
+
+        var plaintext = new byte[cellSize];
+        OpensOnceEach(sealedByThread, cell => !tunnel.Origin.OpenBackward(cell.ToArray(), plaintext).IsError);
+    }
+
+    [Fact]
+    public void A_receipt_written_while_the_destination_seals_never_shares_a_sequence_number()
+    {
+        using var tunnel = InMemoryTunnel.Open(Parameters(CellConstruction.Baseline), 0, seed: 4250);
+        var cellSize = tunnel.Parameters.CellSize;
+
+        var sealedByThread = Hammer(10 * PerThread, (thread, i) =>
+        {
+            var cell = new byte[cellSize];
+            if (thread == 0)
+            {
+                tunnel.Destination.SealBackward(CellType.Data, Payload(thread, i), cell);
+            }
+            else
+            {
+                tunnel.Destination.WriteReceipt(cell);
+            }
+
             return cell;
         });
 
@@ -154,10 +180,12 @@ public sealed class SingleWriterTests
     }
 
     /// <summary>
-    /// Runs <paramref name="write"/> <see cref="PerThread"/> times on each of two threads started together, and
+    /// Runs <paramref name="write"/> <paramref name="perThread"/> times on each of two threads started together, and
     /// returns, per thread and in its order, what each call that was not refused produced.
     /// </summary>
-    private static List<byte[]>[] Hammer(Func<int, int, byte[]> write)
+    private static List<byte[]>[] Hammer(Func<int, int, byte[]> write) => Hammer(PerThread, write);
+
+    private static List<byte[]>[] Hammer(int perThread, Func<int, int, byte[]> write)
     {
         var results = new[] { new List<byte[]>(), new List<byte[]>() };
         var refused = new int[2];
@@ -168,7 +196,7 @@ public sealed class SingleWriterTests
             try
             {
                 start.SignalAndWait(TestDeadline);
-                for (var i = 0; i < PerThread; i++)
+                for (var i = 0; i < perThread; i++)
                 {
                     try
                     {
@@ -200,7 +228,7 @@ public sealed class SingleWriterTests
 
         Assert.Empty(failures);
         Assert.True(results[0].Count + results[1].Count > 0, "every call was refused");
-        Assert.Equal(2 * PerThread, results[0].Count + results[1].Count + refused[0] + refused[1]);
+        Assert.Equal(2 * perThread, results[0].Count + results[1].Count + refused[0] + refused[1]);
         return results;
     }
 
