@@ -169,7 +169,7 @@ public sealed partial class DeployFilesTests
         });
     }
 
-    private static YamlMappingNode LoadYaml(string file)
+    internal static YamlMappingNode LoadYaml(string file)
     {
         var stream = new YamlStream();
         using var reader = new StringReader(File.ReadAllText(Path.Combine(Deploy, file)));
@@ -177,7 +177,7 @@ public sealed partial class DeployFilesTests
         return (YamlMappingNode)stream.Documents[0].RootNode;
     }
 
-    private static YamlNode At(YamlNode node, params object[] keys)
+    internal static YamlNode At(YamlNode node, params object[] keys)
     {
         foreach (var key in keys)
         {
@@ -187,7 +187,7 @@ public sealed partial class DeployFilesTests
         return node;
     }
 
-    private static string? Scalar(YamlNode node, params object[] keys) => (At(node, keys) as YamlScalarNode)?.Value;
+    internal static string? Scalar(YamlNode node, params object[] keys) => (At(node, keys) as YamlScalarNode)?.Value;
 
     [GeneratedRegex(@"\bOverlay__[A-Za-z0-9_]+")]
     private static partial Regex OptionName();

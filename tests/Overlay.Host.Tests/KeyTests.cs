@@ -87,7 +87,7 @@ public sealed class KeyTests(ITestOutputHelper output)
         var target = cluster[2];
         var network = target.Node.State.Network;
         var old = target.Descriptor;
-        var stateFile = Path.Combine(target.DataDirectory, OnionKeyStore.StateFileName(old.OnionEpoch));
+        var stateFile = Path.Combine(KeyDirectory.PathIn(target.DataDirectory), OnionKeyStore.StateFileName(old.OnionEpoch));
         var payload = new byte[10_000];
         Random.Shared.NextBytes(payload);
 

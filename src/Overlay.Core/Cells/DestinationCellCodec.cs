@@ -10,6 +10,9 @@ namespace Overlay.Cells;
 /// </summary>
 public sealed class DestinationCellCodec : IDisposable
 {
+    private const string ForwardDirection = "destination's forward opening";
+    private const string BackwardDirection = "destination's backward sealing";
+
     private readonly CellLayout _layout;
     private readonly CellAead _forward;
     private readonly CellAead _backward;
@@ -17,6 +20,8 @@ public sealed class DestinationCellCodec : IDisposable
     private readonly CellSealer _sealBackwardCell;
     private ulong _forwardSequence;
     private ulong _backwardSequence;
+    private int _forwardBusy;
+    private int _backwardBusy;
     private int _disposed;
 
     internal DestinationCellCodec(NetworkParameters parameters, HopKeys keys)
@@ -27,7 +32,7 @@ public sealed class DestinationCellCodec : IDisposable
             _forward = new CellAead(keys.ForwardSeal);
             _backward = new CellAead(keys.BackwardSeal);
             _mac = parameters.Construction == CellConstruction.MacArray ? new MacArrayKey(keys.ForwardMac) : null;
-            _sealBackwardCell = SealBackward;
+            _sealBackwardCell = SealBackwardCell;
         }
         finally
         {
@@ -55,19 +60,28 @@ public sealed class DestinationCellCodec : IDisposable
             return OpenedCell.Failure(TunnelErrorKind.Malformed);
         }
 
-        var sequence = _forwardSequence;
-        var arrayLength = _layout.MacArrayLength;
-        if (_mac is not null && !_mac.Verify(sequence, cell, arrayLength))
+        SingleWriter.Enter(ref _forwardBusy, ForwardDirection);
+        try
         {
-            return OpenedCell.Failure(TunnelErrorKind.Tampered);
+            var sequence = _forwardSequence;
+            var arrayLength = _layout.MacArrayLength;
+            if (_mac is not null && !_mac.Verify(sequence, cell, arrayLength))
+            {
+                return OpenedCell.Failure(TunnelErrorKind.Tampered);
+            }
+
+            if (!CellSeal.TryOpen(_forward, sequence, cell[arrayLength..], plaintext))
+            {
+                return OpenedCell.Failure(TunnelErrorKind.Tampered);
+            }
+
+            _forwardSequence = sequence + 1;
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _forwardBusy);
         }
 
-        if (!CellSeal.TryOpen(_forward, sequence, cell[arrayLength..], plaintext))
-        {
-            return OpenedCell.Failure(TunnelErrorKind.Tampered);
-        }
-
-        _forwardSequence = sequence + 1;
         var opened = CellSeal.Parse(plaintext[..(_layout.ForwardBodyLength - CellLayout.TagSize)], hop: 0);
         // Receipts travel backward only; the origin's error reports only itself.
         return (opened.IsError && opened.Hop != 0) || opened.Type == CellType.Receipt ? OpenedCell.Failure(TunnelErrorKind.ProtocolViolation) : opened;
@@ -75,6 +89,19 @@ public sealed class DestinationCellCodec : IDisposable
 
     /// <summary>Seals a backward Data, End or Padding cell.</summary>
     public void SealBackward(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell)
+    {
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            SealBackwardCell(type, payload, cell);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
+    }
+
+    private void SealBackwardCell(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell)
     {
         if (type is not (CellType.Data or CellType.End or CellType.Padding) || (type == CellType.Padding && !payload.IsEmpty))
         {
@@ -96,23 +123,49 @@ public sealed class DestinationCellCodec : IDisposable
     /// <see cref="BackwardPayloadCapacity"/>, one per cell of <paramref name="cells"/> (whole cells), the last
     /// cell an End marker when <paramref name="final"/> and all of the data fits. Returns how many bytes of data were sealed.
     /// </summary>
-    public int SealBackwardCells(ReadOnlySpan<byte> data, bool final, Span<byte> cells) =>
-        _layout.SealEach(data, final, _layout.BackwardPayloadCapacity, cells, _sealBackwardCell);
+    public int SealBackwardCells(ReadOnlySpan<byte> data, bool final, Span<byte> cells)
+    {
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            return _layout.SealEach(data, final, _layout.BackwardPayloadCapacity, cells, _sealBackwardCell);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
+    }
 
     /// <summary>Seals the receipt of a one-way tunnel: the count of forward cells opened, End included.</summary>
     public void WriteReceipt(Span<byte> cell)
     {
         CheckSize(cell);
         Span<byte> count = stackalloc byte[OpenedCell.ReceiptLength];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(count, _forwardSequence);
-        CellSeal.Seal(_backward, _backwardSequence++, CellType.Receipt, count, cell);
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(count, _forwardSequence);
+            CellSeal.Seal(_backward, _backwardSequence++, CellType.Receipt, count, cell);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
     }
 
     /// <summary>Seals a backward error cell.</summary>
     public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell)
     {
         CheckSize(cell);
-        CellSeal.SealError(_backward, _backwardSequence++, kind, nextHop: false, cell);
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            CellSeal.SealError(_backward, _backwardSequence++, kind, nextHop: false, cell);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
     }
 
     private void CheckSize(Span<byte> cell)

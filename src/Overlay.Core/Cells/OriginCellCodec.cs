@@ -15,6 +15,9 @@ namespace Overlay.Cells;
 /// </summary>
 public sealed class OriginCellCodec : IDisposable
 {
+    private const string ForwardDirection = "origin's forward sealing";
+    private const string BackwardDirection = "origin's backward opening";
+
     private readonly CellLayout _layout;
     private readonly OriginTunnelKeys _keys;
     private readonly AesCtr[] _forwardLayers;
@@ -26,6 +29,8 @@ public sealed class OriginCellCodec : IDisposable
     private readonly CellSealer _sealForwardCell;
     private ulong _forwardSequence;
     private ulong _backwardSequence;
+    private int _forwardBusy;
+    private int _backwardBusy;
     private int _disposed;
 
     /// <summary>Creates the codec; it takes ownership of <paramref name="keys"/>.</summary>
@@ -46,7 +51,7 @@ public sealed class OriginCellCodec : IDisposable
         _forwardSeal = new CellAead(destination.ForwardSeal);
         _backwardSeal = new CellAead(destination.BackwardSeal);
         // The MAC array needs every layer's keystream of each cell: those are sealed one cell at a time.
-        _sealForwardCell = parameters.Construction == CellConstruction.MacArray ? SealForward : SealInnerCell;
+        _sealForwardCell = parameters.Construction == CellConstruction.MacArray ? SealForwardCell : SealInnerCell;
         if (parameters.Construction == CellConstruction.MacArray)
         {
             _macs = new MacArrayKey[relays + 1];
@@ -77,6 +82,19 @@ public sealed class OriginCellCodec : IDisposable
 
     /// <summary>Seals one forward cell (Data, End, or an Error such as Cancelled) into <paramref name="cell"/>.</summary>
     public void SealForward(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell)
+    {
+        SingleWriter.Enter(ref _forwardBusy, ForwardDirection);
+        try
+        {
+            SealForwardCell(type, payload, cell);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _forwardBusy);
+        }
+    }
+
+    private void SealForwardCell(CellType type, ReadOnlySpan<byte> payload, Span<byte> cell)
     {
         if (cell.Length != _layout.CellSize)
         {
@@ -114,17 +132,25 @@ public sealed class OriginCellCodec : IDisposable
     /// </summary>
     public int SealForwardCells(ReadOnlySpan<byte> data, bool final, Span<byte> cells)
     {
-        var first = _forwardSequence;
-        var consumed = _layout.SealEach(data, final, _layout.ForwardPayloadCapacity, cells, _sealForwardCell);
-        if (_macs is null)
+        SingleWriter.Enter(ref _forwardBusy, ForwardDirection);
+        try
         {
-            foreach (var layer in _forwardLayers)
+            var first = _forwardSequence;
+            var consumed = _layout.SealEach(data, final, _layout.ForwardPayloadCapacity, cells, _sealForwardCell);
+            if (_macs is null)
             {
-                layer.XorCells(first, cells, _layout.CellSize);
+                foreach (var layer in _forwardLayers)
+                {
+                    layer.XorCells(first, cells, _layout.CellSize);
+                }
             }
-        }
 
-        return consumed;
+            return consumed;
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _forwardBusy);
+        }
     }
 
     // Baseline: only the end-to-end seal here, the layers go on the whole batch.
@@ -150,7 +176,8 @@ public sealed class OriginCellCodec : IDisposable
         var array = cell[..arrayLength];
         var body = cell[arrayLength..];
 
-        var streams = ArrayPool<byte>.Shared.Rent(Math.Max(1, relays * cellSize));
+        var streamsLength = Math.Max(1, relays * cellSize);
+        var streams = ArrayPool<byte>.Shared.Rent(streamsLength);
         try
         {
             for (var i = 0; i < relays; i++)
@@ -182,6 +209,8 @@ public sealed class OriginCellCodec : IDisposable
         }
         finally
         {
+            // Every relay's keystream of this cell: cleared before the buffer goes back to the shared pool.
+            CryptographicOperations.ZeroMemory(streams.AsSpan(0, streamsLength));
             ArrayPool<byte>.Shared.Return(streams);
         }
     }
@@ -198,12 +227,20 @@ public sealed class OriginCellCodec : IDisposable
             return OpenedCell.Failure(TunnelErrorKind.Malformed);
         }
 
-        foreach (var layer in _backwardLayers)
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
         {
-            layer.Xor(_backwardSequence, cell);
-        }
+            foreach (var layer in _backwardLayers)
+            {
+                layer.Xor(_backwardSequence, cell);
+            }
 
-        return OpenPeeledBackward(cell, plaintext);
+            return OpenPeeledCell(cell, plaintext);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
     }
 
     /// <summary>
@@ -218,9 +255,17 @@ public sealed class OriginCellCodec : IDisposable
             throw new ArgumentException($"whole cells of {cellSize} bytes", nameof(cells));
         }
 
-        foreach (var layer in _backwardLayers)
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
         {
-            layer.XorCells(_backwardSequence, cells, cellSize);
+            foreach (var layer in _backwardLayers)
+            {
+                layer.XorCells(_backwardSequence, cells, cellSize);
+            }
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
         }
     }
 
@@ -232,6 +277,19 @@ public sealed class OriginCellCodec : IDisposable
             return OpenedCell.Failure(TunnelErrorKind.Malformed);
         }
 
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            return OpenPeeledCell(cell, plaintext);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
+    }
+
+    private OpenedCell OpenPeeledCell(Span<byte> cell, Span<byte> plaintext)
+    {
         var sequence = _backwardSequence;
         var relays = _backwardLayers.Length;
         if (CellSeal.TryOpen(_backwardSeal, sequence, cell, plaintext))

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Overlay.Crypto;
 using Overlay.Errors;
 using Overlay.Protocol;
@@ -8,17 +7,25 @@ namespace Overlay.Cells;
 /// <summary>
 /// A relay's cell work for one tunnel: remove its layer from forward cells (after checking its
 /// MAC-array entry with that construction), add its layer to backward cells, and seal its own
-/// error cell. Each direction is driven by one pump; the two directions are independent.
+/// error cell. Each direction is driven by one pump, and a second caller entering a direction
+/// while it is in use is refused; the two directions are independent.
 /// </summary>
 public sealed class RelayCellCodec : IDisposable
 {
+    private const string ForwardDirection = "relay's forward processing";
+    private const string BackwardDirection = "relay's backward processing";
+
     private readonly CellLayout _layout;
     private readonly AesCtr _forward;
     private readonly AesCtr _backward;
     private readonly MacArrayKey? _mac;
-    private readonly byte[] _errorKey;
+    // Created once with the tunnel: its key schedule lives in native memory (CellAead), so no copy of
+    // the key is left in a managed array the GC may move.
+    private readonly CellAead _errorSeal;
     private ulong _forwardSequence;
     private ulong _backwardSequence;
+    private int _forwardBusy;
+    private int _backwardBusy;
     private int _disposed;
 
     internal RelayCellCodec(NetworkParameters parameters, HopKeys keys)
@@ -29,7 +36,7 @@ public sealed class RelayCellCodec : IDisposable
             _forward = new AesCtr(keys.ForwardLayer);
             _backward = new AesCtr(keys.BackwardLayer);
             _mac = parameters.Construction == CellConstruction.MacArray ? new MacArrayKey(keys.ForwardMac) : null;
-            _errorKey = keys.BackwardSeal.ToArray();
+            _errorSeal = new CellAead(keys.BackwardSeal);
         }
         finally
         {
@@ -57,23 +64,31 @@ public sealed class RelayCellCodec : IDisposable
             return TunnelErrorKind.Malformed;
         }
 
-        var sequence = _forwardSequence;
-        if (_mac is not null)
+        SingleWriter.Enter(ref _forwardBusy, ForwardDirection);
+        try
         {
-            var arrayLength = _layout.MacArrayLength;
-            if (!_mac.Verify(sequence, cell, arrayLength))
+            var sequence = _forwardSequence;
+            if (_mac is not null)
             {
-                return TunnelErrorKind.Tampered;
+                var arrayLength = _layout.MacArrayLength;
+                if (!_mac.Verify(sequence, cell, arrayLength))
+                {
+                    return TunnelErrorKind.Tampered;
+                }
+
+                // Shift the array left by one entry and let the keystream fill the freed last entry.
+                cell[CellLayout.MacSize..arrayLength].CopyTo(cell);
+                cell[(arrayLength - CellLayout.MacSize)..arrayLength].Clear();
             }
 
-            // Shift the array left by one entry and let the keystream fill the freed last entry.
-            cell[CellLayout.MacSize..arrayLength].CopyTo(cell);
-            cell[(arrayLength - CellLayout.MacSize)..arrayLength].Clear();
+            _forward.Xor(sequence, cell);
+            _forwardSequence = sequence + 1;
+            return TunnelErrorKind.None;
         }
-
-        _forward.Xor(sequence, cell);
-        _forwardSequence = sequence + 1;
-        return TunnelErrorKind.None;
+        finally
+        {
+            SingleWriter.Exit(ref _forwardBusy);
+        }
     }
 
     /// <summary>Adds this hop's layer to a backward cell in place.</summary>
@@ -84,7 +99,15 @@ public sealed class RelayCellCodec : IDisposable
             throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));
         }
 
-        _backward.Xor(_backwardSequence++, cell);
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            _backward.Xor(_backwardSequence++, cell);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
     }
 
     /// <summary>
@@ -99,27 +122,35 @@ public sealed class RelayCellCodec : IDisposable
             return TunnelErrorKind.Malformed;
         }
 
-        var first = _forwardSequence;
-        if (_mac is not null)
+        SingleWriter.Enter(ref _forwardBusy, ForwardDirection);
+        try
         {
-            var arrayLength = _layout.MacArrayLength;
-            var sequence = first;
-            for (var offset = 0; offset < cells.Length; offset += cellSize, sequence++)
+            var first = _forwardSequence;
+            if (_mac is not null)
             {
-                var cell = cells.Slice(offset, cellSize);
-                if (!_mac.Verify(sequence, cell, arrayLength))
+                var arrayLength = _layout.MacArrayLength;
+                var sequence = first;
+                for (var offset = 0; offset < cells.Length; offset += cellSize, sequence++)
                 {
-                    return TunnelErrorKind.Tampered;
+                    var cell = cells.Slice(offset, cellSize);
+                    if (!_mac.Verify(sequence, cell, arrayLength))
+                    {
+                        return TunnelErrorKind.Tampered;
+                    }
+
+                    cell[CellLayout.MacSize..arrayLength].CopyTo(cell);
+                    cell[(arrayLength - CellLayout.MacSize)..arrayLength].Clear();
                 }
-
-                cell[CellLayout.MacSize..arrayLength].CopyTo(cell);
-                cell[(arrayLength - CellLayout.MacSize)..arrayLength].Clear();
             }
-        }
 
-        _forward.XorCells(first, cells, cellSize);
-        _forwardSequence = first + (ulong)(cells.Length / cellSize);
-        return TunnelErrorKind.None;
+            _forward.XorCells(first, cells, cellSize);
+            _forwardSequence = first + (ulong)(cells.Length / cellSize);
+            return TunnelErrorKind.None;
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _forwardBusy);
+        }
     }
 
     /// <summary><see cref="ProcessBackward(Span{byte})"/> for every cell of a link message (whole cells, in order), with one cipher call.</summary>
@@ -131,8 +162,16 @@ public sealed class RelayCellCodec : IDisposable
             throw new ArgumentException($"whole cells of {cellSize} bytes", nameof(cells));
         }
 
-        _backward.XorCells(_backwardSequence, cells, cellSize);
-        _backwardSequence += (ulong)(cells.Length / cellSize);
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            _backward.XorCells(_backwardSequence, cells, cellSize);
+            _backwardSequence += (ulong)(cells.Length / cellSize);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
     }
 
     /// <summary>
@@ -141,15 +180,22 @@ public sealed class RelayCellCodec : IDisposable
     /// </summary>
     public void WriteErrorCell(TunnelErrorKind kind, Span<byte> cell, bool nextHop = false)
     {
-        // After Dispose the key bytes are zeros: sealing with them must not look like success.
+        // After Dispose the key state is freed: refuse before taking a sequence number.
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (cell.Length != _layout.CellSize)
         {
             throw new ArgumentException($"a cell is {_layout.CellSize} bytes", nameof(cell));
         }
 
-        using var gcm = new CellAead(_errorKey);
-        CellSeal.SealError(gcm, _backwardSequence++, kind, nextHop, cell);
+        SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
+        try
+        {
+            CellSeal.SealError(_errorSeal, _backwardSequence++, kind, nextHop, cell);
+        }
+        finally
+        {
+            SingleWriter.Exit(ref _backwardBusy);
+        }
     }
 
     /// <inheritdoc />
@@ -163,6 +209,6 @@ public sealed class RelayCellCodec : IDisposable
         _forward.Dispose();
         _backward.Dispose();
         _mac?.Dispose();
-        CryptographicOperations.ZeroMemory(_errorKey);
+        _errorSeal.Dispose();
     }
 }

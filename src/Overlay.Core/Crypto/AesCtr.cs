@@ -12,7 +12,10 @@ namespace Overlay.Crypto;
 /// (8 bytes, big-endian)</c>: a key never sees the same (sequence, block) twice as long as each
 /// sequence number is used once, which the cell counters guarantee.
 /// </summary>
-/// <remarks>Not thread-safe: one pump owns one direction.</remarks>
+/// <remarks>
+/// Not thread-safe: one pump owns one direction. The key schedule stays in the BCL's native memory;
+/// the keystream passes through a pooled buffer that is cleared before it goes back to the pool.
+/// </remarks>
 internal sealed class AesCtr : IDisposable
 {
     public const int KeySize = 32;
@@ -54,6 +57,8 @@ internal sealed class AesCtr : IDisposable
         }
         finally
         {
+            // Keystream must not outlive the call in a shared pool; only the bytes used are cleared.
+            CryptographicOperations.ZeroMemory(buffer.AsSpan(0, bytes));
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
@@ -89,6 +94,7 @@ internal sealed class AesCtr : IDisposable
         }
         finally
         {
+            CryptographicOperations.ZeroMemory(buffer.AsSpan(0, cells.Length));
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }

@@ -20,7 +20,8 @@ internal sealed class CellAead : IDisposable
     public const int KeySize = 32;
     public const int NonceSize = 12;
     public const int TagSize = 16;
-    private const int StateSize = 512;
+    // libsodium declares the state 16-byte aligned; its size is the library's own answer, never a constant
+    // here that a different build could outgrow.
     private const int StateAlignment = 16;
 
     private readonly AesGcm? _bcl;
@@ -39,7 +40,7 @@ internal sealed class CellAead : IDisposable
             return;
         }
 
-        _state = new AlignedSecretState(StateSize, StateAlignment);
+        _state = new AlignedSecretState(Sodium.AesGcmStateSize, StateAlignment);
         Span<byte> copy = stackalloc byte[KeySize];
         key.CopyTo(copy);
         try

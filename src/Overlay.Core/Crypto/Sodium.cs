@@ -85,6 +85,12 @@ internal static partial class Sodium
     [LibraryImport(Library)]
     private static partial int crypto_aead_aes256gcm_is_available();
 
+    /// <summary>The size of libsodium's precomputed AES-GCM state (<c>crypto_aead_aes256gcm_state</c>) in this build of the library.</summary>
+    public static int AesGcmStateSize { get; } = checked((int)crypto_aead_aes256gcm_statebytes());
+
+    [LibraryImport(Library)]
+    private static partial nuint crypto_aead_aes256gcm_statebytes();
+
     [LibraryImport(Library)]
     internal static partial int crypto_aead_aes256gcm_beforenm(nint state, ref byte key);
 

@@ -13,7 +13,7 @@ namespace Overlay.Identity;
 /// </remarks>
 public sealed class NodeIdentity : IDisposable
 {
-    /// <summary>The name of the key file in the data directory.</summary>
+    /// <summary>The name of the key file in the data directory's <see cref="KeyDirectory"/>.</summary>
     public const string FileName = "identity.key";
 
     /// <summary>The size of a signature in bytes.</summary>
@@ -56,16 +56,17 @@ public sealed class NodeIdentity : IDisposable
     }
 
     /// <summary>
-    /// Loads the identity from <see cref="FileName"/> in <paramref name="dataDirectory"/>, or creates
-    /// one and saves it there (creating the directory) when the file does not exist.
+    /// Loads the identity from <see cref="FileName"/> in the key directory of <paramref name="dataDirectory"/>,
+    /// or creates one and saves it there (creating the directories) when the file does not exist.
     /// </summary>
-    /// <exception cref="InvalidOperationException">On Unix, the key file is accessible by group or others.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// On Unix, the key file is accessible by group or others, or the key directory fails its checks (<see cref="KeyDirectory"/>).
+    /// </exception>
     /// <exception cref="InvalidDataException">The key file is not a valid identity key file.</exception>
     public static NodeIdentity LoadOrCreate(string dataDirectory)
     {
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
-        PrivateFile.EnsureDirectory(dataDirectory);
-        var path = Path.Combine(dataDirectory, FileName);
+        var path = Path.Combine(KeyDirectory.Open(dataDirectory), FileName);
         if (TryLoad(path) is { } existing)
         {
             return existing;

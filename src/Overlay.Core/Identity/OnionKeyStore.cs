@@ -53,7 +53,7 @@ public sealed class OnionKeyLoadResult
 /// </remarks>
 public static class OnionKeyStore
 {
-    /// <summary>The name of the epoch counter file in the data directory.</summary>
+    /// <summary>The name of the epoch counter file in the data directory's <see cref="KeyDirectory"/>.</summary>
     public const string CounterFileName = "onion-epoch.counter";
 
     private const string StatePrefix = "onion-";
@@ -83,9 +83,10 @@ public static class OnionKeyStore
     public static string StateFileName(uint epoch) => string.Create(CultureInfo.InvariantCulture, $"{StatePrefix}{epoch}{StateSuffix}");
 
     /// <summary>
-    /// Deletes the state files in <paramref name="dataDirectory"/>, then writes one per epoch, so
-    /// the directory holds exactly <paramref name="epochs"/>. Call it once, at a graceful shutdown,
-    /// after the node has stopped processing headers: tags recorded after the save are lost.
+    /// Deletes the state files in the key directory of <paramref name="dataDirectory"/>, then writes
+    /// one per epoch, so the directory holds exactly <paramref name="epochs"/>. Call it once, at a
+    /// graceful shutdown, after the node has stopped processing headers: tags recorded after the save
+    /// are lost.
     /// </summary>
     /// <remarks>
     /// An exportable onion key allows one export (an archive): a key can be
@@ -95,6 +96,7 @@ public static class OnionKeyStore
     /// A key was not created exportable (nothing is written or deleted then), or was already saved.
     /// </exception>
     /// <exception cref="ArgumentException">Two entries have the same epoch.</exception>
+    /// <exception cref="InvalidOperationException">The key directory fails its checks (<see cref="KeyDirectory"/>).</exception>
     public static void Save(string dataDirectory, IEnumerable<OnionKeyEpoch> epochs)
     {
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
@@ -116,28 +118,29 @@ public static class OnionKeyStore
             }
         }
 
-        PrivateFile.EnsureDirectory(dataDirectory);
+        var directory = KeyDirectory.Open(dataDirectory);
 
         // Old files go first: if a write below fails, the directory holds only files written by
         // this call, never an older file whose cache lacks tags accepted since.
-        foreach (var path in Directory.EnumerateFiles(dataDirectory, StatePrefix + "*" + StateSuffix).ToList())
+        foreach (var path in Directory.EnumerateFiles(directory, StatePrefix + "*" + StateSuffix).ToList())
         {
             File.Delete(path);
         }
 
         foreach (var entry in list)
         {
-            WriteState(Path.Combine(dataDirectory, StateFileName(entry.Epoch)), entry);
+            WriteState(Path.Combine(directory, StateFileName(entry.Epoch)), entry);
         }
     }
 
     /// <summary>
-    /// Loads every state file in <paramref name="dataDirectory"/> whose key has not expired beyond
-    /// the overlap window at <paramref name="now"/>, and deletes every state file it finds, loaded
-    /// or not. Corrupt or unsafe files (for example readable by group or others, so the key may
+    /// Loads every state file in the key directory of <paramref name="dataDirectory"/> whose key has
+    /// not expired beyond the overlap window at <paramref name="now"/>, and deletes every state file it
+    /// finds, loaded or not. Corrupt or unsafe files (for example readable by group or others, so the key may
     /// have leaked) are deleted and listed in <see cref="OnionKeyLoadResult.Discarded"/>.
     /// </summary>
     /// <exception cref="IOException">A state file could not be deleted after reading; nothing is returned then.</exception>
+    /// <exception cref="InvalidOperationException">The key directory fails its checks (<see cref="KeyDirectory"/>).</exception>
     public static OnionKeyLoadResult LoadAndConsume(string dataDirectory, OnionKeyOptions options, DateTimeOffset now)
     {
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
@@ -155,16 +158,17 @@ public static class OnionKeyStore
             return new OnionKeyLoadResult(loaded, expired, discarded);
         }
 
+        var directory = KeyDirectory.Open(dataDirectory);
         try
         {
             // Leftovers of a save that was interrupted: never complete, and they may hold a key.
-            foreach (var path in Directory.EnumerateFiles(dataDirectory, StatePrefix + "*" + StateSuffix + ".*" + PrivateFile.TempSuffix))
+            foreach (var path in Directory.EnumerateFiles(directory, StatePrefix + "*" + StateSuffix + ".*" + PrivateFile.TempSuffix))
             {
                 Consume(path);
                 discarded.Add(new DiscardedOnionState(path, "incomplete file left by an interrupted save"));
             }
 
-            foreach (var path in Directory.EnumerateFiles(dataDirectory, StatePrefix + "*" + StateSuffix).Order(StringComparer.Ordinal))
+            foreach (var path in Directory.EnumerateFiles(directory, StatePrefix + "*" + StateSuffix).Order(StringComparer.Ordinal))
             {
                 var outcome = ReadState(path, options, now, out var entry, out var epoch, out var reason);
                 try
@@ -211,13 +215,13 @@ public static class OnionKeyStore
     /// never reuses an epoch number.
     /// </summary>
     /// <exception cref="InvalidDataException">The counter file is corrupt.</exception>
+    /// <exception cref="InvalidOperationException">The key directory fails its checks (<see cref="KeyDirectory"/>).</exception>
     public static uint NextEpoch(string dataDirectory)
     {
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
         lock (CounterLock)
         {
-            PrivateFile.EnsureDirectory(dataDirectory);
-            var path = Path.Combine(dataDirectory, CounterFileName);
+            var path = Path.Combine(KeyDirectory.Open(dataDirectory), CounterFileName);
             var last = ReadCounter(path);
             if (last == uint.MaxValue)
             {
@@ -423,7 +427,7 @@ public static class OnionKeyStore
             throw new IOException(
                 $"Could not delete the onion key state file '{path}' after reading it. A state file is good for one " +
                 "restart only (reusing it could let replayed headers through), so the node does not start: make the " +
-                "data directory writable, or delete the file.", e);
+                "key directory writable by the node, or delete the file.", e);
         }
     }
 

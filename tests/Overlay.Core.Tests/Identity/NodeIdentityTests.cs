@@ -22,7 +22,7 @@ public sealed class NodeIdentityTests
             created.Sign(data, first);
         }
 
-        Assert.True(File.Exists(Path.Combine(dataDirectory, NodeIdentity.FileName)));
+        Assert.True(File.Exists(Path.Combine(dataDirectory, KeyDirectory.Name, NodeIdentity.FileName)));
         using var loaded = NodeIdentity.LoadOrCreate(dataDirectory);
         loaded.Sign(data, second);
 
@@ -38,11 +38,12 @@ public sealed class NodeIdentityTests
         using var temp = new TempDirectory();
         using var identity = NodeIdentity.LoadOrCreate(temp.Path);
 
-        var bytes = File.ReadAllBytes(temp.Combine(NodeIdentity.FileName));
+        var bytes = File.ReadAllBytes(temp.Key(NodeIdentity.FileName));
         Assert.Equal(37, bytes.Length);
         Assert.Equal("OVID"u8.ToArray(), bytes[..4]);
         Assert.Equal(1, bytes[4]);
-        Assert.Equal([NodeIdentity.FileName], temp.FileNames());
+        Assert.Equal([NodeIdentity.FileName], temp.KeyFileNames());
+        Assert.Empty(temp.FileNames());
 
         // The seed in the file yields the same public key.
         var key = NSec.Cryptography.Key.Import(NSec.Cryptography.SignatureAlgorithm.Ed25519, bytes[5..], NSec.Cryptography.KeyBlobFormat.RawPrivateKey);
@@ -63,7 +64,7 @@ public sealed class NodeIdentityTests
         using var temp = new TempDirectory();
         using var identity = NodeIdentity.LoadOrCreate(temp.Path);
 
-        Assert.Equal(OwnerReadWrite, File.GetUnixFileMode(temp.Combine(NodeIdentity.FileName)));
+        Assert.Equal(OwnerReadWrite, File.GetUnixFileMode(temp.Key(NodeIdentity.FileName)));
     }
 
     [Theory]
@@ -80,7 +81,7 @@ public sealed class NodeIdentityTests
 
         using var temp = new TempDirectory();
         NodeIdentity.LoadOrCreate(temp.Path).Dispose();
-        var path = temp.Combine(NodeIdentity.FileName);
+        var path = temp.Key(NodeIdentity.FileName);
         var seedHex = Convert.ToHexString(File.ReadAllBytes(path)[5..]);
         File.SetUnixFileMode(path, OwnerReadWrite | extra);
 
@@ -106,7 +107,7 @@ public sealed class NodeIdentityTests
     {
         using var temp = new TempDirectory();
         NodeIdentity.LoadOrCreate(temp.Path).Dispose();
-        var path = temp.Combine(NodeIdentity.FileName);
+        var path = temp.Key(NodeIdentity.FileName);
         var bytes = File.ReadAllBytes(path);
         switch (corruption)
         {
@@ -137,7 +138,7 @@ public sealed class NodeIdentityTests
     {
         using var temp = new TempDirectory();
         using var identity = NodeIdentity.LoadOrCreate(temp.Path);
-        var seedHex = Convert.ToHexString(File.ReadAllBytes(temp.Combine(NodeIdentity.FileName))[5..]);
+        var seedHex = Convert.ToHexString(File.ReadAllBytes(temp.Key(NodeIdentity.FileName))[5..]);
 
         var text = identity.ToString();
 

@@ -107,11 +107,11 @@ public sealed class OnionKeyStoreTests : IDisposable
     public void Loading_consumes_the_state_files()
     {
         OnionKeyStore.Save(_temp.Path, [Epoch(1, Now, Now.AddDays(1)), Epoch(2, Now, Now.AddDays(1))]);
-        Assert.Equal(["onion-1.state", "onion-2.state"], _temp.FileNames());
+        Assert.Equal(["onion-1.state", "onion-2.state"], _temp.KeyFileNames());
 
         Assert.Equal(2, Load().Epochs.Count);
 
-        Assert.Empty(_temp.FileNames());
+        Assert.Empty(_temp.KeyFileNames());
         var second = Load();
         Assert.Empty(second.Epochs);
         Assert.Empty(second.Discarded);
@@ -135,7 +135,7 @@ public sealed class OnionKeyStoreTests : IDisposable
         Assert.Equal([2u, 3u], result.Epochs.Select(e => e.Epoch));
         Assert.Equal([1u], result.ExpiredEpochs);
         Assert.Empty(result.Discarded);
-        Assert.Empty(_temp.FileNames());
+        Assert.Empty(_temp.KeyFileNames());
     }
 
     [Theory]
@@ -151,7 +151,7 @@ public sealed class OnionKeyStoreTests : IDisposable
         var bad = Epoch(2, Now, Now.AddDays(1));
         bad.ReplayCache.TryAdd(77);
         OnionKeyStore.Save(_temp.Path, [good, bad]);
-        var path = _temp.Combine("onion-2.state");
+        var path = _temp.Key("onion-2.state");
         var bytes = File.ReadAllBytes(path);
         switch (corruption)
         {
@@ -174,8 +174,8 @@ public sealed class OnionKeyStoreTests : IDisposable
 
         if (corruption == "wrong-name")
         {
-            File.Move(path, _temp.Combine("onion-02.state"));
-            path = _temp.Combine("onion-02.state");
+            File.Move(path, _temp.Key("onion-02.state"));
+            path = _temp.Key("onion-02.state");
         }
         else
         {
@@ -188,14 +188,14 @@ public sealed class OnionKeyStoreTests : IDisposable
         var discarded = Assert.Single(result.Discarded);
         Assert.Equal(path, discarded.Path);
         Assert.False(string.IsNullOrWhiteSpace(discarded.Reason));
-        Assert.Empty(_temp.FileNames());
+        Assert.Empty(_temp.KeyFileNames());
     }
 
     [Fact]
     public void A_state_file_with_another_epoch_inside_is_refused()
     {
         OnionKeyStore.Save(_temp.Path, [Epoch(3, Now, Now.AddDays(1))]);
-        File.Move(_temp.Combine("onion-3.state"), _temp.Combine("onion-4.state"));
+        File.Move(_temp.Key("onion-3.state"), _temp.Key("onion-4.state"));
 
         var result = Load();
 
@@ -218,7 +218,7 @@ public sealed class OnionKeyStoreTests : IDisposable
 
         Assert.Empty(result.Epochs);
         Assert.Single(result.Discarded);
-        Assert.Empty(_temp.FileNames());
+        Assert.Empty(_temp.KeyFileNames());
     }
 
     [Fact]
@@ -230,26 +230,26 @@ public sealed class OnionKeyStoreTests : IDisposable
         }
 
         OnionKeyStore.Save(_temp.Path, [Epoch(1, Now, Now.AddDays(1)), Epoch(2, Now, Now.AddDays(1))]);
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp.Combine("onion-1.state")));
-        File.SetUnixFileMode(_temp.Combine("onion-2.state"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp.Key("onion-1.state")));
+        File.SetUnixFileMode(_temp.Key("onion-2.state"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
 
         var result = Load();
 
         Assert.Equal([1u], result.Epochs.Select(e => e.Epoch));
         Assert.Contains("leaked", Assert.Single(result.Discarded).Reason, StringComparison.Ordinal);
-        Assert.Empty(_temp.FileNames());
+        Assert.Empty(_temp.KeyFileNames());
     }
 
     [Fact]
     public void Leftovers_of_an_interrupted_save_are_reported_and_deleted()
     {
-        var leftover = _temp.Combine("onion-1.state.0123456789abcdef.tmp");
+        var leftover = Path.Combine(KeyDirectory.Open(_temp.Path), "onion-1.state.0123456789abcdef.tmp");
         WriteOwnerOnly(leftover, [1, 2, 3]);
 
         var result = Load();
 
         Assert.Equal(leftover, Assert.Single(result.Discarded).Path);
-        Assert.Empty(_temp.FileNames());
+        Assert.Empty(_temp.KeyFileNames());
     }
 
     [Fact]
@@ -262,14 +262,14 @@ public sealed class OnionKeyStoreTests : IDisposable
         var error = Assert.Throws<InvalidOperationException>(() => OnionKeyStore.Save(_temp.Path, [exportable, locked]));
 
         Assert.Contains("exportable", error.Message, StringComparison.Ordinal);
-        Assert.Empty(_temp.FileNames());
+        Assert.Empty(_temp.KeyFileNames());
     }
 
     [Fact]
     public void Save_refuses_duplicate_epochs()
     {
         Assert.Throws<ArgumentException>(() => OnionKeyStore.Save(_temp.Path, [Epoch(1, Now, Now.AddDays(1)), Epoch(1, Now, Now.AddDays(1))]));
-        Assert.Empty(_temp.FileNames());
+        Assert.Empty(_temp.KeyFileNames());
     }
 
     [Fact]
@@ -281,7 +281,7 @@ public sealed class OnionKeyStoreTests : IDisposable
 
         OnionKeyStore.Save(_temp.Path, [later]);
 
-        Assert.Equal(["onion-3.state"], _temp.FileNames());
+        Assert.Equal(["onion-3.state"], _temp.KeyFileNames());
         var loaded = Assert.Single(Load().Epochs);
         Assert.Equal(ReplayCheck.Replayed, loaded.ReplayCache.TryAdd(5));
     }
@@ -296,7 +296,7 @@ public sealed class OnionKeyStoreTests : IDisposable
         var error = Assert.Throws<InvalidOperationException>(() => OnionKeyStore.Save(_temp.Path, [entry]));
 
         Assert.Contains("already saved", error.Message, StringComparison.Ordinal);
-        Assert.Empty(_temp.FileNames());
+        Assert.Empty(_temp.KeyFileNames());
     }
 
     [Fact]
@@ -334,8 +334,8 @@ public sealed class OnionKeyStoreTests : IDisposable
         issued.Add(OnionKeyStore.NextEpoch(directory));
 
         Assert.Equal([1u, 2u, 3u, 4u, 5u, 6u], issued);
-        Assert.True(File.Exists(Path.Combine(directory, OnionKeyStore.CounterFileName)));
-        Assert.Equal([OnionKeyStore.CounterFileName], Directory.GetFiles(directory).Select(Path.GetFileName));
+        Assert.True(File.Exists(Path.Combine(directory, KeyDirectory.Name, OnionKeyStore.CounterFileName)));
+        Assert.Equal([OnionKeyStore.CounterFileName], Directory.GetFiles(Path.Combine(directory, KeyDirectory.Name)).Select(Path.GetFileName));
 
         // Saving and consuming onion keys does not touch the counter.
         OnionKeyStore.Save(directory, [Epoch(6, Now, Now.AddDays(1))]);
@@ -347,7 +347,7 @@ public sealed class OnionKeyStoreTests : IDisposable
     public void A_corrupt_epoch_counter_is_refused()
     {
         Assert.Equal(1u, OnionKeyStore.NextEpoch(_temp.Path));
-        var path = _temp.Combine(OnionKeyStore.CounterFileName);
+        var path = _temp.Key(OnionKeyStore.CounterFileName);
         File.WriteAllBytes(path, [1, 2, 3]);
 
         var error = Assert.Throws<InvalidDataException>(() => OnionKeyStore.NextEpoch(_temp.Path));
