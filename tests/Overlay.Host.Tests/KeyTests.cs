@@ -7,7 +7,7 @@ using Overlay.Identity;
 
 namespace Overlay.Host.Tests;
 
-/// <summary>Guarantees 4 and 5 on running nodes: rotation with overlap, and replay protection across restarts.</summary>
+/// <summary>Guarantees 4 and 5 (docs/protocol.md) on running nodes: rotation with overlap, and replay protection across restarts.</summary>
 public sealed class KeyTests(ITestOutputHelper output)
 {
     [Fact]

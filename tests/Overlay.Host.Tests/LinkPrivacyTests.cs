@@ -6,7 +6,7 @@ using Overlay.Protocol.V1;
 
 namespace Overlay.Host.Tests;
 
-/// <summary>Guarantees 2 and 10: nothing on a link varies with position or carries trace context.</summary>
+/// <summary>Guarantees 2 and 10 (docs/protocol.md): nothing on a link varies with position or carries trace context.</summary>
 public sealed class LinkPrivacyTests(ITestOutputHelper output)
 {
     private static readonly string[] Forbidden = ["traceparent", "tracestate", "baggage", "Request-Id", "Correlation-Context", "grpc-timeout"];

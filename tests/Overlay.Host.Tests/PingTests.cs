@@ -16,7 +16,7 @@ public sealed class LargeClusterFixture : IAsyncLifetime
     public async Task DisposeAsync() => await Cluster.DisposeAsync();
 }
 
-/// <summary>Guarantee 1 and the basic promise: bytes go out through R relays and come back unchanged.</summary>
+/// <summary>Guarantee 1 (docs/protocol.md) and the basic promise: bytes go out through R relays and come back unchanged.</summary>
 public sealed class PingTests(LargeClusterFixture fixture, ITestOutputHelper output) : IClassFixture<LargeClusterFixture>
 {
     [Theory]

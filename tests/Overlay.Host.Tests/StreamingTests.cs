@@ -19,7 +19,7 @@ public sealed class FiveNodeFixture : IAsyncLifetime
     public async Task DisposeAsync() => await Cluster.DisposeAsync();
 }
 
-/// <summary>Guarantee 7: a tunnel is a stream (the reply starts before the request ends) with backpressure.</summary>
+/// <summary>Guarantee 7 (docs/protocol.md): a tunnel is a stream (the reply starts before the request ends) with backpressure.</summary>
 public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper output) : IClassFixture<FiveNodeFixture>
 {
     private const int Relays = 3;

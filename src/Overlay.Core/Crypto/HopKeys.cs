@@ -8,7 +8,7 @@ namespace Overlay.Crypto;
 /// The per-tunnel keys one hop shares with the origin, derived from one X25519 shared secret:
 /// <c>PRK = HKDF-Extract(salt = "overlay/v1", secret)</c>, then one HKDF-Expand per purpose with
 /// its own label. The bytes live in one pooled buffer that is zeroed when the tunnel closes
-/// (STACK.md: no NSec <c>Key</c> objects per tunnel).
+/// (no NSec <c>Key</c> objects per tunnel: each maps, locks and guards memory of its own with several system calls).
 /// </summary>
 internal sealed class HopKeys : IDisposable
 {

@@ -6,7 +6,7 @@ namespace Overlay.Crypto;
 /// <summary>
 /// The few libsodium functions NSec does not expose in the form the hot paths need, called on the
 /// libsodium library NSec itself ships and loads. NSec wraps every key and shared secret in guarded
-/// memory (mmap, mprotect, mlock: several system calls each, STACK.md), which dominated tunnel set-up;
+/// memory (mmap, mprotect, mlock: several system calls each, which are expensive on the machines docs/benchmarks.md measured), which dominated tunnel set-up;
 /// these calls take the secret where the caller keeps it: a stack buffer zeroed after use, or one
 /// guarded allocation for a long-lived key (<see cref="SodiumSecret"/>).
 /// </summary>

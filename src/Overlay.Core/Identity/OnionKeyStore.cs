@@ -33,7 +33,7 @@ public sealed class OnionKeyLoadResult
 }
 
 /// <summary>
-/// Persists onion keys only together with their replay caches (DESIGN.md guarantee 4): after a
+/// Persists onion keys only together with their replay caches (guarantee 4, docs/protocol.md): after a
 /// restart a node accepts headers only for epochs whose cache it reloaded, so a header it
 /// processed before the restart cannot be replayed after it.
 /// </summary>

@@ -150,7 +150,7 @@ public sealed class OnionHeaderProcessor
         var alpha = header.Slice(HeaderLayout.AlphaOffset, HeaderLayout.KeySize);
         if ((alpha[31] & 0x80) != 0 || IsNonCanonical(alpha))
         {
-            // X25519 ignores the top bit and would agree anyway: two encodings, one secret (STACK.md).
+            // X25519 ignores the top bit and would agree anyway: two encodings, one secret.
             // Likewise u >= p is the same point as u - p.
             return HeaderResult.Reject(TunnelErrorKind.Malformed);
         }

@@ -2,7 +2,7 @@ using Overlay.Onion;
 
 namespace Overlay.Protocol;
 
-/// <summary>How forward cells are protected between hops (DESIGN.md guarantee 3).</summary>
+/// <summary>How forward cells are protected between hops (guarantee 3, docs/protocol.md).</summary>
 public enum CellConstruction : byte
 {
     /// <summary>

@@ -269,7 +269,7 @@ internal sealed class TunnelServer
             else
             {
                 var connect = TunnelTracing.StartPhase("overlay.link.connect", activity);
-                // The next hop's call must not see any ambient context (DESIGN.md guarantee 10).
+                // The next hop's call must not see any ambient context (guarantee 10, docs/protocol.md).
                 Activity.Current = null;
                 using var call = _channels.Client(endpoint).Relay(cancellationToken: tunnel.Token);
                 var pumps = new RelayPumps(codec, _node.Network.CellSize, _options.MaxCellsPerMessage, requests, responses, call, tunnel, upstream.Token, idle, failure, _metrics, activity, connect, phase);

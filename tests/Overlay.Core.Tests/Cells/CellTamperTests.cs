@@ -5,7 +5,7 @@ using Overlay.Tests.Support;
 namespace Overlay.Tests.Cells;
 
 /// <summary>
-/// Guarantee 3 for cells. Forward: the baseline lets a modified cell travel to the destination,
+/// Guarantee 3 (docs/protocol.md) for cells. Forward: the baseline lets a modified cell travel to the destination,
 /// which refuses it; the MAC array has the very next hop refuse it. Backward: the origin refuses
 /// it. Every sample runs on a fresh tunnel, so a relay that passed a bad cell cannot skew the next.
 /// </summary>

@@ -5,7 +5,7 @@ using Overlay.Tests.Support;
 namespace Overlay.Tests.Cells;
 
 /// <summary>
-/// Guarantee 8: a hop's error cell says only the reason; the origin learns which hop failed from
+/// Guarantee 8 (docs/protocol.md): a hop's error cell says only the reason; the origin learns which hop failed from
 /// the key that authenticates it. The relays before the failing one still add their layers.
 /// </summary>
 public sealed class ErrorCellTests

@@ -4,7 +4,7 @@ using Overlay.Tests.Support;
 
 namespace Overlay.Tests.Cells;
 
-/// <summary>Guarantee 3's last sentence: only the authenticated End cell ends a message; a cut stream is an error.</summary>
+/// <summary>Guarantee 3's last sentence (docs/protocol.md): only the authenticated End cell ends a message; a cut stream is an error.</summary>
 public sealed class TruncationTests
 {
     private const int Relays = 3;

@@ -9,7 +9,7 @@ using Overlay.Tests.Support;
 namespace Overlay.Tests.Crypto;
 
 /// <summary>
-/// Guarantee 5: per-tunnel keys are erased when the tunnel closes, and nothing keeps working on
+/// Guarantee 5 (docs/protocol.md): per-tunnel keys are erased when the tunnel closes, and nothing keeps working on
 /// erased keys. Where the code under test holds key bytes privately, the bytes are read by
 /// reflection right after disposal, on the same thread, before any other pool rental.
 /// </summary>

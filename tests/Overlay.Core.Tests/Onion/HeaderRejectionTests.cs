@@ -6,7 +6,7 @@ using Overlay.Tests.Support;
 
 namespace Overlay.Tests.Onion;
 
-/// <summary>Typed rejections for hostile or stale headers (guarantees 4 and 9): never an exception, never a cache entry.</summary>
+/// <summary>Typed rejections for hostile or stale headers (guarantees 4 and 9 of docs/protocol.md): never an exception, never a cache entry.</summary>
 public sealed class HeaderRejectionTests
 {
     private static readonly NetworkParameters Parameters = NetworkParameters.Default;

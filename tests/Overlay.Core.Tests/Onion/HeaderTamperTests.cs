@@ -7,7 +7,7 @@ using Overlay.Tests.Support;
 namespace Overlay.Tests.Onion;
 
 /// <summary>
-/// Guarantee 3 for headers: a modified header is refused by the next hop, with the right typed
+/// Guarantee 3 (docs/protocol.md) for headers: a modified header is refused by the next hop, with the right typed
 /// error for the field that changed. Tampered copies are refused before the replay cache, so one
 /// network can judge every flip; each test checks that no tampered copy reached the cache.
 /// </summary>

@@ -6,7 +6,7 @@ using Overlay.Tests.Support;
 namespace Overlay.Tests.Onion;
 
 /// <summary>
-/// The header's shape (guarantees 1 and 2): one header carries what every hop needs, every hop
+/// The header's shape (guarantees 1 and 2 of docs/protocol.md): one header carries what every hop needs, every hop
 /// receives the same number of bytes, and each learns only its successor.
 /// </summary>
 public sealed class HeaderTests

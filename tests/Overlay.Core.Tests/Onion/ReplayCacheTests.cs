@@ -7,7 +7,7 @@ using Overlay.Tests.Support;
 
 namespace Overlay.Tests.Onion;
 
-/// <summary>Guarantee 4: replays are refused, a full cache fails closed, the tag comes from the secret.</summary>
+/// <summary>Guarantee 4 (docs/protocol.md): replays are refused, a full cache fails closed, the tag comes from the secret.</summary>
 public sealed class ReplayCacheTests
 {
     private static readonly NetworkParameters Parameters = NetworkParameters.Default;
