@@ -16,43 +16,6 @@ using Overlay.Protocol.V1;
 
 namespace Overlay.Host.Tunnels;
 
-/// <summary>What tunnel to open.</summary>
-public sealed record TunnelRequest
-{
-    /// <summary>The destination; null picks a random up peer.</summary>
-    public NodeId? Destination { get; init; }
-
-    /// <summary>How many relays (ignored when <see cref="Route"/> is set).</summary>
-    public int Relays { get; init; } = 3;
-
-    /// <summary>An explicit route: the relays in order, then the destination. Never retried.</summary>
-    public IReadOnlyList<NodeId>? Route { get; init; }
-
-    /// <summary>Duplex (default) or one-way.</summary>
-    public TunnelMode Mode { get; init; } = TunnelMode.Duplex;
-
-    /// <summary>The named service at the destination (1..32 bytes of UTF-8; only the destination learns it); null for its default.</summary>
-    public string? Service { get; init; }
-
-    /// <summary>The tunnel's deadline, rounded up to a deadline class; null uses the node's default.</summary>
-    public TimeSpan? Deadline { get; init; }
-
-    /// <summary>
-    /// Request bytes sent in the header's own link message, so a short request costs every hop one
-    /// message instead of two; at most <see cref="TunnelClient.MaxInitialDataBytes"/>.
-    /// </summary>
-    public ReadOnlyMemory<byte> InitialData { get; init; }
-
-    /// <summary>The request ends with <see cref="InitialData"/>: its end marker goes in the same message.</summary>
-    public bool CompleteWithInitialData { get; init; }
-}
-
-/// <summary>The outcome of a round trip.</summary>
-/// <param name="Route">The relays then the destination.</param>
-/// <param name="Reply">The reply bytes.</param>
-/// <param name="Elapsed">From opening the tunnel to the reply's end.</param>
-public sealed record RoundTrip(IReadOnlyList<NodeId> Route, byte[] Reply, TimeSpan Elapsed);
-
 /// <summary>
 /// Opens tunnels from this node. The header goes out at once (one-shot setup); if the first hop
 /// cannot be reached or refuses before any payload left, the tunnel is retried on a fresh route,

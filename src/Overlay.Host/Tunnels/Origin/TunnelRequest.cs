@@ -1,0 +1,35 @@
+using Overlay.Identity;
+using Overlay.Onion;
+
+namespace Overlay.Host.Tunnels;
+
+/// <summary>What tunnel to open.</summary>
+public sealed record TunnelRequest
+{
+    /// <summary>The destination; null picks a random up peer.</summary>
+    public NodeId? Destination { get; init; }
+
+    /// <summary>How many relays (ignored when <see cref="Route"/> is set).</summary>
+    public int Relays { get; init; } = 3;
+
+    /// <summary>An explicit route: the relays in order, then the destination. Never retried.</summary>
+    public IReadOnlyList<NodeId>? Route { get; init; }
+
+    /// <summary>Duplex (default) or one-way.</summary>
+    public TunnelMode Mode { get; init; } = TunnelMode.Duplex;
+
+    /// <summary>The named service at the destination (1..32 bytes of UTF-8; only the destination learns it); null for its default.</summary>
+    public string? Service { get; init; }
+
+    /// <summary>The tunnel's deadline, rounded up to a deadline class; null uses the node's default.</summary>
+    public TimeSpan? Deadline { get; init; }
+
+    /// <summary>
+    /// Request bytes sent in the header's own link message, so a short request costs every hop one
+    /// message instead of two; at most <see cref="TunnelClient.MaxInitialDataBytes"/>.
+    /// </summary>
+    public ReadOnlyMemory<byte> InitialData { get; init; }
+
+    /// <summary>The request ends with <see cref="InitialData"/>: its end marker goes in the same message.</summary>
+    public bool CompleteWithInitialData { get; init; }
+}
