@@ -1,3 +1,4 @@
+using Grpc.AspNetCore.Server;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
@@ -30,12 +31,12 @@ internal static class ControlServiceExtensions
         services.TryAddSingleton<ITunnelHandler, ListenerDispatcher>();
         services.AddHostedService<ControlStartup>();
 
-        var control = configuration.GetSection(OverlayOptions.SectionName).Get<OverlayOptions>()?.Control ?? new ControlEndpointOptions();
-        services.AddGrpc().AddServiceOptions<ControlService>(grpc =>
+        services.AddGrpc().AddServiceOptions<ControlService>(grpc => grpc.Interceptors.Add<ControlAuthInterceptor>());
+        // From the validated options, like every other setting, not from raw configuration.
+        services.AddOptions<GrpcServiceOptions<ControlService>>().Configure<IOptions<OverlayOptions>>((grpc, overlay) =>
         {
-            grpc.MaxReceiveMessageSize = control.MaxMessageBytes;
-            grpc.MaxSendMessageSize = control.MaxMessageBytes;
-            grpc.Interceptors.Add<ControlAuthInterceptor>();
+            grpc.MaxReceiveMessageSize = overlay.Value.Control.MaxMessageBytes;
+            grpc.MaxSendMessageSize = overlay.Value.Control.MaxMessageBytes;
         });
         services.AddGrpcReflection();
     }

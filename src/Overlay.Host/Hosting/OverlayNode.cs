@@ -213,8 +213,7 @@ public sealed class OverlayNode : IAsyncDisposable
         services.AddSingleton<OnionKeyService>();
         services.AddHostedService(sp => sp.GetRequiredService<OnionKeyService>());
         services.AddHostedService<DrainService>();
-        services.Configure<HostOptions>(host => host.ShutdownTimeout = ShutdownTimeout(
-            configuration.GetSection(OverlayOptions.SectionName).Get<OverlayOptions>()?.Tunnels.DrainTimeout ?? new TunnelOptions().DrainTimeout));
+        services.AddOptions<HostOptions>().Configure<IOptions<OverlayOptions>>((host, overlay) => host.ShutdownTimeout = ShutdownTimeout(overlay.Value.Tunnels.DrainTimeout));
         services.AddSingleton<DirectoryService>();
         services.AddHostedService(sp => sp.GetRequiredService<DirectoryService>());
         services.AddGrpc();

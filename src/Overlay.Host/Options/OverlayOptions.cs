@@ -318,6 +318,7 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         }
 
         ValidateAdmission(options, failures);
+        ValidateDurations(options, failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
@@ -354,6 +355,28 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         if (!(tunnels.HeaderTimeout > TimeSpan.Zero && tunnels.HeaderTimeout <= TimeSpan.FromMinutes(1)))
         {
             failures.Add($"Overlay:Tunnels:HeaderTimeout must be above zero and at most one minute, not {tunnels.HeaderTimeout}");
+        }
+    }
+
+    // Every interval and timeout a node waits on: zero or negative would spin or never wait, and an
+    // absurdly long one would hold resources for ever.
+    private static void ValidateDurations(OverlayOptions options, List<string> failures)
+    {
+        RequireDuration(failures, "Overlay:Link:ConnectTimeout", options.Link.ConnectTimeout, TimeSpan.FromMinutes(5));
+        RequireDuration(failures, "Overlay:Link:KeepAlivePingDelay", options.Link.KeepAlivePingDelay, TimeSpan.FromHours(1));
+        RequireDuration(failures, "Overlay:Link:KeepAlivePingTimeout", options.Link.KeepAlivePingTimeout, TimeSpan.FromMinutes(10));
+        RequireDuration(failures, "Overlay:Directory:GossipInterval", options.Directory.GossipInterval, TimeSpan.FromHours(1));
+        RequireDuration(failures, "Overlay:Directory:CallTimeout", options.Directory.CallTimeout, TimeSpan.FromMinutes(5));
+        RequireDuration(failures, "Overlay:Directory:ForgetDownAfter", options.Directory.ForgetDownAfter, TimeSpan.FromDays(7));
+        RequireDuration(failures, "Overlay:Tunnels:DefaultDeadline", options.Tunnels.DefaultDeadline, TimeSpan.FromHours(6));
+        RequireDuration(failures, "Overlay:Tunnels:DrainTimeout", options.Tunnels.DrainTimeout, TimeSpan.FromHours(1));
+    }
+
+    private static void RequireDuration(List<string> failures, string key, TimeSpan value, TimeSpan max)
+    {
+        if (!(value > TimeSpan.Zero && value <= max))
+        {
+            failures.Add($"{key} must be above zero and at most {max}, not {value}");
         }
     }
 
