@@ -9,6 +9,7 @@ internal static class Program
                Overlay.Bench crypto [--quick]                                    header and cell micro-benchmarks (BenchmarkDotNet)
                Overlay.Bench all [--quick] [--json FILE]                         both; the JSON file gets the crypto medians too
                Overlay.Bench profile WORKLOAD [--relays N] [--seconds S] [--phases]  one workload alone, in a loop, for a CPU profiler
+               Overlay.Bench soak [--trips N] [--nodes N] [--seed S] [--kill-every K]  random round trips over 0-32 relays while nodes are killed
 
           --quick        fewer and shorter runs (under 2 minutes); the default is the full run (under 10)
           --json FILE    also write every figure, ratio and target to FILE
@@ -16,6 +17,10 @@ internal static class Program
           WORKLOAD       tunnel or chain (bulk echo), tunnel-fresh or chain-fresh (first reply on a fresh path),
                          tunnel-rtt or chain-rtt (64-byte round trips on an established path); 3 relays and 30 s by default
           --phases       also time every span of the tunnels and print the median per span name
+          --trips N      soak: round trips (1,000 by default), 4 at a time, 30 s deadline each; exit 1 on any hang or untyped failure
+          --nodes N      soak: nodes (34 by default: 32 relays, the origin and the destination); at least 3
+          --seed S       soak: the seed of the relay counts, request sizes and kill targets (1 by default)
+          --kill-every K soak: every K-th trip kills a random node other than the origin and starts a new one (50 by default; 0: none)
         """;
 
     private static async Task<int> Main(string[] args)
@@ -24,6 +29,11 @@ internal static class Program
         if (verb == "profile")
         {
             return await ProfileAsync(args[1..]);
+        }
+
+        if (verb == "soak")
+        {
+            return await SoakAsync(args[1..]);
         }
 
         var rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
@@ -99,6 +109,37 @@ internal static class Program
             stop.Cancel();
         };
         return await ProfileCommand.RunAsync(args[0], relays, TimeSpan.FromSeconds(seconds), phases, Console.Out, stop.Token);
+    }
+
+    private static async Task<int> SoakAsync(string[] args)
+    {
+        var trips = SoakCommand.DefaultTrips;
+        var nodes = SoakCommand.DefaultNodes;
+        var seed = SoakCommand.DefaultSeed;
+        var killEvery = SoakCommand.DefaultKillEvery;
+        for (var i = 0; i < args.Length; i++)
+        {
+            var parsed = args[i] switch
+            {
+                "--trips" when i + 1 < args.Length => int.TryParse(args[++i], out trips) && trips > 0,
+                "--nodes" when i + 1 < args.Length => int.TryParse(args[++i], out nodes) && nodes >= 3,
+                "--seed" when i + 1 < args.Length => int.TryParse(args[++i], out seed),
+                "--kill-every" when i + 1 < args.Length => int.TryParse(args[++i], out killEvery) && killEvery >= 0,
+                _ => false,
+            };
+            if (!parsed)
+            {
+                return PrintUsage();
+            }
+        }
+
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        return await SoakCommand.RunAsync(trips, nodes, seed, killEvery, Console.Out, stop.Token);
     }
 
     private static bool TryParse(string[] args, out bool quick, out string? json, out HashSet<string>? only)

@@ -18,14 +18,18 @@ namespace Overlay.Bench.Network;
 internal sealed class BenchCluster : IAsyncDisposable
 {
     private readonly DirectoryInfo _root;
+    private readonly List<OverlayNode> _nodes;
+    private readonly IReadOnlyDictionary<string, string?>? _overrides;
+    private int _created;
 
-    private BenchCluster(DirectoryInfo root, List<OverlayNode> nodes)
+    private BenchCluster(DirectoryInfo root, List<OverlayNode> nodes, IReadOnlyDictionary<string, string?>? overrides)
     {
         _root = root;
-        Nodes = nodes;
+        _nodes = nodes;
+        _overrides = overrides;
     }
 
-    public IReadOnlyList<OverlayNode> Nodes { get; }
+    public IReadOnlyList<OverlayNode> Nodes => _nodes;
 
     /// <summary>The configuration every node gets, beyond its data directory, URL and seed.</summary>
     public static IReadOnlyDictionary<string, string?> SharedConfiguration { get; } = new Dictionary<string, string?>(SingleHostNetwork.Configuration)
@@ -37,17 +41,23 @@ internal sealed class BenchCluster : IAsyncDisposable
         ["Logging:LogLevel:Microsoft.AspNetCore"] = "Error",
     };
 
-    public static async Task<BenchCluster> StartAsync(int count, TimeSpan formTimeout, CancellationToken cancellationToken)
+    /// <param name="count">How many nodes.</param>
+    /// <param name="formTimeout">How long every node may take to know every other one.</param>
+    /// <param name="cancellationToken">Stops the start.</param>
+    /// <param name="overrides">Configuration over <see cref="SharedConfiguration"/>, for every node.</param>
+    /// <param name="pauseGossip">False keeps gossip running, so that nodes started later (<see cref="ReplaceAsync"/>) become known.</param>
+    public static async Task<BenchCluster> StartAsync(int count, TimeSpan formTimeout, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string?>? overrides = null, bool pauseGossip = true)
     {
         var root = Directory.CreateTempSubdirectory("overlay-bench-");
         var nodes = new List<OverlayNode>();
-        var cluster = new BenchCluster(root, nodes);
+        var cluster = new BenchCluster(root, nodes, overrides);
         try
         {
-            var seed = Create(root.FullName, 0, seed: null);
+            var seed = cluster.Create(seed: null);
             nodes.Add(seed);
             await seed.StartAsync(cancellationToken);
-            var others = Enumerable.Range(1, count - 1).Select(i => Create(root.FullName, i, seed.LinkEndpoint.ToString())).ToList();
+            var others = Enumerable.Range(1, count - 1).Select(_ => cluster.Create(seed.LinkEndpoint.ToString())).ToList();
             nodes.AddRange(others);
             await Task.WhenAll(others.Select(n => n.StartAsync(cancellationToken)));
 
@@ -66,7 +76,11 @@ internal sealed class BenchCluster : IAsyncDisposable
                 }
             }
 
-            await Task.WhenAll(nodes.Select(n => n.Services.GetRequiredService<DirectoryService>().StopAsync(cancellationToken)));
+            if (pauseGossip)
+            {
+                await Task.WhenAll(nodes.Select(n => n.Services.GetRequiredService<DirectoryService>().StopAsync(cancellationToken)));
+            }
+
             return cluster;
         }
         catch
@@ -74,6 +88,28 @@ internal sealed class BenchCluster : IAsyncDisposable
             await cluster.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>Kills node <paramref name="index"/> as a crash looks (its peers are not told); returns its identity.</summary>
+    public async Task<NodeId> KillAsync(int index)
+    {
+        var killed = _nodes[index];
+        var id = killed.Id;
+        await killed.KillAsync();
+        await killed.DisposeAsync();
+        return id;
+    }
+
+    /// <summary>
+    /// Starts a new node, with a new identity and data directory, in the place of killed node
+    /// <paramref name="index"/>; it joins from node 0. Returns it.
+    /// </summary>
+    public async Task<OverlayNode> ReplaceAsync(int index, CancellationToken cancellationToken)
+    {
+        var replacement = Create(_nodes[0].LinkEndpoint.ToString());
+        _nodes[index] = replacement;
+        await replacement.StartAsync(cancellationToken);
+        return replacement;
     }
 
     public Uri Endpoint(int index) => Nodes[index].LinkEndpoint;
@@ -100,12 +136,17 @@ internal sealed class BenchCluster : IAsyncDisposable
         }
     }
 
-    private static OverlayNode Create(string root, int index, string? seed)
+    private OverlayNode Create(string? seed)
     {
         var configuration = new Dictionary<string, string?>(SharedConfiguration)
         {
-            ["Overlay:DataDirectory"] = Path.Combine(root, "node" + index.ToString(CultureInfo.InvariantCulture)),
+            ["Overlay:DataDirectory"] = Path.Combine(_root.FullName, "node" + (Interlocked.Increment(ref _created) - 1).ToString(CultureInfo.InvariantCulture)),
         };
+        foreach (var (key, value) in _overrides ?? new Dictionary<string, string?>())
+        {
+            configuration[key] = value;
+        }
+
         if (seed is not null)
         {
             configuration["Overlay:Directory:Seeds:0"] = seed;
