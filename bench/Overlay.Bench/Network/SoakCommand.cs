@@ -85,6 +85,7 @@ internal static class SoakCommand
         var next = -1;
         var done = 0;
         var kills = 0;
+        var churn = 0;
         using var replacing = new SemaphoreSlim(1, 1);
         clock.Restart();
 
@@ -102,6 +103,7 @@ internal static class SoakCommand
                 {
                     // This worker replaces a node while the others keep their trips in flight.
                     await replacing.WaitAsync(cancellationToken);
+                    Volatile.Write(ref churn, 1);
                     try
                     {
                         await ReplaceAsync(cluster, killTargets[(i / killEvery) - 1], i, log, cancellationToken).WaitAsync(ReplaceTimeout, cancellationToken);
@@ -109,6 +111,7 @@ internal static class SoakCommand
                     }
                     finally
                     {
+                        Volatile.Write(ref churn, 0);
                         replacing.Release();
                     }
                 }
@@ -117,7 +120,8 @@ internal static class SoakCommand
                 var relays = Math.Min(relaysDrawn[i], origin.Directory.UpCount - 1);
                 var request = new byte[sizes[i]];
                 new Random(seed ^ (i * 7919)).NextBytes(request);
-                outcomes[i] = await TripAsync(origin, i, relays, request, log, cancellationToken);
+                var duringChurn = Volatile.Read(ref churn) != 0;
+                outcomes[i] = await TripAsync(origin, i, relays, request, log, cancellationToken) with { DuringChurn = duringChurn };
                 var finished = Interlocked.Increment(ref done);
                 if (finished % 100 == 0)
                 {
@@ -233,7 +237,7 @@ internal static class SoakCommand
         var successes = new List<double>();
         var failures = new List<double>();
         var byKind = new SortedDictionary<TunnelErrorKind, (int Count, int HopNamed)>();
-        int untyped = 0, hangs = 0, wrong = 0, relaysTotal = 0, fullLength = 0, afterDeadline = 0;
+        int untyped = 0, hangs = 0, wrong = 0, relaysTotal = 0, fullLength = 0, afterDeadline = 0, churnTrips = 0, churnSuccesses = 0, quietSuccesses = 0;
         long bytes = 0;
         foreach (var trip in outcomes)
         {
@@ -265,6 +269,9 @@ internal static class SoakCommand
         {
             fullLength += trip.Relays < MaxRelays ? 0 : 1;
             afterDeadline += trip.Result == SoakResult.TypedFailure && trip.Milliseconds > Deadline.TotalMilliseconds ? 1 : 0;
+            churnTrips += trip.DuringChurn ? 1 : 0;
+            churnSuccesses += trip.DuringChurn && trip.Result == SoakResult.Success ? 1 : 0;
+            quietSuccesses += !trip.DuringChurn && trip.Result == SoakResult.Success ? 1 : 0;
         }
 
         var inv = CultureInfo.InvariantCulture;
@@ -281,6 +288,9 @@ internal static class SoakCommand
         log.WriteLine($"  {"wrong reply",-40} {wrong,6}");
         log.WriteLine($"  {"untyped failure",-40} {untyped,6}");
         log.WriteLine($"  {"hang (no outcome in deadline + grace)",-40} {hangs,6}");
+        log.WriteLine();
+        log.WriteLine($"  started while a killed node was unreplaced or its replacement not yet known to all: {churnTrips} trips, {churnSuccesses} succeeded");
+        log.WriteLine($"  started otherwise: {outcomes.Length - churnTrips} trips, {quietSuccesses} succeeded");
         log.WriteLine();
         log.WriteLine("  time from the call to its outcome at the origin (ms):");
         log.WriteLine($"  {"",-20} {"n",6} {"p50",9} {"p99",9} {"max",9}");

@@ -9,4 +9,5 @@ namespace Overlay.Bench.Network;
 /// <param name="Kind">The failure's kind for a typed failure, otherwise <see cref="TunnelErrorKind.None"/>.</param>
 /// <param name="HopNamed">A typed failure named the hop (Hop ≥ 1).</param>
 /// <param name="Milliseconds">From the call to its outcome (for a hang, until it was given up).</param>
-internal readonly record struct SoakTrip(int Relays, int Bytes, SoakResult Result, TunnelErrorKind Kind, bool HopNamed, double Milliseconds);
+/// <param name="DuringChurn">The trip started while a killed node was not yet replaced or its replacement not yet known to every node.</param>
+internal readonly record struct SoakTrip(int Relays, int Bytes, SoakResult Result, TunnelErrorKind Kind, bool HopNamed, double Milliseconds, bool DuringChurn = false);
