@@ -17,7 +17,7 @@ internal static class Program
           WORKLOAD       tunnel or chain (bulk echo), tunnel-fresh or chain-fresh (first reply on a fresh path),
                          tunnel-rtt or chain-rtt (64-byte round trips on an established path); 3 relays and 30 s by default
           --phases       also time every span of the tunnels and print the median per span name
-          --trips N      soak: round trips (1,000 by default), 4 at a time, 30 s deadline each; exit 1 on any hang or untyped failure
+          --trips N      soak: round trips (1,000 by default), 4 at a time, 30 s deadline each; exit 1 on any hang, untyped failure or wrong reply
           --nodes N      soak: nodes (34 by default: 32 relays, the origin and the destination); at least 3
           --seed S       soak: the seed of the relay counts, request sizes and kill targets (1 by default)
           --kill-every K soak: every K-th trip kills a random node other than the origin and starts a new one (50 by default; 0: none)

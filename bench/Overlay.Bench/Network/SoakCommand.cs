@@ -80,7 +80,7 @@ internal static class SoakCommand
             return 2;
         }
 
-        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"soak: {nodes} nodes up in {clock.Elapsed.TotalSeconds:F1} s; {trips} trips, {Parallel} at a time, seed {seed}, a kill every {killEvery} trips"));
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"soak: {nodes} nodes up in {clock.Elapsed.TotalSeconds:F1} s; {trips} trips, {Parallel} at a time, seed {seed}, {(killEvery > 0 ? $"a kill every {killEvery} trips" : "no kills")}"));
         var outcomes = new SoakTrip[trips];
         var next = -1;
         var done = 0;
@@ -117,7 +117,7 @@ internal static class SoakCommand
                 }
 
                 // Route to the destination needs relays + 1 up peers; dead nodes not yet found down still count.
-                var relays = Math.Min(relaysDrawn[i], origin.Directory.UpCount - 1);
+                var relays = Math.Max(0, Math.Min(relaysDrawn[i], origin.Directory.UpCount - 1));
                 var request = new byte[sizes[i]];
                 new Random(seed ^ (i * 7919)).NextBytes(request);
                 var duringChurn = Volatile.Read(ref churn) != 0;
