@@ -47,10 +47,7 @@ public sealed class IdleTunnelTests(ITestOutputHelper output)
         await tunnel.WriteAsync("first"u8.ToArray(), cancellationToken: deadline.Token);
         Assert.Equal(5, await ReadAtLeastAsync(tunnel, reply, 5, deadline.Token));
 
-        while (tunnel.PaddingSent < PaddingBeyondTheTimeout)
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(100), deadline.Token);
-        }
+        await tunnel.WaitForPaddingSentAsync(PaddingBeyondTheTimeout, deadline.Token);
 
         await tunnel.WriteAsync("second"u8.ToArray(), final: true, deadline.Token);
         Assert.Equal(6, await ReadAtLeastAsync(tunnel, reply, 6, deadline.Token));
@@ -69,11 +66,9 @@ public sealed class IdleTunnelTests(ITestOutputHelper output)
         await stall.Reached.WaitAsync(deadline.Token);
         var reading = ReadToEndAsync(tunnel, deadline.Token);
 
-        while (tunnel.PaddingReceived < PaddingBeyondTheTimeout)
-        {
-            Assert.False(reading.IsCompleted, "the tunnel ended while its handler was still working");
-            await Task.Delay(TimeSpan.FromMilliseconds(100), deadline.Token);
-        }
+        var padded = tunnel.WaitForPaddingReceivedAsync(PaddingBeyondTheTimeout, deadline.Token);
+        Assert.Same(padded, await Task.WhenAny(padded, reading));
+        await padded;
 
         stall.Release();
         Assert.Equal(stall.Tag, await reading);

@@ -16,4 +16,7 @@ internal static partial class DirectoryLog
 
     [LoggerMessage(323, LogLevel.Error, "An endpoint proof failed unexpectedly; the prover goes on with the next")]
     public static partial void ProverFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(324, LogLevel.Debug, "The endpoint proof of peer {PeerId} was cut short by shutdown")]
+    public static partial void ProofCutByShutdown(ILogger logger, string peerId);
 }

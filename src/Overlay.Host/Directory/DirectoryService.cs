@@ -333,7 +333,8 @@ internal sealed class DirectoryService : BackgroundService
             }
             catch (OperationCanceledException)
             {
-                // Shutting down: what is left in the queue is dropped.
+                // Shutting down: this proof and what is left in the queue are dropped.
+                DirectoryLog.ProofCutByShutdown(_logger, descriptor.Id.ToShortString());
             }
             finally
             {

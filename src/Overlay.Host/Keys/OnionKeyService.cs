@@ -214,15 +214,10 @@ internal sealed class OnionKeyService : BackgroundService, IHostedLifecycleServi
             sleeping.TrySetResult(wakeAt);
         }
 
-        try
-        {
-            await _requests.Reader.WaitToReadAsync(wait.Token);
-        }
-        catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
-        {
-            // The timer fired: wake for the schedule. A request that came meanwhile is still taken below.
-        }
-
+        // The timer ends the wait by cancelling it: a wake for the schedule, not a failure (a request that
+        // came meanwhile is still taken below). Only the node's own stop ends the loop.
+        await ((Task)_requests.Reader.WaitToReadAsync(wait.Token).AsTask()).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        stoppingToken.ThrowIfCancellationRequested();
         return _requests.Reader.TryRead(out _);
     }
 

@@ -42,8 +42,8 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly PaddingSchedule? _padding;
     private int _writeActive;
-    private long _paddingSent;
-    private long _paddingReceived;
+    private readonly ObservedCount _paddingSent = new();
+    private readonly ObservedCount _paddingReceived = new();
     private bool _requestEnded;
     private bool _replyEnded;
     private TunnelException? _failure;
@@ -111,10 +111,16 @@ public sealed class OverlayTunnel : IAsyncDisposable
     public long BytesReceived { get; private set; }
 
     /// <summary>Padding cells this end sent to keep the quiet tunnel alive.</summary>
-    public long PaddingSent => Interlocked.Read(ref _paddingSent);
+    public long PaddingSent => _paddingSent.Value;
 
     /// <summary>Padding cells the destination sent while its reply was quiet (discarded).</summary>
-    public long PaddingReceived => Interlocked.Read(ref _paddingReceived);
+    public long PaddingReceived => _paddingReceived.Value;
+
+    /// <summary>Completes once <paramref name="count"/> padding cells were sent.</summary>
+    internal Task WaitForPaddingSentAsync(long count, CancellationToken cancellationToken) => _paddingSent.WaitForAsync(count, cancellationToken);
+
+    /// <summary>Completes once <paramref name="count"/> padding cells were received.</summary>
+    internal Task WaitForPaddingReceivedAsync(long count, CancellationToken cancellationToken) => _paddingReceived.WaitForAsync(count, cancellationToken);
 
     /// <summary>True once any payload cell left this node (a failure after that is never retried).</summary>
     public bool PayloadSent { get; private set; }
@@ -187,7 +193,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
             _codec.SealForward(CellType.Padding, [], buffer.AsSpan(0, _cellSize));
             await _call.RequestStream.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, _cellSize)) }, _lifetime.Token);
             _padding?.Sent();
-            Interlocked.Increment(ref _paddingSent);
+            _paddingSent.Increment();
         }
         catch (Exception exception) when (exception is RpcException or IOException or InvalidOperationException or OperationCanceledException or ObjectDisposedException)
         {
@@ -316,7 +322,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
         switch (opened.Type)
         {
             case CellType.Padding:
-                Interlocked.Increment(ref _paddingReceived);
+                _paddingReceived.Increment();
                 return;
             case CellType.Receipt:
                 ConfirmReceipt();
