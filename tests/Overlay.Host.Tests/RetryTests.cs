@@ -20,10 +20,7 @@ public sealed class RetryTests
     public async Task A_first_hop_that_never_accepted_the_connection_is_recognised()
     {
         using var deadline = TestTimeouts.After(30);
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var closedPort = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
+        var closedPort = Ports.Unused();
 
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{closedPort}", new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { UseProxy = false } });
         using var call = new Protocol.V1.Link.LinkClient(channel).Relay(cancellationToken: deadline.Token);
