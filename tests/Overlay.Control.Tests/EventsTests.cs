@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Net.Client;
 using V1 = Overlay.Protocol.Control.V1;
@@ -84,10 +83,9 @@ public sealed class EventsTests(SharedOverlay shared)
             }
         });
 
-        var dropped = (await client.Api.GetStatsAsync(new V1.GetStatsRequest())).EventConsumersDroppedTotal;
+        var dropped = (await client.Api.GetStatsAsync(new V1.GetStatsRequest(), cancellationToken: deadline.Token)).EventConsumersDroppedTotal;
         var tunnels = 0;
-        var clock = Stopwatch.StartNew();
-        while ((await client.Api.GetStatsAsync(new V1.GetStatsRequest())).EventConsumersDroppedTotal == dropped)
+        while ((await client.Api.GetStatsAsync(new V1.GetStatsRequest(), cancellationToken: deadline.Token)).EventConsumersDroppedTotal == dropped)
         {
             Assert.True(tunnels < 5000, "the stalled consumer was never ended");
             // Each round trip is one opened and one closed event for every consumer.
@@ -113,7 +111,6 @@ public sealed class EventsTests(SharedOverlay shared)
         Assert.Contains("EventsBufferSize", error.Status.Detail, StringComparison.Ordinal);
 
         await ListenTests.WaitAsync(() => Task.FromResult(Volatile.Read(ref healthyCount) >= tunnels + 4), deadline.Token);
-        Assert.True(clock.Elapsed < TestTimeouts.Seconds(60), $"{tunnels} tunnels took {clock.Elapsed}");
         healthy.Dispose();
         await Assert.ThrowsAnyAsync<Exception>(() => healthyReader);
     }

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;

@@ -16,9 +16,6 @@ internal static class TestTimeouts
     /// <summary>A deadline of <paramref name="seconds"/>, scaled.</summary>
     public static TimeSpan Seconds(double seconds) => TimeSpan.FromSeconds(seconds * Scale);
 
-    /// <summary><paramref name="time"/>, scaled.</summary>
-    public static TimeSpan Scaled(TimeSpan time) => time * Scale;
-
     /// <summary>A token that fires after <paramref name="seconds"/>, scaled.</summary>
     public static CancellationTokenSource After(double seconds) => new(Seconds(seconds));
 
