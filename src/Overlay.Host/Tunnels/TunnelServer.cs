@@ -369,6 +369,12 @@ internal sealed class TunnelServer
         IServerStreamWriter<LinkMessage> responses, ServerCallContext context, DateTimeOffset received)
     {
         var callToken = context.CancellationToken;
+        if (header.Mode == TunnelMode.ReplyBlock)
+        {
+            // This node keeps no reply blocks yet, so no reply id can be one of its own.
+            throw Refuse(TunnelErrorKind.DestinationRefused);
+        }
+
         using var activity = StartHopSpans("overlay.deliver", TunnelRoles.Destination, header, received);
         var handlerSpan = TunnelTracing.StartPhase("overlay.handler", activity);
         using var codec = header.CreateDestinationCodec(_node.Network);
