@@ -100,8 +100,8 @@ internal static class FairnessCommand
     private static async Task<string> MeasureSettingAsync(string name, Dictionary<string, string?> configuration, int trips, int floodStreams, bool shared, TextWriter log, CancellationToken cancellationToken)
     {
         await using var cluster = await BenchCluster.StartAsync(2, TimeSpan.FromSeconds(60), cancellationToken, configuration);
-        var origin = cluster.Nodes[0];
-        var target = cluster.Nodes[1];
+        var origin = cluster[0].Node;
+        var target = cluster[1].Node;
         await MeasureAsync(origin, target, trips / 4, cancellationToken); // warm-up
         var quiet = await MeasureAsync(origin, target, trips, cancellationToken);
 

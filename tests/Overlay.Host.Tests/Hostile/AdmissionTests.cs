@@ -9,6 +9,8 @@ using Overlay.Errors;
 using Overlay.Host.Admission;
 using Overlay.Host.Tests.Infrastructure;
 using Overlay.Host.Tunnels;
+using Overlay.Onion;
+using Overlay.Replies;
 
 namespace Overlay.Host.Tests.Hostile;
 
@@ -74,6 +76,22 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
         Assert.Equal(Ok, check.Status);
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, HealthCheckResponse.Parser.ParseFrom(check.Messages.Single()).Status);
         Assert.Equal(Unimplemented, watch.Status);
+    }
+
+    [Fact]
+    public async Task A_reply_block_header_is_refused_as_destination_refused_while_the_node_keeps_no_blocks()
+    {
+        // A well-formed reply-block header sealed to the node: it passes every check of the header and must
+        // still get a typed refusal, since no reply id can be one of the node's own.
+        using var deadline = TestTimeouts.After(30);
+        var builder = new OnionHeaderBuilder(Target.Node.State.Network);
+        using var block = ReplyBlocks.Create(builder, [Target.Descriptor], DeadlineClass.Seconds30, DateTimeOffset.UtcNow.AddHours(1), out var secret);
+        using var owned = secret;
+        using var client = new RawLinkClient(Target.LinkEndpoint, Stranger);
+
+        var outcome = await client.CallAsync(RawLinkClient.Relay, [RawProtobuf.LinkMessage(block.Header.ToArray(), default)], deadline.Token);
+
+        Assert.True(outcome.OverlayError == (int)TunnelErrorKind.DestinationRefused, outcome.ToString());
     }
 
     [Fact]
