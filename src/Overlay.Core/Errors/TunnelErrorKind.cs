@@ -76,7 +76,7 @@ public enum TunnelErrorKind : byte
     Unconfirmed = 21,
 
     /// <summary>A reply block used after its expiry (the earliest onion-key expiry of its route, or sooner).</summary>
-    Expired = 22,
+    Expired = 23,
 }
 
 /// <summary>Helpers over <see cref="TunnelErrorKind"/>.</summary>
@@ -87,7 +87,7 @@ public static class TunnelErrorKinds
 
     /// <summary>Reads a wire code; unknown codes from newer peers map to <see cref="TunnelErrorKind.ProtocolViolation"/>.</summary>
     public static TunnelErrorKind FromWire(byte code) =>
-        code is > 0 and <= (byte)Last ? (TunnelErrorKind)code : TunnelErrorKind.ProtocolViolation;
+        code is > 0 and <= (byte)Last && Enum.IsDefined((TunnelErrorKind)code) ? (TunnelErrorKind)code : TunnelErrorKind.ProtocolViolation;
 
     /// <summary>The lower-case name used in logs, metrics and span <c>error.type</c>.</summary>
     public static string ToTag(this TunnelErrorKind kind) => kind switch
