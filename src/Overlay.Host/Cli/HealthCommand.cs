@@ -57,7 +57,9 @@ public sealed record HealthOptions
 /// (<c>grpc.health.v1.Health/Check</c>, SERVING once the node has published its descriptor) and,
 /// with <c>--peers P</c>, lists at least P up peers when asked for a directory exchange (an
 /// exchange that offers nothing, so the node learns nothing from it). A node lists at most
-/// Overlay:Directory:MaxDescriptorsPerExchange peers (default 64).
+/// Overlay:Directory:MaxDescriptorsPerExchange peers (default 64). An <c>https</c> URL is a TLS link
+/// endpoint, which admits only nodes: the check presents a throwaway node identity's certificate and
+/// accepts any node's; an <c>http</c> URL may be the plaintext health-only port (no <c>--peers</c> there).
 /// </summary>
 public static class HealthCommand
 {
