@@ -175,7 +175,7 @@ public sealed class AdmissionFairnessTests
                 ["Overlay:Directory:CallBurstPerSource"] = "3",
             },
         });
-        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(cluster[0].LinkEndpoint);
+        using var channel = TestLinkTls.Channel(cluster[0].LinkEndpoint);
         var link = new Protocol.V1.Link.LinkClient(channel);
         using var deadline = TestTimeouts.After(30);
 
