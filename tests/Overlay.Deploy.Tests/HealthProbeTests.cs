@@ -33,7 +33,7 @@ public sealed class HealthProbeTests(ITestOutputHelper log) : IAsyncLifetime
                 ["Overlay:DataDirectory"] = _data.FullName,
             },
         });
-        using var start = new CancellationTokenSource(Repo.Scaled(TimeSpan.FromSeconds(30)));
+        using var start = TestTimeouts.After(30);
         await _node.StartAsync(start.Token);
     }
 
@@ -63,7 +63,7 @@ public sealed class HealthProbeTests(ITestOutputHelper log) : IAsyncLifetime
 
         // What the kubelet does: grpc.health.v1.Health/Check over h2c, no TLS.
         using var channel = GrpcChannel.ForAddress(HealthUrl, new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { UseProxy = false } });
-        using var deadline = new CancellationTokenSource(Repo.Scaled(TimeSpan.FromSeconds(10)));
+        using var deadline = TestTimeouts.After(10);
         var status = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest(), cancellationToken: deadline.Token);
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, status.Status);
     }
@@ -72,7 +72,7 @@ public sealed class HealthProbeTests(ITestOutputHelper log) : IAsyncLifetime
     public async Task The_health_only_port_serves_nothing_but_Check()
     {
         using var channel = GrpcChannel.ForAddress(HealthUrl, new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { UseProxy = false } });
-        using var deadline = new CancellationTokenSource(Repo.Scaled(TimeSpan.FromSeconds(10)));
+        using var deadline = TestTimeouts.After(10);
 
         var exchange = await Assert.ThrowsAsync<RpcException>(() => new Link.LinkClient(channel).ExchangeAsync(new DescriptorExchange(), cancellationToken: deadline.Token).ResponseAsync);
         Assert.Equal(StatusCode.Unimplemented, exchange.StatusCode);
@@ -95,8 +95,7 @@ public sealed class HealthProbeTests(ITestOutputHelper log) : IAsyncLifetime
 
     private Task<ProcessResult> RunHostAsync(params string[] arguments)
     {
-        Assert.True(File.Exists(Repo.HostDll), $"{Repo.HostDll} is missing: build the solution in {Repo.Configuration} first");
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Overlay.Host {string.Join(' ', arguments)}"));
-        return Processes.RunAsync("dotnet", [Repo.HostDll, .. arguments], Repo.Scaled(TimeSpan.FromSeconds(60)), log: log);
+        return Processes.RunAsync(Processes.Dotnet, [Repo.BuiltHostDll, .. arguments], TestTimeouts.Seconds(60), log: log);
     }
 }

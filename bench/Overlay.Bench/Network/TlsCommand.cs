@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Overlay.Bench.Network.Chain;
 using Overlay.Host.Link;
 using Overlay.Identity;
+using Overlay.Testing.Cluster;
 
 namespace Overlay.Bench.Network;
 
@@ -39,7 +40,7 @@ internal static class TlsCommand
             Progress(log, $"{mode}: starting {Nodes} nodes");
             await using var cluster = await BenchCluster.StartAsync(Nodes, TimeSpan.FromSeconds(60), cancellationToken,
                 new Dictionary<string, string?> { ["Overlay:Link:Url"] = $"{scheme}://127.0.0.1:0" });
-            var origin = cluster.Nodes[0];
+            var origin = cluster[0].Node;
             NodeId[] route = [.. Enumerable.Range(1, Relays + 1).Select(cluster.Id)];
             Uri[] hops = [.. Enumerable.Range(1, Relays + 1).Select(cluster.Endpoint)];
             var section = $"TLS links: {mode}, {Relays} relays";
@@ -141,9 +142,9 @@ internal static class TlsCommand
     }
 
     // A fresh channel per sample through the node's own dialer: its first call pays TCP, HTTP/2 and (TLS) the handshake; the second does not.
-    private static async Task<(List<double> First, List<double> Second)> NewConnectionsAsync(BenchCluster cluster, int count, CancellationToken cancellationToken)
+    private static async Task<(List<double> First, List<double> Second)> NewConnectionsAsync(TestCluster cluster, int count, CancellationToken cancellationToken)
     {
-        var channels = cluster.Nodes[0].Services.GetRequiredService<PeerChannels>();
+        var channels = cluster[0].Services.GetRequiredService<PeerChannels>();
         var first = new List<double>(count);
         var second = new List<double>(count);
         for (var i = 0; i < count + 5; i++)

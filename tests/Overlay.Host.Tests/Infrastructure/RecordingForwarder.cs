@@ -88,7 +88,13 @@ internal sealed class RecordingForwarder : IAsyncDisposable
         {
             try
             {
-                await target.ConnectAsync(IPAddress.Loopback, _targetPort(), _stop.Token);
+                var port = _targetPort();
+                if (port == Port)
+                {
+                    throw new InvalidOperationException("the forwarder would forward to itself");
+                }
+
+                await target.ConnectAsync(IPAddress.Loopback, port, _stop.Token);
                 using var ended = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
                 // Either side closing ends both: a half-open pair would hold the test's dispose.
                 await Task.WhenAny(

@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Overlay.Errors;
@@ -29,7 +31,7 @@ public sealed class TlsLinkTests
     [Fact]
     public async Task The_link_endpoint_learns_the_dialer_s_node_id_from_its_certificate()
     {
-        var seen = new PeerRecorder();
+        var seen = new PeerIds();
         var root = System.IO.Directory.CreateTempSubdirectory("overlay-tls-");
         await using var node = OverlayNode.Create(new OverlayNodeSettings
         {
@@ -155,7 +157,8 @@ public sealed class TlsLinkTests
         var options = tls ? null : new ClusterOptions { Configuration = new Dictionary<string, string?> { ["Overlay:Link:Url"] = "http://127.0.0.1:0" } };
         await using var cluster = await TestCluster.StartAsync(1, options);
         ClusterNode? behind = null;
-        await using var capture = new RecordingForwarder(() => behind!.LinkEndpoint.Port);
+        // The port the node bound (its LinkEndpoint is the advertised one, the forwarder's).
+        await using var capture = new RecordingForwarder(() => new Uri(behind!.Node.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()).Port);
         // Everyone reaches the new node through the forwarder: it advertises the forwarder's address.
         behind = await cluster.AddNodeAsync(new Dictionary<string, string?>
         {
@@ -191,8 +194,8 @@ public sealed class TlsLinkTests
         Assert.Equal(-1, received.AsSpan().IndexOf(marker));
     }
 
-    /// <summary>Records the node id the link endpoint attributes each call to.</summary>
-    private sealed class PeerRecorder : Interceptor
+    /// <summary>The node ids the link endpoint attributed calls to.</summary>
+    private sealed class PeerIds
     {
         private readonly List<NodeId?> _ids = [];
 
@@ -207,13 +210,21 @@ public sealed class TlsLinkTests
             }
         }
 
-        public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+        public void Add(NodeId? id)
         {
             lock (_ids)
             {
-                _ids.Add(LinkPeerIdentity.Of(context));
+                _ids.Add(id);
             }
+        }
+    }
 
+    /// <summary>Records the node id the link endpoint attributes each unary call to.</summary>
+    private sealed class PeerRecorder(PeerIds ids) : Interceptor
+    {
+        public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+        {
+            ids.Add(LinkPeerIdentity.Of(context));
             return continuation(request, context);
         }
     }

@@ -6,7 +6,7 @@ using System.Text;
 using Grpc.Net.Client;
 using Overlay.Identity;
 
-namespace Overlay.Host.Tests.Infrastructure;
+namespace Overlay.Testing.Links;
 
 /// <summary>
 /// TLS for the tests' raw clients, which must present a node certificate to a TLS link endpoint
