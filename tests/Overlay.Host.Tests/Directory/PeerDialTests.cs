@@ -37,8 +37,8 @@ public sealed class PeerDialTests
 
         using var literalOwner = NodeIdentity.Create();
         using var nameOwner = NodeIdentity.Create();
-        var literal = Descriptor(literalOwner, $"http://127.0.0.1:{recorder.Port}");
-        var name = Descriptor(nameOwner, $"http://localhost:{recorder.Port}");
+        var literal = Descriptor(literalOwner, $"https://127.0.0.1:{recorder.Port}");
+        var name = Descriptor(nameOwner, $"https://localhost:{recorder.Port}");
         await GossipAsync(node, deadline.Token, literal, name);
 
         // The literal is dropped at once; the name is resolved at dial time and refused there.
@@ -65,8 +65,8 @@ public sealed class PeerDialTests
         using var nameOwner = NodeIdentity.Create();
 
         await GossipAsync(cluster[0], deadline.Token,
-            Descriptor(literalOwner, $"http://127.0.0.1:{recorder.Port}"),
-            Descriptor(nameOwner, $"http://localhost:{recorder.Port}"));
+            Descriptor(literalOwner, $"https://127.0.0.1:{recorder.Port}"),
+            Descriptor(nameOwner, $"https://localhost:{recorder.Port}"));
 
         await recorder.WaitForAsync(2, deadline.Token);
     }

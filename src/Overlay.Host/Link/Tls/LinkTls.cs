@@ -24,11 +24,22 @@ internal static class LinkTls
                 ClientCertificateRequired = true,
                 EnabledSslProtocols = SslProtocols.Tls13,
                 CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                CertificateChainPolicy = NoCaPolicy(),
                 ApplicationProtocols = [SslApplicationProtocol.Http2],
                 // Chain errors are expected (self-signed, no CA): the node certificate check replaces them.
                 RemoteCertificateValidationCallback = (_, certificate, _, _) => verifier.AcceptDialer(certificate, connection),
             });
         },
+    };
+
+    // The platform still builds a chain before our check runs: against an empty custom root store,
+    // with no download or revocation lookup, that is a few microseconds instead of a walk through
+    // the system's trust store on every handshake (gossip opens one connection per exchange).
+    private static X509ChainPolicy NoCaPolicy() => new()
+    {
+        TrustMode = X509ChainTrustMode.CustomRootTrust,
+        RevocationMode = X509RevocationMode.NoCheck,
+        DisableCertificateDownloads = true,
     };
 
     /// <summary>
@@ -40,6 +51,7 @@ internal static class LinkTls
     {
         EnabledSslProtocols = SslProtocols.Tls13,
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+        CertificateChainPolicy = NoCaPolicy(),
         LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate(),
         RemoteCertificateValidationCallback = (_, presented, _, _) => acceptServer(presented),
     };
