@@ -83,7 +83,7 @@ internal sealed class ControlConnection : IDisposable
     public CliException Explain(RpcException exception)
     {
         var reason = exception.Trailers.GetValue("overlay-reason");
-        if (exception.StatusCode == StatusCode.Unavailable && reason is null && IsTlsFailure(exception))
+        if (reason is null && IsTlsFailure(exception))
         {
             // A node's TLS link endpoint answers with a certificate no CA signed and demands one back.
             return new CliException(ExitCodes.Usage,
