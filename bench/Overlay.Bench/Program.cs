@@ -8,6 +8,7 @@ internal static class Program
         usage: Overlay.Bench [network] [--quick] [--json FILE] [--only PHASES]   tunnels against a plain gRPC chain on real nodes (the default)
                Overlay.Bench crypto [--quick]                                    header and cell micro-benchmarks (BenchmarkDotNet)
                Overlay.Bench all [--quick] [--json FILE]                         both; the JSON file gets the crypto medians too
+               Overlay.Bench tls [--quick] [--json FILE]                         h2c and TLS links side by side: throughput, RTT, fresh tunnels, plain chain, handshake cost
                Overlay.Bench profile WORKLOAD [--relays N] [--seconds S] [--phases]  one workload alone, in a loop, for a CPU profiler
                Overlay.Bench soak [--trips N] [--nodes N] [--seed S] [--kill-every K]  random round trips over 0-32 relays while nodes are killed
                Overlay.Bench fairness [--trips N] [--flood-streams S] [--shared]   tunnels through one previous hop while another floods headers
@@ -68,6 +69,7 @@ internal static class Program
         {
             case "crypto":
                 return CryptoCommand.Run(quick, report: null);
+            case "tls":
             case "network":
             case "all":
                 var report = new Report();
@@ -82,7 +84,9 @@ internal static class Program
                         e.Cancel = true;
                         stop.Cancel();
                     };
-                    code = Math.Max(code, await NetworkCommand.RunAsync(new NetworkSettings(quick) { Phases = only ?? NetworkSettings.AllPhases.ToHashSet() }, report, Console.Out, stop.Token));
+                    code = Math.Max(code, verb == "tls"
+                        ? await TlsCommand.RunAsync(quick, report, Console.Out, stop.Token)
+                        : await NetworkCommand.RunAsync(new NetworkSettings(quick) { Phases = only ?? NetworkSettings.AllPhases.ToHashSet() }, report, Console.Out, stop.Token));
                 }
 
                 report.Print(Console.Out);

@@ -72,7 +72,7 @@ MAX_RELAYS=$((RELAYS > 32 ? RELAYS : 32))
 if ((NODES <= 32)); then GOSSIP=00:00:00.250; else GOSSIP=00:00:01; fi
 # A node lists at most 64 peers in a directory exchange (Overlay:Directory:MaxDescriptorsPerExchange).
 PEERS=$((NODES - 1 < 64 ? NODES - 1 : 64))
-SEED=http://127.0.0.1:$BASE_PORT
+SEED=https://127.0.0.1:$BASE_PORT
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 
 PIDS=()        # the node processes this script started, and only those
@@ -182,7 +182,8 @@ echo "run.sh: starting $NODES nodes on 127.0.0.1:$BASE_PORT-$((BASE_PORT + NODES
 echo "run.sh: logs: $WORK/logs"
 URLS=()
 for ((i = 0; i < NODES; i++)); do
-  url=http://127.0.0.1:$((BASE_PORT + i))
+  # TLS links, as in production: every node presents a certificate proving its node id.
+  url=https://127.0.0.1:$((BASE_PORT + i))
   URLS+=(--url "$url")
   args=(
     "--Overlay:Link:Url=$url"
@@ -208,7 +209,8 @@ for ((i = 0; i < NODES; i++)); do
 done
 
 # Ready = every node answers SERVING on grpc.health.v1.Health/Check and lists every other node as
-# up (the `health` verb); only then can any relay reach any next hop.
+# up (the `health` verb, over TLS with a throwaway node certificate); only then can any relay
+# reach any next hop.
 echo "run.sh: waiting for every node to be healthy and to know the other $PEERS"
 dotnet "$DLL" health "${URLS[@]}" --peers "$PEERS" --timeout "$READY_TIMEOUT" </dev/null &
 HELPER=$!

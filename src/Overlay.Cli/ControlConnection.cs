@@ -83,6 +83,13 @@ internal sealed class ControlConnection : IDisposable
     public CliException Explain(RpcException exception)
     {
         var reason = exception.Trailers.GetValue("overlay-reason");
+        if (reason is null && IsTlsFailure(exception))
+        {
+            // A node's TLS link endpoint answers with a certificate no CA signed and demands one back.
+            return new CliException(ExitCodes.Usage,
+                $"the TLS handshake with {Node} failed: it may be a node's link endpoint, which admits only nodes; use its control endpoint (Overlay:Control:Url) [{exception.Status.Detail}]");
+        }
+
         if (exception.StatusCode == StatusCode.Unavailable && reason is null)
         {
             return new CliException(ExitCodes.Unavailable,
@@ -96,6 +103,19 @@ internal sealed class ControlConnection : IDisposable
 
         var hint = exception.StatusCode == StatusCode.Unauthenticated ? " (pass --token-file FILE)" : "";
         return new CliException(ExitCodes.For(exception.StatusCode), $"{exception.Status.Detail}{hint}");
+    }
+
+    private static bool IsTlsFailure(RpcException exception)
+    {
+        for (Exception? cause = exception.Status.DebugException; cause is not null; cause = cause.InnerException)
+        {
+            if (cause is System.Security.Authentication.AuthenticationException or HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError })
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     public void Dispose() => _channel.Dispose();

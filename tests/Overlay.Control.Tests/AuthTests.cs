@@ -70,7 +70,8 @@ public sealed class AuthTests(SharedOverlay shared)
     [Fact]
     public async Task Link_endpoint_does_not_serve_control_and_control_endpoint_does_not_serve_link()
     {
-        using var onLink = new ControlClient(Overlay.Nodes[0].LinkEndpoint, Overlay.OperatorToken(0));
+        // The link endpoint is TLS and admits only nodes: the caller presents a node certificate to get that far.
+        using var onLink = new ControlClient(Overlay.Nodes[0].LinkEndpoint, Overlay.OperatorToken(0), TestLinkTls.Handler(Overlay.Nodes[0].LinkEndpoint));
         await Rpc.ThrowsAsync(StatusCode.Unimplemented, async () => await onLink.Api.GetInfoAsync(new V1.GetInfoRequest()));
 
         using var channel = GrpcChannel.ForAddress(Overlay.Nodes[0].Control.Url);
@@ -79,7 +80,7 @@ public sealed class AuthTests(SharedOverlay shared)
             await link.ProveAsync(new Overlay.Protocol.V1.ProofRequest { Challenge = Google.Protobuf.ByteString.CopyFrom(new byte[32]) }));
 
         // Health is served on both.
-        using var linkChannel = GrpcChannel.ForAddress(Overlay.Nodes[0].LinkEndpoint);
+        using var linkChannel = TestLinkTls.Channel(Overlay.Nodes[0].LinkEndpoint);
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await new Health.HealthClient(linkChannel).CheckAsync(new HealthCheckRequest())).Status);
     }
 

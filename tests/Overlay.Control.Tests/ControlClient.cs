@@ -7,11 +7,11 @@ namespace Overlay.Control.Tests;
 /// <summary>A gRPC client of one node's control endpoint.</summary>
 public sealed class ControlClient : IDisposable
 {
-    public ControlClient(Uri url, string? token)
+    public ControlClient(Uri url, string? token, SocketsHttpHandler? handler = null)
     {
         Channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions
         {
-            HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
+            HttpHandler = handler ?? new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
             MaxReceiveMessageSize = 16 * 1024 * 1024,
         });
         var invoker = token is null ? Channel.CreateCallInvoker() : Channel.Intercept(headers =>

@@ -52,26 +52,43 @@ public sealed partial class DeployFilesTests
     }
 
     [Fact]
-    public void Ports_and_health_probes_are_the_link_endpoint()
+    public void Links_are_TLS_and_probes_use_the_health_only_port()
     {
         var linkPort = new Uri(new LinkEndpointOptions().Url).Port;
         Assert.Equal(7400, linkPort);
+        const int HealthPort = 7402;
         var dockerfile = File.ReadAllText(Path.Combine(Deploy, "Dockerfile"));
-        Assert.Contains($"EXPOSE {linkPort}", dockerfile, StringComparison.Ordinal);
-        Assert.Contains($"Overlay__Link__Url=http://0.0.0.0:{linkPort}", dockerfile, StringComparison.Ordinal);
+        Assert.Contains($"EXPOSE {linkPort} {HealthPort}", dockerfile, StringComparison.Ordinal);
+        Assert.Contains($"Overlay__Link__Url=https://0.0.0.0:{linkPort}", dockerfile, StringComparison.Ordinal);
+        Assert.Contains($"Overlay__Link__HealthUrl=http://0.0.0.0:{HealthPort}", dockerfile, StringComparison.Ordinal);
 
+        // No file names a cleartext link URL: every Url, AdvertisedUrl and seed is https.
+        var linkUrls = 0;
+        foreach (var file in new[] { "Dockerfile", "compose.yaml", "k8s/configmap.yaml", "k8s/statefulset.yaml" })
+        {
+            foreach (Match setting in LinkUrlSetting().Matches(File.ReadAllText(Path.Combine(Deploy, file))))
+            {
+                Assert.True(setting.Groups["url"].Value.StartsWith("https://", StringComparison.Ordinal), $"{file}: {setting.Value} is not TLS");
+                linkUrls++;
+            }
+        }
+
+        Assert.True(linkUrls >= 10, $"expected the files to set link URLs and seeds, found {linkUrls}");
+
+        var configMap = (YamlMappingNode)At(LoadYaml("k8s/configmap.yaml"), "data");
+        Assert.Equal($"http://0.0.0.0:{HealthPort}", Scalar(configMap, "Overlay__Link__HealthUrl"));
         var statefulSet = LoadYaml("k8s/statefulset.yaml");
         var container = (YamlMappingNode)((YamlSequenceNode)At(statefulSet, "spec", "template", "spec", "containers"))[0];
         Assert.Equal(linkPort.ToString(System.Globalization.CultureInfo.InvariantCulture), Scalar(container, "ports", 0, "containerPort"));
         foreach (var probe in new[] { "readinessProbe", "livenessProbe" })
         {
-            // The gRPC health service is mapped on the link endpoint.
-            Assert.Equal(linkPort.ToString(System.Globalization.CultureInfo.InvariantCulture), Scalar(container, probe, "grpc", "port"));
+            // The kubelet's gRPC probe speaks plaintext only: the health-only port.
+            Assert.Equal(HealthPort.ToString(System.Globalization.CultureInfo.InvariantCulture), Scalar(container, probe, "grpc", "port"));
         }
 
         var compose = LoadYaml("compose.yaml");
         var healthcheck = (YamlSequenceNode)At(compose, "x-node", "healthcheck", "test");
-        Assert.Contains($"http://127.0.0.1:{linkPort}", healthcheck.Children.Select(c => c.ToString()));
+        Assert.Contains($"https://127.0.0.1:{linkPort}", healthcheck.Children.Select(c => c.ToString()));
         Assert.Contains("health", healthcheck.Children.Select(c => c.ToString()));
     }
 
@@ -197,6 +214,10 @@ public sealed partial class DeployFilesTests
 
     [GeneratedRegex(@"__\d+$")]
     private static partial Regex ArrayIndex();
+
+    // Overlay__Link__Url, __AdvertisedUrl and __Directory__Seeds__N, as KEY=value, KEY: value or a "name: KEY" / "value:" pair.
+    [GeneratedRegex(@"Overlay__(?:Link__Url|Link__AdvertisedUrl|Directory__Seeds__\d+)(?:=|:\s*|\s*\n\s*value:\s*)(?<url>\S+)")]
+    private static partial Regex LinkUrlSetting();
 
     [GeneratedRegex(@"src/[A-Za-z.]+/[A-Za-z.]+\.csproj")]
     private static partial Regex ProjectPath();

@@ -182,7 +182,7 @@ public sealed class DirectoryTests(ITestOutputHelper output)
     {
         using var channel = GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions
         {
-            HttpHandler = new SocketsHttpHandler { UseProxy = false, ActivityHeadersPropagator = null },
+            HttpHandler = TestLinkTls.Handler(endpoint),
             DisposeHttpClient = true,
         });
         var request = new DescriptorExchange { Self = ByteString.CopyFrom(self) };

@@ -35,7 +35,7 @@ public sealed class DrainTests
             await Task.Delay(10, deadline.Token);
         }
 
-        using (var channel = GrpcChannel.ForAddress(destination.LinkEndpoint))
+        using (var channel = TestLinkTls.Channel(destination.LinkEndpoint))
         {
             var health = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest(), cancellationToken: deadline.Token);
             Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, health.Status);

@@ -96,7 +96,7 @@ public sealed class FailureTests(ITestOutputHelper output)
         using var identity = NodeIdentity.Create();
         var now = DateTimeOffset.UtcNow;
         using var onionKey = OnionKey.Create(1, now, now.AddHours(1));
-        var ghost = NodeDescriptor.Create(identity, onionKey, new Uri($"http://127.0.0.1:{Ports.Unused()}/"), origin.Node.State.Network, now);
+        var ghost = NodeDescriptor.Create(identity, onionKey, new Uri($"https://127.0.0.1:{Ports.Unused()}/"), origin.Node.State.Network, now);
         origin.Directory.AddConfirmed(ghost, System.Net.IPAddress.Loopback);
 
         List<NodeId> route = [cluster[1].Id, cluster[2].Id, cluster[3].Id, cluster[4].Id];

@@ -24,7 +24,7 @@ public sealed class FramingTests(ITestOutputHelper output)
         using var keys = RawOrigin.Build(cluster[0].Descriptor.Network, [relay.Descriptor, destination.Descriptor]);
         using var channel = GrpcChannel.ForAddress(relay.LinkEndpoint, new GrpcChannelOptions
         {
-            HttpHandler = new SocketsHttpHandler { UseProxy = false, ActivityHeadersPropagator = null },
+            HttpHandler = TestLinkTls.Handler(relay.LinkEndpoint),
             DisposeHttpClient = true,
         });
         // 24 one-cell messages fit the relay's 128 KiB stream window: all of them reach its buffers.

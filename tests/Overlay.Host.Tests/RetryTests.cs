@@ -32,7 +32,7 @@ public sealed class RetryTests
     {
         await using var cluster = await TestCluster.StartAsync(2);
         using var deadline = TestTimeouts.After(30);
-        using var channel = GrpcChannel.ForAddress(cluster[1].LinkEndpoint, new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { UseProxy = false } });
+        using var channel = TestLinkTls.Channel(cluster[1].LinkEndpoint);
         using var call = new Protocol.V1.Link.LinkClient(channel).Relay(cancellationToken: deadline.Token);
 
         // A header of the wrong size: the hop reads it and ends the call with a refusal.

@@ -44,7 +44,7 @@ public sealed class MetricsTests
         var header = new byte[OnionHeader.SizeFor(destination.State.Network)];
         using (var keys = new OnionHeaderBuilder(destination.State.Network).Build([destination.State.Descriptor!.ToRouteHop()], TunnelMode.OneWay, DeadlineClass.Seconds5, header))
         {
-            using var channel = GrpcChannel.ForAddress(destination.LinkEndpoint);
+            using var channel = TestLinkTls.Channel(destination.LinkEndpoint);
             var client = new Link.LinkClient(channel);
             await SendHeaderAsync(client, header);
             var replay = await Assert.ThrowsAsync<RpcException>(() => SendHeaderAsync(client, header));

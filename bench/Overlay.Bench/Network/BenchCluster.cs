@@ -17,6 +17,8 @@ internal static class BenchCluster
     /// <summary>The configuration every node gets, beyond what the cluster sets (data directory, URL, seed).</summary>
     public static IReadOnlyDictionary<string, string?> SharedConfiguration { get; } = new Dictionary<string, string?>
     {
+        // h2c, so the harness's figures stay comparable run to run; the tls verb measures TLS links beside h2c.
+        ["Overlay:Link:Url"] = "http://127.0.0.1:0",
         ["Overlay:Directory:GossipFanout"] = "3",
         ["Logging:LogLevel:Default"] = "Warning",
         ["Logging:LogLevel:Microsoft.AspNetCore"] = "Error",

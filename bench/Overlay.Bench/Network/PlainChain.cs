@@ -5,6 +5,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
 using Overlay.Bench.Network.Chain;
+using Overlay.Host.Link.Tls;
 using Overlay.Host.Options;
 
 namespace Overlay.Bench.Network;
@@ -13,14 +14,22 @@ namespace Overlay.Bench.Network;
 /// Client channels for the plain chain, one pooled channel per peer and node, built with exactly
 /// the <see cref="SocketsHttpHandler"/> settings the node's own peer channels use (values read
 /// from the node's <see cref="LinkEndpointOptions"/>): fixed stream window, keep-alive pings,
-/// several HTTP/2 connections when one is full, no trace headers.
+/// several HTTP/2 connections when one is full, no trace headers; over TLS (an https link URL) the
+/// node's own link certificate, and the peer's checked as the node checks it.
 /// </summary>
 internal sealed class ChainChannels : IDisposable
 {
     private readonly ConcurrentDictionary<Uri, Lazy<(GrpcChannel Channel, Chain.Chain.ChainClient Client)>> _pooled = new();
     private readonly LinkEndpointOptions _link;
+    private readonly LinkCertificateIssuer _issuer;
+    private readonly LinkPeerVerifier _verifier;
 
-    public ChainChannels(IOptions<OverlayOptions> options) => _link = options.Value.Link;
+    public ChainChannels(IOptions<OverlayOptions> options, LinkCertificateIssuer issuer, LinkPeerVerifier verifier)
+    {
+        _link = options.Value.Link;
+        _issuer = issuer;
+        _verifier = verifier;
+    }
 
     public Chain.Chain.ChainClient Client(Uri endpoint) => _pooled.GetOrAdd(endpoint, e => new(() =>
     {
@@ -37,6 +46,12 @@ internal sealed class ChainChannels : IDisposable
             UseProxy = false,
             ActivityHeadersPropagator = null,
         };
+        if (e.Scheme == Uri.UriSchemeHttps)
+        {
+            // The chain's hops name no node id: any node's valid certificate, the same checks and cost.
+            handler.SslOptions = LinkTls.Client(() => _issuer.Current.Certificate, certificate => _verifier.AcceptServer(certificate, e, expected: null, dialed: null));
+        }
+
         var channel = GrpcChannel.ForAddress(e, new GrpcChannelOptions
         {
             HttpHandler = handler,

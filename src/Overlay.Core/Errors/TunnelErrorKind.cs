@@ -75,6 +75,12 @@ public enum TunnelErrorKind : byte
     /// </summary>
     Unconfirmed = 21,
 
+    /// <summary>
+    /// The next hop's TLS certificate did not prove the node id the route names (another node, no
+    /// or a malformed identity extension, a bad signature, expired): the link was refused.
+    /// </summary>
+    LinkUnauthenticated = 22,
+
     /// <summary>A reply block used after its expiry (the earliest onion-key expiry of its route, or sooner).</summary>
     Expired = 23,
 }
@@ -114,6 +120,7 @@ public static class TunnelErrorKinds
         TunnelErrorKind.Internal => "internal",
         TunnelErrorKind.IdleTimeout => "idle_timeout",
         TunnelErrorKind.Unconfirmed => "unconfirmed",
+        TunnelErrorKind.LinkUnauthenticated => "link_unauthenticated",
         TunnelErrorKind.Expired => "expired",
         _ => "unknown",
     };

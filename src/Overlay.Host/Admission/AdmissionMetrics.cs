@@ -24,10 +24,7 @@ internal sealed class AdmissionMetrics
 
     public AdmissionMetrics(IMeterFactory meterFactory, NodeState node)
     {
-        var meter = meterFactory.Create(new MeterOptions(OverlayTelemetry.Name)
-        {
-            Tags = [new KeyValuePair<string, object?>(OverlayTelemetry.InstanceTag, node.Id.ToString())],
-        });
+        var meter = OverlayTelemetry.NodeMeter(meterFactory, node);
         _refused = meter.CreateCounter<long>("overlay.admission.refused", "{refusal}", "Connections, streams and requests refused at the link endpoint, by overlay.limit");
         _abandoned = meter.CreateCounter<long>("overlay.admission.abandoned", "{stream}", "Relay streams the previous hop reset or abandoned before sending their header");
     }

@@ -4,6 +4,7 @@ using System.Net;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using Overlay.Host.Link.Tls;
 using Overlay.Protocol.V1;
 
 namespace Overlay.Host.Cli;
@@ -56,7 +57,9 @@ public sealed record HealthOptions
 /// (<c>grpc.health.v1.Health/Check</c>, SERVING once the node has published its descriptor) and,
 /// with <c>--peers P</c>, lists at least P up peers when asked for a directory exchange (an
 /// exchange that offers nothing, so the node learns nothing from it). A node lists at most
-/// Overlay:Directory:MaxDescriptorsPerExchange peers (default 64).
+/// Overlay:Directory:MaxDescriptorsPerExchange peers (default 64). An <c>https</c> URL is a TLS link
+/// endpoint, which admits only nodes: the check presents a throwaway node identity's certificate and
+/// accepts any node's; an <c>http</c> URL may be the plaintext health-only port (no <c>--peers</c> there).
 /// </summary>
 public static class HealthCommand
 {
@@ -95,17 +98,22 @@ public static class HealthCommand
 
     private static async Task<(bool Ready, string State)> WaitReadyAsync(Uri url, int peers, CancellationToken cancellationToken)
     {
-        using var channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions
+        var handler = new SocketsHttpHandler
         {
-            HttpHandler = new SocketsHttpHandler
-            {
-                ConnectTimeout = CallTimeout,
-                UseProxy = false,
-                AutomaticDecompression = DecompressionMethods.None,
-                ActivityHeadersPropagator = null,
-            },
-            DisposeHttpClient = true,
-        });
+            ConnectTimeout = CallTimeout,
+            UseProxy = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            ActivityHeadersPropagator = null,
+        };
+        // A TLS link endpoint admits only nodes: this check presents a throwaway node identity, and
+        // accepts any node's valid certificate (the URL names no node id).
+        using var credential = url.Scheme == Uri.UriSchemeHttps ? EphemeralLinkCredential.Create() : null;
+        if (credential is not null)
+        {
+            handler.SslOptions = LinkTls.Client(() => credential.Certificate, credential.AcceptsAnyNode);
+        }
+
+        using var channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true });
         var health = new Health.HealthClient(channel);
         var link = new Protocol.V1.Link.LinkClient(channel);
         var state = "no answer yet";

@@ -204,7 +204,8 @@ public static class PingCommand
         // override the faster-than-default gossip given first here.
         var configuration = new Dictionary<string, string?>
         {
-            ["Overlay:Link:Url"] = "http://127.0.0.1:0",
+            // TLS like the network it joins: a TLS node dials no cleartext seed, and a cleartext one presents no certificate.
+            ["Overlay:Link:Url"] = options.Seeds.All(seed => seed.Scheme == Uri.UriSchemeHttps) ? "https://127.0.0.1:0" : "http://127.0.0.1:0",
             ["Overlay:Link:AdvertisedUrl"] = null,
             ["Overlay:DataDirectory"] = dataDirectory,
             ["Overlay:Network:MaxRelays"] = options.MaxRelays.ToString(CultureInfo.InvariantCulture),

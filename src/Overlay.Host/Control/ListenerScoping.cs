@@ -12,6 +12,9 @@ internal enum ListenerRole
 
     /// <summary>The admin and application endpoint.</summary>
     Control,
+
+    /// <summary>The optional plaintext probe endpoint: health checks only.</summary>
+    Health,
 }
 
 /// <summary>Set on every connection a listener accepts, so a request knows which listener it came through.</summary>
@@ -43,9 +46,10 @@ internal static class ListenerScoping
 
     public static void UseListenerScoping(this WebApplication app) => app.Use((context, next) =>
     {
-        var servedOn = context.GetEndpoint()?.Metadata.GetMetadata<ServedOnAttribute>();
+        var endpoint = context.GetEndpoint();
+        var servedOn = endpoint?.Metadata.GetMetadata<ServedOnAttribute>();
         var arrivedOn = context.Features.Get<ListenerRoleFeature>();
-        if (servedOn is null || servedOn.Role == arrivedOn?.Role)
+        if (arrivedOn?.Role == ListenerRole.Health ? IsHealthCheck(endpoint) : servedOn is null || servedOn.Role == arrivedOn?.Role)
         {
             return next(context);
         }
@@ -60,4 +64,9 @@ internal static class ListenerScoping
             : $"this service is not served on the {arrivedOn.Role.ToString().ToLowerInvariant()} endpoint";
         return Task.CompletedTask;
     });
+
+    // The plaintext probe listener serves this one method and nothing else.
+    private static bool IsHealthCheck(Endpoint? endpoint) =>
+        endpoint?.Metadata.GetMetadata<Grpc.AspNetCore.Server.GrpcMethodMetadata>() is { } grpc
+        && grpc.Method.ServiceName == "grpc.health.v1.Health" && grpc.Method.Name == "Check";
 }

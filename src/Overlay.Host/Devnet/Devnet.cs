@@ -145,7 +145,7 @@ public static class Devnet
         var configuration = new Dictionary<string, string?>
         {
             ["Overlay:DataDirectory"] = Path.Combine(root, $"node{index}"),
-            ["Overlay:Link:Url"] = "http://127.0.0.1:0",
+            ["Overlay:Link:Url"] = "https://127.0.0.1:0",
             ["Overlay:Network:MaxRelays"] = maxRelays.ToString(CultureInfo.InvariantCulture),
             ["Overlay:Directory:GossipInterval"] = gossip,
             ["Overlay:Directory:GossipFanout"] = "3",

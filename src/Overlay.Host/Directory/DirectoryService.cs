@@ -165,7 +165,7 @@ internal sealed class DirectoryService : BackgroundService
         timeout.CancelAfter(Options.CallTimeout);
         try
         {
-            using var channel = _channels.CreateTransient(peer.Endpoint);
+            using var channel = _channels.CreateTransient(peer.Endpoint, peer.Id);
             var response = await new Protocol.V1.Link.LinkClient(channel).ExchangeAsync(request, cancellationToken: timeout.Token);
             _directory.ReportSuccess(peer.Id);
             Learn(response, $"gossip from {peer.Id.ToShortString()}");
@@ -288,8 +288,8 @@ internal sealed class DirectoryService : BackgroundService
             return;
         }
 
-        // An address literal the dial policy refuses is dropped here, before it takes a prover's turn.
-        if (IPAddress.TryParse(descriptor.Endpoint.Host.Trim('[', ']'), out var literal) && _channels.Check(literal) is var refusal and not DialRefusal.None)
+        // An endpoint the dial policy refuses (its scheme, an address literal) is dropped here, before it takes a prover's turn.
+        if (_channels.Check(descriptor.Endpoint) is var refusal and not DialRefusal.None)
         {
             Log.DescriptorRejected(_logger, source, $"its endpoint {descriptor.Endpoint} is {refusal.Describe()}");
             return;
@@ -356,7 +356,7 @@ internal sealed class DirectoryService : BackgroundService
         var dialed = new DialedAddress();
         try
         {
-            using var channel = _channels.CreateTransient(endpoint, dialed);
+            using var channel = _channels.CreateTransient(endpoint, expected, dialed);
             var response = await new Protocol.V1.Link.LinkClient(channel)
                 .ProveAsync(new ProofRequest { Challenge = ByteString.CopyFrom(challenge) }, cancellationToken: timeout.Token);
             var error = NodeDescriptor.TryParse(response.SignedDescriptor.Span, _node.Network, _time.GetUtcNow(), _options.OnionKeys.ClockSkew, out var descriptor);
@@ -368,6 +368,12 @@ internal sealed class DirectoryService : BackgroundService
             if (descriptor!.Endpoint != endpoint || (expected is { } id && descriptor.Id != id))
             {
                 return ProofFailed(endpoint, label, "the node at this endpoint has another identity or advertises another endpoint");
+            }
+
+            // Over TLS the connection itself proved an id: the descriptor must be that node's.
+            if (dialed.Node is { } proven && proven != descriptor.Id)
+            {
+                return ProofFailed(endpoint, label, "the descriptor names another node than the link certificate proved");
             }
 
             if (!NodeIdentity.Verify(descriptor.Id, ProofMessage(challenge, response.SignedDescriptor.Span), response.Signature.Span))

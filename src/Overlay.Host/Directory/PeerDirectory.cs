@@ -176,7 +176,7 @@ public sealed class PeerDirectory
     }
 
     /// <summary>True when the peer may not be evicted: a configured seed, or a peer this node's open tunnels run through.</summary>
-    private bool IsPinned(PeerInfo peer) => _seeds.Contains(peer.Descriptor.Endpoint) || _channels.OpenCalls(peer.Descriptor.Endpoint) > 0;
+    private bool IsPinned(PeerInfo peer) => _seeds.Contains(peer.Descriptor.Endpoint) || _channels.OpenCalls(peer.Descriptor.Id, peer.Descriptor.Endpoint) > 0;
 
     // Under the admission lock. O(peers), and only for a proven newcomer.
     private bool MakeRoom(IPAddress? address, out PeerInfo? evicted)

@@ -20,6 +20,7 @@ using Overlay.Host.Control;
 using Overlay.Host.Directory;
 using Overlay.Host.Keys;
 using Overlay.Host.Link;
+using Overlay.Host.Link.Tls;
 using Overlay.Host.Options;
 using Overlay.Host.Telemetry;
 using Overlay.Host.Tunnels;
@@ -77,6 +78,9 @@ public sealed class OverlayNode : IAsyncDisposable
 
     /// <summary>The control endpoint: its bound URL and the operator token's file (after start).</summary>
     public ControlEndpoint Control => Services.GetRequiredService<ControlEndpoint>();
+
+    /// <summary>The plaintext health-only listener (<c>Overlay:Link:HealthUrl</c>); its URL is null when not configured.</summary>
+    public HealthListener Health => Services.GetRequiredService<HealthListener>();
 
     /// <summary>Open tunnel counts.</summary>
     public TunnelRegistry Registry => Services.GetRequiredService<TunnelRegistry>();
@@ -196,6 +200,11 @@ public sealed class OverlayNode : IAsyncDisposable
             sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeerDirectory>>()));
         services.AddSingleton(sp => new RouteSelector(sp.GetRequiredService<PeerDirectory>(), sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new TunnelRegistry(sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Tunnels.MaxActiveTunnels));
+        services.AddSingleton(sp => new LinkCertificateIssuer(sp.GetRequiredService<NodeState>().Identity,
+            sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Link.CertificateRotation, sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<LinkCertificateIssuer>>()));
+        services.AddSingleton<LinkPeerVerifier>();
+        services.AddSingleton<HealthListener>();
         services.AddSingleton<PeerChannels>();
         services.AddSingleton<OverlayMetrics>();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Telemetry);
@@ -255,6 +264,7 @@ public sealed class OverlayNode : IAsyncDisposable
         // Connection caps are the link listener's own (LinkConnectionLimit): Kestrel's are server-wide,
         // so a flood on the link would shut out the control API too.
         var admission = kestrel.ApplicationServices.GetRequiredService<LinkAdmission>();
+        var services = kestrel.ApplicationServices;
 
         var url = new Uri(link.Url);
         void Http2Only(ListenOptions listen)
@@ -262,9 +272,10 @@ public sealed class OverlayNode : IAsyncDisposable
             listen.Protocols = HttpProtocols.Http2;
             LinkConnectionLimit.Apply(listen, admission);
             ListenerScoping.Tag(listen, ListenerRole.Link);
+            // After the connection cap, so a flood is refused before it costs a handshake.
             if (url.Scheme == Uri.UriSchemeHttps)
             {
-                listen.UseHttps();
+                listen.UseHttps(LinkTls.Server(services.GetRequiredService<LinkCertificateIssuer>(), services.GetRequiredService<LinkPeerVerifier>(), link.ConnectTimeout));
             }
         }
 
@@ -283,6 +294,7 @@ public sealed class OverlayNode : IAsyncDisposable
 
         // After the link listener, so the first bound address stays the link's.
         ControlServiceExtensions.ListenControl(kestrel, options);
+        services.GetRequiredService<HealthListener>().Listen(kestrel, link.HealthUrl);
     }
 }
 

@@ -24,9 +24,17 @@ internal static class LinkErrors
         return new RpcException(new Status(status, kind.ToTag()), new Metadata { { TrailerName, ((byte)kind).ToString(CultureInfo.InvariantCulture) } });
     }
 
-    /// <summary>The typed reason a peer ended a call with, or <paramref name="otherwise"/> for a transport failure.</summary>
+    /// <summary>
+    /// The typed reason a peer ended a call with; <see cref="TunnelErrorKind.LinkUnauthenticated"/>
+    /// when this node refused the peer's certificate; else <paramref name="otherwise"/> for a transport failure.
+    /// </summary>
     public static TunnelErrorKind ReasonOf(RpcException exception, TunnelErrorKind otherwise)
     {
+        if (Tls.LinkCertificateRefusedException.Find(exception) is not null)
+        {
+            return TunnelErrorKind.LinkUnauthenticated;
+        }
+
         var code = exception.Trailers.GetValue(TrailerName);
         if (code is not null && byte.TryParse(code, NumberStyles.None, CultureInfo.InvariantCulture, out var value))
         {

@@ -2,23 +2,28 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Overlay.Host.Link.Tls;
 using Overlay.Host.Options;
 using Overlay.Host.Telemetry;
+using Overlay.Identity;
 using Overlay.Protocol.V1;
 
 namespace Overlay.Host.Link;
 
 /// <summary>
-/// gRPC channels to peers. Tunnel hops share one pooled channel per peer (HTTP/2 multiplexing,
-/// another connection when one is full); directory calls use a short-lived channel each, so a
-/// node keeps connections only to the peers its tunnels use, never a full mesh. Every connection
-/// goes through <see cref="PeerDialPolicy"/> on the address actually dialed.
+/// gRPC channels to peers. Tunnel hops share one pooled channel per peer, keyed by node id and
+/// endpoint (HTTP/2 multiplexing, another connection when one is full); directory calls use a
+/// short-lived channel each, so a node keeps connections only to the peers its tunnels use, never
+/// a full mesh. Every connection goes through <see cref="PeerDialPolicy"/> on the address actually
+/// dialed, and over TLS (an https endpoint) the server must prove the node id expected of it
+/// (<see cref="LinkPeerVerifier"/>). A node whose own links use TLS dials no cleartext endpoint.
 /// </summary>
 internal sealed class PeerChannels : IDisposable
 {
@@ -27,31 +32,35 @@ internal sealed class PeerChannels : IDisposable
 
     private static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(30);
 
-    private readonly ConcurrentDictionary<Uri, PooledPeer> _pooled = new();
+    private readonly ConcurrentDictionary<PeerKey, PooledPeer> _pooled = new();
     private readonly Lock _createLock = new();
     private readonly LinkEndpointOptions _options;
     private readonly int _maxMessageBytes;
     private readonly PeerDialPolicy _policy;
     private readonly TimeProvider _time;
     private readonly ILogger<PeerChannels> _logger;
+    private readonly LinkCertificateIssuer _issuer;
+    private readonly LinkPeerVerifier _verifier;
+    private readonly bool _tlsOnly;
     private readonly Counter<long> _refusedDials;
     private long _lastSweep;
     private int _disposed;
 
-    public PeerChannels(IOptions<OverlayOptions> options, IMeterFactory meterFactory, NodeState node, TimeProvider time, ILogger<PeerChannels> logger)
+    public PeerChannels(IOptions<OverlayOptions> options, IMeterFactory meterFactory, NodeState node, LinkCertificateIssuer issuer, LinkPeerVerifier verifier,
+        TimeProvider time, ILogger<PeerChannels> logger)
     {
         _options = options.Value.Link;
+        _issuer = issuer;
+        _verifier = verifier;
+        _tlsOnly = _options.UsesTls;
         _maxMessageBytes = options.Value.Link.MaxMessageBytes;
         _policy = new PeerDialPolicy(_options);
         _time = time;
         _logger = logger;
         _lastSweep = time.GetTimestamp();
-        var meter = meterFactory.Create(new MeterOptions(OverlayTelemetry.Name)
-        {
-            Tags = [new KeyValuePair<string, object?>(OverlayTelemetry.InstanceTag, node.Id.ToString())],
-        });
+        var meter = OverlayTelemetry.NodeMeter(meterFactory, node);
         _refusedDials = meter.CreateCounter<long>("overlay.link.dials.refused", "{dial}",
-            "Peer dials refused by the address policy, by overlay.dial.refusal (non-public, refused-network)");
+            "Peer dials refused by the dial policy, by overlay.dial.refusal (non-public, refused-network, cleartext)");
     }
 
     /// <summary>Tag: why a dial was refused.</summary>
@@ -60,25 +69,37 @@ internal sealed class PeerChannels : IDisposable
     /// <summary>Whether this node may dial <paramref name="address"/> at all.</summary>
     public DialRefusal Check(IPAddress address) => _policy.Check(address);
 
+    /// <summary>Whether this node may dial <paramref name="endpoint"/>: its scheme, and its address when it is a literal.</summary>
+    public DialRefusal Check(Uri endpoint)
+    {
+        if (_tlsOnly && endpoint.Scheme != Uri.UriSchemeHttps)
+        {
+            return DialRefusal.Cleartext;
+        }
+
+        return IPAddress.TryParse(endpoint.Host.Trim('[', ']'), out var literal) ? _policy.Check(literal) : DialRefusal.None;
+    }
+
     /// <summary>Pooled channels currently open.</summary>
     internal int PooledCount => _pooled.Count;
 
-    /// <summary>The pooled client for tunnel hops to <paramref name="endpoint"/>.</summary>
-    public Protocol.V1.Link.LinkClient Client(Uri endpoint)
+    /// <summary>The pooled client for tunnel hops to node <paramref name="id"/> at <paramref name="endpoint"/>.</summary>
+    public Protocol.V1.Link.LinkClient Client(NodeId id, Uri endpoint)
     {
+        var key = new PeerKey(id, endpoint);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         SweepIfDue();
         while (true)
         {
-            if (!_pooled.TryGetValue(endpoint, out var peer))
+            if (!_pooled.TryGetValue(key, out var peer))
             {
                 // Created under a lock and stored only once built: a failed creation leaves nothing behind.
                 lock (_createLock)
                 {
-                    if (!_pooled.TryGetValue(endpoint, out peer))
+                    if (!_pooled.TryGetValue(key, out peer))
                     {
-                        peer = new PooledPeer(CreateChannel(endpoint, pooledIdleTimeout: TimeSpan.FromMinutes(1), dialed: null), _time);
-                        _pooled[endpoint] = peer;
+                        peer = new PooledPeer(CreateChannel(endpoint, id, pooledIdleTimeout: TimeSpan.FromMinutes(1), dialed: null), _time);
+                        _pooled[key] = peer;
                     }
                 }
             }
@@ -89,28 +110,32 @@ internal sealed class PeerChannels : IDisposable
             }
 
             // Retired by a sweep between the lookup and the touch: the next lookup builds a new one.
-            ((ICollection<KeyValuePair<Uri, PooledPeer>>)_pooled).Remove(new(endpoint, peer));
+            ((ICollection<KeyValuePair<PeerKey, PooledPeer>>)_pooled).Remove(new(key, peer));
         }
     }
 
-    /// <summary>Link calls open on the pooled channel to <paramref name="endpoint"/> (tunnel hops this node carries to it).</summary>
-    public int OpenCalls(Uri endpoint) => _pooled.TryGetValue(endpoint, out var peer) ? peer.OpenCalls : 0;
+    /// <summary>Link calls open on the pooled channel to node <paramref name="id"/> at <paramref name="endpoint"/> (tunnel hops this node carries to it).</summary>
+    public int OpenCalls(NodeId id, Uri endpoint) => _pooled.TryGetValue(new PeerKey(id, endpoint), out var peer) ? peer.OpenCalls : 0;
 
-    /// <summary>A channel for one directory exchange; dispose it when done (its connection closes).</summary>
-    public GrpcChannel CreateTransient(Uri endpoint) => CreateChannel(endpoint, pooledIdleTimeout: TimeSpan.FromSeconds(5), dialed: null);
+    /// <summary>
+    /// A channel for one directory exchange with node <paramref name="expected"/> (any node when
+    /// null, over TLS); dispose it when done (its connection closes).
+    /// </summary>
+    public GrpcChannel CreateTransient(Uri endpoint, NodeId? expected) => CreateChannel(endpoint, expected, pooledIdleTimeout: TimeSpan.FromSeconds(5), dialed: null);
 
     /// <summary>
     /// A channel for one directory call that records in <paramref name="dialed"/> the address its
-    /// connection reached (the address an endpoint proof is keyed on).
+    /// connection reached (the address an endpoint proof is keyed on) and, over TLS, the node id the
+    /// server's certificate proved.
     /// </summary>
-    public GrpcChannel CreateTransient(Uri endpoint, DialedAddress dialed) => CreateChannel(endpoint, pooledIdleTimeout: TimeSpan.FromSeconds(5), dialed);
+    public GrpcChannel CreateTransient(Uri endpoint, NodeId? expected, DialedAddress dialed) => CreateChannel(endpoint, expected, pooledIdleTimeout: TimeSpan.FromSeconds(5), dialed);
 
     /// <summary>Closes pooled channels that carried no call for <see cref="PooledIdleTimeout"/>.</summary>
     internal void SweepIdle()
     {
-        foreach (var (endpoint, peer) in _pooled)
+        foreach (var (key, peer) in _pooled)
         {
-            if (peer.TryRetire(PooledIdleTimeout) && ((ICollection<KeyValuePair<Uri, PooledPeer>>)_pooled).Remove(new(endpoint, peer)))
+            if (peer.TryRetire(PooledIdleTimeout) && ((ICollection<KeyValuePair<PeerKey, PooledPeer>>)_pooled).Remove(new(key, peer)))
             {
                 peer.Channel.Dispose();
             }
@@ -127,8 +152,9 @@ internal sealed class PeerChannels : IDisposable
         }
     }
 
-    private GrpcChannel CreateChannel(Uri endpoint, TimeSpan pooledIdleTimeout, DialedAddress? dialed)
+    private GrpcChannel CreateChannel(Uri endpoint, NodeId? expected, TimeSpan pooledIdleTimeout, DialedAddress? dialed)
     {
+        var cleartext = endpoint.Scheme != Uri.UriSchemeHttps;
         var handler = new SocketsHttpHandler
         {
             EnableMultipleHttp2Connections = true,
@@ -142,8 +168,16 @@ internal sealed class PeerChannels : IDisposable
             UseProxy = false,
             // No traceparent, tracestate, baggage or Request-Id on any link request (docs/protocol.md).
             ActivityHeadersPropagator = null,
-            ConnectCallback = (context, cancellationToken) => ConnectAsync(context.DnsEndPoint, dialed, cancellationToken),
+            // Refused at connect time, so the caller sees a connection error (a route moves on) like any refused dial.
+            ConnectCallback = cleartext && _tlsOnly
+                ? (context, _) => ValueTask.FromException<Stream>(Refuse(context.DnsEndPoint.Host, new PeerDialRefusedException(endpoint)))
+                : (context, cancellationToken) => ConnectAsync(context.DnsEndPoint, dialed, cancellationToken),
         };
+        if (!cleartext)
+        {
+            handler.SslOptions = LinkTls.Client(() => _issuer.Current.Certificate, certificate => _verifier.AcceptServer(certificate, endpoint, expected, dialed));
+        }
+
         return GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions
         {
             HttpHandler = handler,
@@ -195,9 +229,14 @@ internal sealed class PeerChannels : IDisposable
             throw new SocketException((int)SocketError.HostNotFound);
         }
 
+        throw Refuse(host, refused);
+    }
+
+    private PeerDialRefusedException Refuse(string host, PeerDialRefusedException refused)
+    {
         LinkLog.DialRefused(_logger, host, refused.Message);
         _refusedDials.Add(1, new KeyValuePair<string, object?>(RefusalTag, refused.Refusal.ToTag()));
-        throw refused;
+        return refused;
     }
 
     public void Dispose()
@@ -299,13 +338,25 @@ internal sealed class PeerChannels : IDisposable
     }
 }
 
-/// <summary>The address a directory call's connection reached, set by the connect callback.</summary>
+/// <summary>
+/// The address a directory call's connection reached, set by the connect callback, and over TLS
+/// the node id the server's certificate proved.
+/// </summary>
 internal sealed class DialedAddress
 {
     private IPAddress? _address;
+    private StrongBox<NodeId>? _node;
 
     /// <summary>The remote address of the last connection made, or null before one was made.</summary>
     public IPAddress? Address => Volatile.Read(ref _address);
 
+    /// <summary>The node id the last TLS connection's certificate proved, or null (cleartext, or none yet).</summary>
+    public NodeId? Node => Volatile.Read(ref _node)?.Value;
+
     internal void Set(IPAddress address) => Volatile.Write(ref _address, PeerAddress.Normalize(address));
+
+    internal void SetNode(NodeId id) => Volatile.Write(ref _node, new StrongBox<NodeId>(id));
 }
+
+/// <summary>A pooled channel's key: a node is reached at an endpoint only if it proves that id there.</summary>
+internal readonly record struct PeerKey(NodeId Id, Uri Endpoint);

@@ -14,6 +14,9 @@ internal enum DialRefusal
 
     /// <summary>In Overlay:Link:RefusedPeerNetworks.</summary>
     RefusedNetwork,
+
+    /// <summary>A cleartext (http) endpoint, while this node's own links use TLS: no downgrade.</summary>
+    Cleartext,
 }
 
 /// <summary>
@@ -74,6 +77,7 @@ internal static class DialRefusals
     {
         DialRefusal.NonPublic => "non-public",
         DialRefusal.RefusedNetwork => "refused-network",
+        DialRefusal.Cleartext => "cleartext",
         _ => "none",
     };
 
@@ -81,13 +85,19 @@ internal static class DialRefusals
     {
         DialRefusal.NonPublic => "a non-public address not in Overlay:Link:AllowedPeerNetworks",
         DialRefusal.RefusedNetwork => "in Overlay:Link:RefusedPeerNetworks",
+        DialRefusal.Cleartext => "a cleartext endpoint, and this node's links use TLS",
         _ => "allowed",
     };
 }
 
-/// <summary>A dial refused by <see cref="PeerDialPolicy"/>: no connection was attempted.</summary>
-internal sealed class PeerDialRefusedException(string host, IPAddress address, DialRefusal refusal)
-    : IOException($"{host} resolves to {address}, {refusal.Describe()}: not dialed")
+/// <summary>A dial refused by <see cref="PeerDialPolicy"/> or for its scheme: no connection was attempted.</summary>
+internal sealed class PeerDialRefusedException : IOException
 {
-    public DialRefusal Refusal { get; } = refusal;
+    public PeerDialRefusedException(string host, IPAddress address, DialRefusal refusal)
+        : base($"{host} resolves to {address}, {refusal.Describe()}: not dialed") => Refusal = refusal;
+
+    public PeerDialRefusedException(Uri endpoint)
+        : base($"{endpoint} is {DialRefusal.Cleartext.Describe()}: not dialed") => Refusal = DialRefusal.Cleartext;
+
+    public DialRefusal Refusal { get; }
 }

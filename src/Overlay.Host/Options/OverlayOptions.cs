@@ -42,8 +42,29 @@ public sealed class OverlayOptions
 /// <summary>The link endpoint: where this node listens for other nodes and how it dials them.</summary>
 public sealed class LinkEndpointOptions
 {
-    /// <summary>The URL Kestrel listens on (HTTP/2 only). Port 0 picks a free port. Default <c>http://127.0.0.1:7400</c>.</summary>
-    public string Url { get; set; } = "http://127.0.0.1:7400";
+    /// <summary>
+    /// The URL Kestrel listens on (HTTP/2 only). Port 0 picks a free port. https (the default,
+    /// <c>https://127.0.0.1:7400</c>): TLS 1.3 with a node certificate each way
+    /// (<see cref="Link.Tls.LinkPeerVerifier"/>), and the node dials only https peers. http: cleartext
+    /// h2c, unauthenticated, for devnets and tests only (a warning beyond loopback).
+    /// </summary>
+    public string Url { get; set; } = "https://127.0.0.1:7400";
+
+    /// <summary>True when the link endpoint (and so every link this node dials) uses TLS.</summary>
+    public bool UsesTls => Uri.TryCreate(Url, UriKind.Absolute, out var url) && url.Scheme == Uri.UriSchemeHttps;
+
+    /// <summary>
+    /// A plaintext (h2c) listener serving only <c>grpc.health.v1.Health/Check</c>, for probes that
+    /// cannot speak TLS (the kubelet's gRPC probe), e.g. <c>http://0.0.0.0:7402</c>. Default: none.
+    /// </summary>
+    public string? HealthUrl { get; set; }
+
+    /// <summary>
+    /// How often the link certificate's key is replaced; each certificate is valid for twice this
+    /// (plus a backdated hour), so connections made just before a rotation outlive it. Default 1 day;
+    /// 1 minute to 6 days.
+    /// </summary>
+    public TimeSpan CertificateRotation { get; set; } = TimeSpan.FromDays(1);
 
     /// <summary>The URL other nodes dial, if it differs from <see cref="Url"/> (containers, NAT). Default: the bound URL.</summary>
     public string? AdvertisedUrl { get; set; }
@@ -235,6 +256,20 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         if (options.Link.AdvertisedUrl is { } advertised && (!Uri.TryCreate(advertised, UriKind.Absolute, out var a) || !Identity.NodeDescriptor.IsEndpointForm(a)))
         {
             failures.Add($"Overlay:Link:AdvertisedUrl must be scheme://host:port (http or https, an explicit port, no path, query or user info), not '{advertised}'");
+        }
+        else if (options.Link.AdvertisedUrl is { } sameScheme && url is not null && new Uri(sameScheme).Scheme != url.Scheme)
+        {
+            failures.Add($"Overlay:Link:AdvertisedUrl must use the scheme of Overlay:Link:Url ({url.Scheme}): peers dial what it says, not '{sameScheme}'");
+        }
+
+        if (options.Link.HealthUrl is { } health && (!Uri.TryCreate(health, UriKind.Absolute, out var h) || h.Scheme != Uri.UriSchemeHttp || h.AbsolutePath != "/"))
+        {
+            failures.Add($"Overlay:Link:HealthUrl must be a plaintext http://host:port URL (the health-only listener), not '{health}'");
+        }
+
+        if (!(options.Link.CertificateRotation >= TimeSpan.FromMinutes(1) && options.Link.CertificateRotation <= TimeSpan.FromDays(6)))
+        {
+            failures.Add($"Overlay:Link:CertificateRotation must be between 1 minute and 6 days, not {options.Link.CertificateRotation}");
         }
 
         if (options.Link.StreamWindowBytes is < 65_535 or > 16 * 1024 * 1024)

@@ -11,7 +11,7 @@ internal static partial class Log
     [LoggerMessage(100, LogLevel.Information, "Node {NodeId} listening for links on {Endpoint}")]
     public static partial void NodeListening(ILogger logger, string nodeId, string endpoint);
 
-    [LoggerMessage(101, LogLevel.Warning, "The link endpoint {Endpoint} is cleartext (h2c) beyond loopback; use TLS outside private test networks")]
+    [LoggerMessage(101, LogLevel.Warning, "The link endpoint {Endpoint} is cleartext (h2c) beyond loopback: links are neither encrypted nor authenticated; use an https Overlay:Link:Url outside private test networks")]
     public static partial void CleartextBeyondLoopback(ILogger logger, string endpoint);
 
     [LoggerMessage(102, LogLevel.Debug, "{Service} stopped")]

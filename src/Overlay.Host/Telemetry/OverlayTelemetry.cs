@@ -31,6 +31,15 @@ public static class OverlayTelemetry
     /// <summary>Meter tag naming the node an instrument belongs to (many nodes can share a process).</summary>
     public const string InstanceTag = "service.instance.id";
 
+    /// <summary>
+    /// The node's meter: the one Meter name, with the node id as a meter tag so per-node exporters
+    /// can pick their own node's instruments in a shared process (the factory returns the same meter each time).
+    /// </summary>
+    internal static Meter NodeMeter(IMeterFactory meterFactory, NodeState node) => meterFactory.Create(new MeterOptions(Name)
+    {
+        Tags = [new KeyValuePair<string, object?>(InstanceTag, node.Id.ToString())],
+    });
+
     /// <summary>Marks a span failed with a typed tunnel error.</summary>
     public static void RecordFailure(this Activity? activity, TunnelErrorKind kind, string? description = null)
     {
@@ -62,10 +71,7 @@ internal sealed class OverlayMetrics
 
     public OverlayMetrics(IMeterFactory meterFactory, NodeState node, Directory.PeerDirectory directory)
     {
-        var meter = meterFactory.Create(new MeterOptions(OverlayTelemetry.Name)
-        {
-            Tags = [new KeyValuePair<string, object?>(OverlayTelemetry.InstanceTag, node.Id.ToString())],
-        });
+        var meter = OverlayTelemetry.NodeMeter(meterFactory, node);
         _activeTunnels = meter.CreateUpDownCounter<long>("overlay.tunnels.active", "{tunnel}", "Tunnels open at this node, by role");
         _openedTunnels = meter.CreateCounter<long>("overlay.tunnels.opened", "{tunnel}", "Tunnels opened at this node, by role");
         _failedTunnels = meter.CreateCounter<long>("overlay.tunnels.failed", "{tunnel}", "Tunnels that ended with an error, by role and error.type");

@@ -278,10 +278,10 @@ internal sealed class TunnelServer
                 var connect = TunnelTracing.StartPhase("overlay.link.connect", activity);
                 // The next hop's call must not see any ambient context (guarantee 10, docs/protocol.md).
                 Activity.Current = null;
-                using var call = _channels.Client(endpoint).Relay(cancellationToken: tunnel.Token);
+                using var call = _channels.Client(header.NextHop, endpoint).Relay(cancellationToken: tunnel.Token);
                 var pumps = new RelayPumps(codec, _node.Network.CellSize, _options.MaxCellsPerMessage, requests, responses, call, tunnel, upstream.Token, idle, failure, _metrics, activity, connect, phase);
                 await Task.WhenAll(pumps.ForwardAsync(first), pumps.BackwardAsync());
-                if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost)
+                if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost or TunnelErrorKind.LinkUnauthenticated)
                 {
                     _directory.ReportFailure(header.NextHop);
                 }

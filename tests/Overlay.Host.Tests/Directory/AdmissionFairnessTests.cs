@@ -107,8 +107,8 @@ public sealed class AdmissionFairnessTests
 
         // A tunnel hop open on the pooled channel to the busy peer (never connected: 203.0.0.0/24 is TEST-NET-ish
         // public space this test never reaches; the call is only counted, then disposed).
-        using var call = parts.Channels.Client(busy.Endpoint).Relay(cancellationToken: new CancellationToken(canceled: true));
-        Assert.Equal(1, parts.Channels.OpenCalls(busy.Endpoint));
+        using var call = parts.Channels.Client(busy.Id, busy.Endpoint).Relay(cancellationToken: new CancellationToken(canceled: true));
+        Assert.Equal(1, parts.Channels.OpenCalls(busy.Id, busy.Endpoint));
 
         Assert.True(parts.Admit("198.51.1.7").Admitted);
         Assert.True(parts.Admit("198.51.2.7").Admitted);
@@ -175,7 +175,7 @@ public sealed class AdmissionFairnessTests
                 ["Overlay:Directory:CallBurstPerSource"] = "3",
             },
         });
-        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(cluster[0].LinkEndpoint);
+        using var channel = TestLinkTls.Channel(cluster[0].LinkEndpoint);
         var link = new Protocol.V1.Link.LinkClient(channel);
         using var deadline = TestTimeouts.After(30);
 

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Overlay.Host.Directory;
 using Overlay.Host.Link;
+using Overlay.Host.Link.Tls;
 using Overlay.Host.Options;
 using Overlay.Identity;
 using Overlay.Protocol;
@@ -30,7 +31,10 @@ internal sealed class DirectoryParts : IDisposable
         _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         State = new NodeState(NodeIdentity.Create(), NetworkParameters.Default);
         var wrapped = Microsoft.Extensions.Options.Options.Create(options);
-        Channels = new PeerChannels(wrapped, _services.GetRequiredService<IMeterFactory>(), State, Time, NullLogger<PeerChannels>.Instance);
+        var meters = _services.GetRequiredService<IMeterFactory>();
+        Issuer = new LinkCertificateIssuer(State.Identity, options.Link.CertificateRotation, Time, NullLogger.Instance);
+        Channels = new PeerChannels(wrapped, meters, State, Issuer, new LinkPeerVerifier(wrapped, meters, State, Time, NullLogger<LinkPeerVerifier>.Instance),
+            Time, NullLogger<PeerChannels>.Instance);
         Directory = new PeerDirectory(State, wrapped, Channels, Time, NullLogger<PeerDirectory>.Instance);
         Routes = new RouteSelector(Directory, State, wrapped, Time);
     }
@@ -38,6 +42,8 @@ internal sealed class DirectoryParts : IDisposable
     public FakeTimeProvider Time { get; } = new(Now);
 
     public NodeState State { get; }
+
+    public LinkCertificateIssuer Issuer { get; }
 
     public PeerChannels Channels { get; }
 
@@ -64,6 +70,7 @@ internal sealed class DirectoryParts : IDisposable
     public void Dispose()
     {
         Channels.Dispose();
+        Issuer.Dispose();
         State.Dispose();
         _onionKey.Dispose();
         _services.Dispose();

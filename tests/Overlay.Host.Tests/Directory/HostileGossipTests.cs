@@ -25,7 +25,7 @@ public sealed class HostileGossipTests
         using var owner = NodeIdentity.Create();
         var now = DateTimeOffset.UtcNow;
         using var onionKey = OnionKey.Create(1, now.AddMinutes(-1), now.AddHours(1));
-        var dead = NodeDescriptor.Create(owner, onionKey, new Uri($"http://127.0.0.1:{recorder.Port}"), NetworkParameters.Default, now);
+        var dead = NodeDescriptor.Create(owner, onionKey, new Uri($"https://127.0.0.1:{recorder.Port}"), NetworkParameters.Default, now);
 
         await GossipAsync(node, dead, deadline.Token);
         await cluster.Logs.WaitForAsync(e => e.Sequence >= logs && e.EventId.Id == 302 && e.Message.Contains(dead.Id.ToShortString(), StringComparison.Ordinal),
@@ -73,7 +73,7 @@ public sealed class HostileGossipTests
 
     private static async Task GossipAsync(ClusterNode node, NodeDescriptor descriptor, CancellationToken cancellationToken)
     {
-        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(node.LinkEndpoint);
+        using var channel = TestLinkTls.Channel(node.LinkEndpoint);
         await new Protocol.V1.Link.LinkClient(channel).ExchangeAsync(new DescriptorExchange { Known = { ByteString.CopyFrom(descriptor.Encoded.Span) } },
             cancellationToken: cancellationToken);
     }

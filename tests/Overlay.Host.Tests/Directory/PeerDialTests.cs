@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using System.Globalization;
 using Google.Protobuf;
 using Microsoft.Extensions.DependencyInjection;
@@ -32,14 +31,14 @@ public sealed class PeerDialTests
         await using var recorder = new ConnectionRecorder();
         await using var cluster = await TestCluster.StartAsync(1, new ClusterOptions { Configuration = LoopbackRefused });
         var node = cluster[0];
-        using var refusals = new RefusedDials(node.Id);
+        using var refusals = RefusedDials(node.Id);
         using var deadline = TestTimeouts.After(30);
         var logs = cluster.Logs.Position;
 
         using var literalOwner = NodeIdentity.Create();
         using var nameOwner = NodeIdentity.Create();
-        var literal = Descriptor(literalOwner, $"http://127.0.0.1:{recorder.Port}");
-        var name = Descriptor(nameOwner, $"http://localhost:{recorder.Port}");
+        var literal = Descriptor(literalOwner, $"https://127.0.0.1:{recorder.Port}");
+        var name = Descriptor(nameOwner, $"https://localhost:{recorder.Port}");
         await GossipAsync(node, deadline.Token, literal, name);
 
         // The literal is dropped at once; the name is resolved at dial time and refused there.
@@ -66,8 +65,8 @@ public sealed class PeerDialTests
         using var nameOwner = NodeIdentity.Create();
 
         await GossipAsync(cluster[0], deadline.Token,
-            Descriptor(literalOwner, $"http://127.0.0.1:{recorder.Port}"),
-            Descriptor(nameOwner, $"http://localhost:{recorder.Port}"));
+            Descriptor(literalOwner, $"https://127.0.0.1:{recorder.Port}"),
+            Descriptor(nameOwner, $"https://localhost:{recorder.Port}"));
 
         await recorder.WaitForAsync(2, deadline.Token);
     }
@@ -77,7 +76,7 @@ public sealed class PeerDialTests
     {
         await using var cluster = await TestCluster.StartAsync(3);
         var relay = await cluster.AddNodeAsync(new Dictionary<string, string?> { ["Overlay:Link:RefusedPeerNetworks:0"] = "127.0.0.0/8" });
-        using var refusals = new RefusedDials(relay.Id);
+        using var refusals = RefusedDials(relay.Id);
         using var deadline = TestTimeouts.After(30);
         var origin = cluster[0];
         var destination = cluster[2];
@@ -103,52 +102,11 @@ public sealed class PeerDialTests
     // As a peer would: an Exchange call carrying the descriptors.
     private static async Task GossipAsync(ClusterNode node, CancellationToken cancellationToken, params NodeDescriptor[] descriptors)
     {
-        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(node.LinkEndpoint);
+        using var channel = TestLinkTls.Channel(node.LinkEndpoint);
         var exchange = new DescriptorExchange();
         exchange.Known.AddRange(descriptors.Select(d => ByteString.CopyFrom(d.Encoded.Span)));
         await new Protocol.V1.Link.LinkClient(channel).ExchangeAsync(exchange, cancellationToken: cancellationToken);
     }
 
-    /// <summary>Counts <c>overlay.link.dials.refused</c> of one node, by reason.</summary>
-    private sealed class RefusedDials : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private readonly Dictionary<string, int> _counts = [];
-
-        public RefusedDials(NodeId node)
-        {
-            var id = node.ToString();
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Name == "overlay.link.dials.refused" && instrument.Meter.Tags?.Any(t => t.Value as string == id) == true)
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
-            {
-                foreach (var tag in tags)
-                {
-                    if (tag.Key == "overlay.dial.refusal")
-                    {
-                        lock (_counts)
-                        {
-                            _counts[(string)tag.Value!] = _counts.GetValueOrDefault((string)tag.Value!) + (int)value;
-                        }
-                    }
-                }
-            });
-            _listener.Start();
-        }
-
-        public int Count(string reason)
-        {
-            lock (_counts)
-            {
-                return _counts.GetValueOrDefault(reason);
-            }
-        }
-
-        public void Dispose() => _listener.Dispose();
-    }
+    private static NodeCounter RefusedDials(NodeId node) => new(node, "overlay.link.dials.refused", "overlay.dial.refusal");
 }

@@ -1,4 +1,5 @@
 using Overlay.Host.Link;
+using Overlay.Identity;
 
 namespace Overlay.Host.Tests.Directory;
 
@@ -7,21 +8,23 @@ public sealed class PooledChannelTests
 {
     private static readonly Uri First = new("http://198.51.100.1:7400/");
     private static readonly Uri Second = new("http://198.51.100.2:7400/");
+    private static readonly NodeId FirstId = new(Enumerable.Repeat((byte)1, NodeId.Size).ToArray());
+    private static readonly NodeId SecondId = new(Enumerable.Repeat((byte)2, NodeId.Size).ToArray());
 
     [Fact]
     public void An_idle_channel_is_closed_and_forgotten()
     {
         using var parts = new DirectoryParts();
-        var client = parts.Channels.Client(First);
-        Assert.Same(client, parts.Channels.Client(First));
+        var client = parts.Channels.Client(FirstId, First);
+        Assert.Same(client, parts.Channels.Client(FirstId, First));
         Assert.Equal(1, parts.Channels.PooledCount);
 
         parts.Time.Advance(PeerChannels.PooledIdleTimeout + TimeSpan.FromSeconds(1));
         // Any use sweeps when a sweep is due.
-        parts.Channels.Client(Second);
+        parts.Channels.Client(SecondId, Second);
 
         Assert.Equal(1, parts.Channels.PooledCount);
-        Assert.NotSame(client, parts.Channels.Client(First));
+        Assert.NotSame(client, parts.Channels.Client(FirstId, First));
         Assert.Equal(2, parts.Channels.PooledCount);
     }
 
@@ -30,8 +33,8 @@ public sealed class PooledChannelTests
     {
         using var parts = new DirectoryParts();
         // A cancelled token: the call is made and counted, never sent.
-        var call = parts.Channels.Client(First).Relay(cancellationToken: new CancellationToken(canceled: true));
-        Assert.Equal(1, parts.Channels.OpenCalls(First));
+        var call = parts.Channels.Client(FirstId, First).Relay(cancellationToken: new CancellationToken(canceled: true));
+        Assert.Equal(1, parts.Channels.OpenCalls(FirstId, First));
 
         parts.Time.Advance(PeerChannels.PooledIdleTimeout * 3);
         parts.Channels.SweepIdle();
@@ -39,10 +42,23 @@ public sealed class PooledChannelTests
 
         call.Dispose();
         call.Dispose(); // counted once
-        Assert.Equal(0, parts.Channels.OpenCalls(First));
+        Assert.Equal(0, parts.Channels.OpenCalls(FirstId, First));
         parts.Time.Advance(PeerChannels.PooledIdleTimeout);
         parts.Channels.SweepIdle();
         Assert.Equal(0, parts.Channels.PooledCount);
+    }
+
+    [Fact]
+    public void Channels_are_pooled_by_node_id_and_endpoint_not_by_address_alone()
+    {
+        // Another node now answering at a known endpoint (a restart with a new identity, a moved
+        // address) must not be handed the channel whose connections proved the first node.
+        using var parts = new DirectoryParts();
+        var first = parts.Channels.Client(FirstId, First);
+
+        Assert.Same(first, parts.Channels.Client(FirstId, First));
+        Assert.NotSame(first, parts.Channels.Client(SecondId, First));
+        Assert.Equal(2, parts.Channels.PooledCount);
     }
 
     [Fact]
@@ -51,9 +67,9 @@ public sealed class PooledChannelTests
         using var parts = new DirectoryParts();
         var unusable = new Uri("ftp://198.51.100.3:21/");
 
-        Assert.ThrowsAny<Exception>(() => parts.Channels.Client(unusable));
+        Assert.ThrowsAny<Exception>(() => parts.Channels.Client(FirstId, unusable));
         Assert.Equal(0, parts.Channels.PooledCount);
-        Assert.ThrowsAny<Exception>(() => parts.Channels.Client(unusable));
+        Assert.ThrowsAny<Exception>(() => parts.Channels.Client(FirstId, unusable));
         Assert.Equal(0, parts.Channels.PooledCount);
     }
 }

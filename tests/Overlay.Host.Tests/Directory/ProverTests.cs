@@ -74,7 +74,7 @@ public sealed class ProverTests
 
     private static async Task GossipAsync(OverlayNode node, NodeDescriptor descriptor, CancellationToken cancellationToken)
     {
-        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(node.LinkEndpoint);
+        using var channel = TestLinkTls.Channel(node.LinkEndpoint);
         await new Protocol.V1.Link.LinkClient(channel).ExchangeAsync(new DescriptorExchange { Known = { ByteString.CopyFrom(descriptor.Encoded.Span) } },
             cancellationToken: cancellationToken);
     }

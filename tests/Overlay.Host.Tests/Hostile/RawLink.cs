@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
+using Overlay.Host.Tests.Infrastructure;
 
 namespace Overlay.Host.Tests.Hostile;
 
@@ -85,6 +86,7 @@ internal sealed class RawLinkClient : IDisposable
             ActivityHeadersPropagator = null,
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(5),
         };
+        TestLinkTls.Handler(endpoint, handler);
         if (localAddress is not null)
         {
             handler.ConnectCallback = async (context, cancellationToken) =>

@@ -51,7 +51,7 @@ internal static class RawOrigin
         var cellSize = codec.Layout.CellSize;
         using var channel = GrpcChannel.ForAddress(firstHop, new GrpcChannelOptions
         {
-            HttpHandler = new SocketsHttpHandler { UseProxy = false, ActivityHeadersPropagator = null },
+            HttpHandler = TestLinkTls.Handler(firstHop),
             DisposeHttpClient = true,
         });
         using var call = new Protocol.V1.Link.LinkClient(channel).Relay(cancellationToken: cancellationToken);
@@ -178,7 +178,7 @@ internal static class RawOrigin
     {
         using var channel = GrpcChannel.ForAddress(firstHop, new GrpcChannelOptions
         {
-            HttpHandler = new SocketsHttpHandler { UseProxy = false, ActivityHeadersPropagator = null },
+            HttpHandler = TestLinkTls.Handler(firstHop),
             DisposeHttpClient = true,
         });
         using var call = new Protocol.V1.Link.LinkClient(channel).Relay(cancellationToken: cancellationToken);

@@ -15,6 +15,7 @@ public sealed class DurationOptionsTests
         { "Overlay:Directory:ForgetDownAfter", (o, v) => o.Directory.ForgetDownAfter = v },
         { "Overlay:Tunnels:DefaultDeadline", (o, v) => o.Tunnels.DefaultDeadline = v },
         { "Overlay:Tunnels:DrainTimeout", (o, v) => o.Tunnels.DrainTimeout = v },
+        { "Overlay:Link:CertificateRotation", (o, v) => o.Link.CertificateRotation = v },
     };
 
     [Theory]

@@ -10,7 +10,10 @@ internal sealed record ClusterOptions
     /// <summary>Gossip period of every node: fast, so the directory converges in about a second.</summary>
     public TimeSpan GossipInterval { get; init; } = TimeSpan.FromMilliseconds(150);
 
-    /// <summary>Extra configuration for every node (keys of the <c>Overlay</c> section, e.g. <c>Overlay:Link:StreamWindowBytes</c>).</summary>
+    /// <summary>
+    /// Extra configuration for every node (keys of the <c>Overlay</c> section, e.g. <c>Overlay:Link:StreamWindowBytes</c>).
+    /// Links are TLS; an <c>Overlay:Link:Url</c> of <c>http://127.0.0.1:0</c> makes them h2c (the cluster picks the port).
+    /// </summary>
     public IReadOnlyDictionary<string, string?> Configuration { get; init; } = new Dictionary<string, string?>();
 
     /// <summary>Changes the configuration of the node at an index, after <see cref="Configuration"/>.</summary>

@@ -390,9 +390,15 @@ internal sealed class TestCluster : IAsyncDisposable
         } : null,
     };
 
-    private static Dictionary<string, string?> WithPort(IReadOnlyDictionary<string, string?> configuration, int port) =>
-        new(configuration)
+    // TLS links, as a node runs by default, unless the configuration names an http link URL (a test of h2c).
+    private static Dictionary<string, string?> WithPort(IReadOnlyDictionary<string, string?> configuration, int port)
+    {
+        var scheme = configuration.TryGetValue("Overlay:Link:Url", out var url) && url is not null && url.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
+            ? Uri.UriSchemeHttp
+            : Uri.UriSchemeHttps;
+        return new(configuration)
         {
-            ["Overlay:Link:Url"] = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{port}"),
+            ["Overlay:Link:Url"] = string.Create(CultureInfo.InvariantCulture, $"{scheme}://127.0.0.1:{port}"),
         };
+    }
 }

@@ -8,6 +8,7 @@ using Overlay.Cells;
 using Overlay.Errors;
 using Overlay.Host.Directory;
 using Overlay.Host.Link;
+using Overlay.Host.Link.Tls;
 using Overlay.Host.Options;
 using Overlay.Host.Telemetry;
 using Overlay.Identity;
@@ -162,8 +163,9 @@ public sealed class TunnelClient
     {
         for (var cause = exception; cause is not null; cause = cause is RpcException rpc ? rpc.Status.DebugException ?? rpc.InnerException : cause.InnerException)
         {
-            // Errors a socket only reports while connecting (a reset or an abort could follow a send).
-            if (cause is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError }
+            // Errors a socket only reports while connecting (a reset or an abort could follow a send), and a
+            // TLS handshake this side failed (HTTP/2 starts only after it; a refused certificate among them).
+            if (cause is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError }
                 || cause is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.HostUnreachable or SocketError.NetworkUnreachable
                     or SocketError.HostNotFound or SocketError.AddressNotAvailable })
             {
@@ -272,7 +274,7 @@ public sealed class TunnelClient
         Activity.Current = null;
         try
         {
-            call = _channels.Client(route[0].Endpoint).Relay(cancellationToken: lifetime.Token);
+            call = _channels.Client(route[0].Id, route[0].Endpoint).Relay(cancellationToken: lifetime.Token);
             await call.RequestStream.WriteAsync(first, lifetime.Token);
             if (request.CompleteWithInitialData)
             {
@@ -283,7 +285,9 @@ public sealed class TunnelClient
         {
             call?.Dispose();
             codec.Dispose();
-            var kind = exception is RpcException rpc ? LinkErrors.ReasonOf(rpc, TunnelErrorKind.NextHopUnreachable) : TunnelErrorKind.NextHopUnreachable;
+            var kind = exception is RpcException rpc ? LinkErrors.ReasonOf(rpc, TunnelErrorKind.NextHopUnreachable)
+                : LinkCertificateRefusedException.Find(exception) is not null ? TunnelErrorKind.LinkUnauthenticated
+                : TunnelErrorKind.NextHopUnreachable;
             throw new TunnelException(kind, 1, $"hop 1 ({route[0].Id.ToShortString()}): {kind.ToTag()}", exception);
         }
         catch
@@ -316,7 +320,8 @@ public sealed class TunnelClient
                 // A link failure makes a hop suspect here too, so the next route avoids it. Only the hop that
                 // reported it (or that this node saw fail itself) is counted: a relay's "my successor failed" is
                 // its word alone, and taking it would let a relay push honest successors out of every route.
-                if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost && failure.ReportedBy >= 1 && failure.ReportedBy <= route.Count)
+                if (failure.Kind is TunnelErrorKind.NextHopUnreachable or TunnelErrorKind.LinkLost or TunnelErrorKind.LinkUnauthenticated
+                    && failure.ReportedBy >= 1 && failure.ReportedBy <= route.Count)
                 {
                     _directory.ReportFailure(route[failure.ReportedBy - 1].Id);
                 }
