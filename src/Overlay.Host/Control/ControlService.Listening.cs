@@ -91,15 +91,17 @@ internal sealed partial class ControlService
             throw ControlErrors.NotFound("unknown_tunnel", $"tunnel {first.TunnelId} was already taken or refused");
         }
 
+        // From here the destination handler waits for Finish: every way out of this call reports.
         var incoming = pending.Tunnel;
-        var mode = ListenerDispatcher.ToWire(incoming.Mode);
-        var entry = new ControlTunnel(pending.Id, V1.TunnelRole.Destination, mode, null, 0, caller, pending.ReceivedAt,
-            () => incoming.BytesSent, () => incoming.BytesReceived);
-        tunnels.Add(entry);
+        ControlTunnel? entry = null;
         Exception? handlerFailure = null;
         TunnelException? failure = null;
         try
         {
+            var mode = ListenerDispatcher.ToWire(incoming.Mode);
+            entry = new ControlTunnel(pending.Id, V1.TunnelRole.Destination, mode, null, 0, caller, pending.ReceivedAt,
+                () => incoming.BytesSent, () => incoming.BytesReceived);
+            tunnels.Add(entry);
             await responseStream.WriteAsync(new V1.AcceptResponse { Mode = mode }, context.CancellationToken);
             await ControlStreams.PumpBothAsync(entry, context,
                 token => DeliverRequestAsync(incoming, responseStream, token),
@@ -117,7 +119,7 @@ internal sealed partial class ControlService
             failure = new TunnelException(TunnelErrorKind.DeadlineExceeded, 0, "the tunnel ended: its deadline passed or the origin went away");
             throw ControlErrors.FromTunnel(failure);
         }
-        catch (RpcException) when (entry.CloseRequested)
+        catch (RpcException) when (entry?.CloseRequested == true)
         {
             failure = new TunnelException(TunnelErrorKind.Cancelled, 0, "closed by CloseTunnel");
             handlerFailure = failure;
@@ -132,7 +134,11 @@ internal sealed partial class ControlService
         }
         finally
         {
-            tunnels.Remove(entry, failure);
+            if (entry is not null)
+            {
+                tunnels.Remove(entry, failure);
+            }
+
             pending.Finish(handlerFailure);
         }
     }

@@ -94,13 +94,14 @@ internal sealed class ControlListener(ControlCaller client, int capacity)
 }
 
 /// <summary>The listening applications, round robin, and the offers waiting for Accept.</summary>
-internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger<ListenerRegistry> logger)
+/// <param name="firstPick">Where the round robin starts (tests start it near the counter's wrap).</param>
+internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger<ListenerRegistry> logger, int firstPick = 0)
 {
     private readonly ControlEndpointOptions _options = options.Value.Control;
     private readonly List<ControlListener> _listeners = [];
     private readonly Lock _lock = new();
     private readonly ConcurrentDictionary<string, PendingTunnel> _pending = new(StringComparer.Ordinal);
-    private int _next;
+    private int _next = firstPick;
     private long _delivered;
     private long _echoed;
     private long _refused;
@@ -163,7 +164,15 @@ internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger
     {
         lock (_lock)
         {
-            return _listeners.Count == 0 ? null : _listeners[_next++ % _listeners.Count];
+            if (_listeners.Count == 0)
+            {
+                return null;
+            }
+
+            // The index stays below the count, so it never wraps however many offers there are.
+            var index = (int)((uint)_next % (uint)_listeners.Count);
+            _next = index + 1;
+            return _listeners[index];
         }
     }
 
@@ -247,8 +256,9 @@ internal sealed class ListenerDispatcher(ListenerRegistry listeners, IOptions<Ov
             }
 
             listeners.CountDelivered();
-            // The Accept call's work is bound to this tunnel's token, so it always ends.
-            await pending.Done;
+            // Bound by the tunnel's token as well: an Accept call that dies before it reports
+            // must not hold the tunnel (and the node's drain) for good.
+            await pending.Done.WaitAsync(cancellationToken);
         }
         finally
         {
