@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Grpc.Core;
 
 namespace Overlay.Cli;
 
@@ -37,10 +36,6 @@ public static class OverlayCli
             return failure.ExitCode;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            return ExitCodes.Cancelled;
-        }
-        catch (RpcException exception) when (exception.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
         {
             return ExitCodes.Cancelled;
         }
