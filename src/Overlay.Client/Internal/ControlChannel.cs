@@ -49,9 +49,6 @@ internal static class ControlChannel
         return new ServiceConfig { MethodConfigs = { retried } };
     }
 
-    /// <summary>True when <paramref name="method"/> (a Control method name) may be retried by the channel.</summary>
-    public static bool IsRetried(string method) => Retried.Contains(method, StringComparer.Ordinal);
-
     private static X509Certificate2 LoadCertificate(string file, string? keyFile) =>
         file.EndsWith(".pfx", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".p12", StringComparison.OrdinalIgnoreCase)
             ? X509CertificateLoader.LoadPkcs12FromFile(file, password: null)
