@@ -21,6 +21,7 @@ public sealed class TunnelStream : Stream
     private bool _readEnded;
     private bool _writeEnded;
     private int _finishing;
+    private bool _disposed;
 
     internal TunnelStream(ITunnelCall call, Uri endpoint, int chunk, string tunnelId, TunnelMode mode, IReadOnlyList<string> route)
     {
@@ -72,7 +73,7 @@ public sealed class TunnelStream : Stream
                 return 0;
             }
 
-            var message = await Call(() => _call.ReadAsync(cancellationToken))
+            var message = await ReadMessageAsync(cancellationToken)
                 ?? throw new IOException($"tunnel {TunnelId}: the node ended the call without the end marker");
             _pending = message.Data;
             if (message.End)
@@ -109,7 +110,15 @@ public sealed class TunnelStream : Stream
         while (!buffer.IsEmpty)
         {
             var part = buffer[..Math.Min(_chunk, buffer.Length)];
-            await Call(() => _call.WriteAsync(part, cancellationToken));
+            try
+            {
+                await _call.WriteAsync(part, cancellationToken);
+            }
+            catch (RpcException exception)
+            {
+                throw OverlayErrors.From(exception, _endpoint);
+            }
+
             BytesWritten += part.Length;
             buffer = buffer[part.Length..];
         }
@@ -127,7 +136,15 @@ public sealed class TunnelStream : Stream
             return;
         }
 
-        await Call(() => _call.WriteEndAsync(cancellationToken));
+        try
+        {
+            await _call.WriteEndAsync(cancellationToken);
+        }
+        catch (RpcException exception)
+        {
+            throw OverlayErrors.From(exception, _endpoint);
+        }
+
         _writeEnded = true;
         if (_readEnded && _pending.IsEmpty)
         {
@@ -143,37 +160,23 @@ public sealed class TunnelStream : Stream
             return;
         }
 
-        if (await Call(() => _call.ReadAsync(cancellationToken)) is not null)
+        if (await ReadMessageAsync(cancellationToken) is not null)
         {
             throw new IOException($"tunnel {TunnelId}: the node sent more after the end marker");
         }
     }
 
-    private async Task<T> Call<T>(Func<Task<T>> operation)
+    private async Task<(ReadOnlyMemory<byte> Data, bool End)?> ReadMessageAsync(CancellationToken cancellationToken)
     {
         try
         {
-            return await operation();
+            return await _call.ReadAsync(cancellationToken);
         }
         catch (RpcException exception)
         {
             throw OverlayErrors.From(exception, _endpoint);
         }
     }
-
-    private async Task Call(Func<Task> operation)
-    {
-        try
-        {
-            await operation();
-        }
-        catch (RpcException exception)
-        {
-            throw OverlayErrors.From(exception, _endpoint);
-        }
-    }
-
-    private bool _disposed;
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
