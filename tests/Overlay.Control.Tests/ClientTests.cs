@@ -72,6 +72,7 @@ public sealed class ClientTests(SharedOverlay shared)
         using var services = Services(1, TestOverlay.ApplicationToken);
         var listening = services.GetRequiredService<OverlayClient>();
         using var listener = await listening.ListenAsync(deadline.Token);
+        await OnlyListenerAsync(listening, deadline.Token);
         var serving = Task.Run(async () =>
         {
             await foreach (var incoming in listener.WithCancellation(deadline.Token))
@@ -138,6 +139,7 @@ public sealed class ClientTests(SharedOverlay shared)
         using var services = Services(1);
         var destination = services.GetRequiredService<OverlayClient>();
         using var listener = await destination.ListenAsync(deadline.Token);
+        await OnlyListenerAsync(destination, deadline.Token);
         var refusing = Task.Run(async () =>
         {
             await foreach (var offer in listener.OffersAsync(deadline.Token))
@@ -212,6 +214,7 @@ public sealed class ClientTests(SharedOverlay shared)
         using var destination = Services(1);
         var refusing = destination.GetRequiredService<OverlayClient>();
         using var listener = await refusing.ListenAsync(deadline.Token);
+        await OnlyListenerAsync(refusing, deadline.Token);
         var refusals = Task.Run(async () =>
         {
             await foreach (var offer in listener.OffersAsync(deadline.Token))
@@ -263,6 +266,10 @@ public sealed class ClientTests(SharedOverlay shared)
         Assert.Equal("hello", output.ToString().Trim());
         ReadmeProgram.AssertTheReadmeShowsIt();
     }
+
+    // Another test's listener leaves asynchronously; until it has, offers alternate between the two.
+    private static Task OnlyListenerAsync(OverlayClient node, CancellationToken token) =>
+        ListenTests.WaitAsync(async () => (await node.GetInfoAsync(token)).Listeners == 1, token);
 
     private sealed class RequestCounter : DelegatingHandler
     {

@@ -81,14 +81,13 @@ internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<Over
         }
 
         const string Scheme = "Bearer ";
-        var role = header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase) ? tokens.Match(header.AsSpan(Scheme.Length).Trim()) : null;
-        if (role is null)
+        var match = header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase) ? tokens.Match(header.AsSpan(Scheme.Length).Trim()) : null;
+        if (match is not { Role: var role, Name: var name })
         {
             throw Refuse(context, StatusCode.Unauthenticated, "bad_token",
                 $"bad token: it is not valid for this node (a generated token changes at every start; read {tokens.OperatorTokenPath} again)");
         }
 
-        var name = role.Value == ControlRole.Operator ? "operator" : "application";
         if (_options.RequireClientCertificate)
         {
             var certificate = context.GetHttpContext().Connection.ClientCertificate;
@@ -102,13 +101,13 @@ internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<Over
             name = $"{name}:{thumbprint[..16].ToLowerInvariant()}";
         }
 
-        if (role.Value != ControlRole.Operator && !ApplicationAllowed.Contains(context.Method))
+        if (role != ControlRole.Operator && !ApplicationAllowed.Contains(context.Method))
         {
             throw Refuse(context, StatusCode.PermissionDenied, "not_permitted",
                 $"{context.Method} needs the operator token; this caller holds the application token");
         }
 
-        context.UserState[ControlCaller.Key] = new ControlCaller(role.Value, name);
+        context.UserState[ControlCaller.Key] = new ControlCaller(role, name);
     }
 
     private RpcException Refuse(ServerCallContext context, StatusCode code, string reason, string detail)

@@ -40,6 +40,13 @@ public sealed class ControlEndpointOptions
     /// </summary>
     public string? ApplicationTokenFile { get; set; }
 
+    /// <summary>
+    /// Named applications, each with its own token (<c>Overlay:Control:Applications:&lt;name&gt;:TokenFile</c>):
+    /// each is its own caller, seeing, closing and hearing of only its own tunnels, with its own
+    /// quota. Same rights as the application token.
+    /// </summary>
+    public Dictionary<string, ControlApplicationOptions> Applications { get; set; } = new(StringComparer.Ordinal);
+
     /// <summary>https only: the server certificate (PEM or PFX); default: Kestrel's default certificate.</summary>
     public string? CertificateFile { get; set; }
 
@@ -136,6 +143,19 @@ internal sealed class ControlOptionsValidator : IValidateOptions<OverlayOptions>
         if (control.MaxMessageBytes is < 4096 or > 16 * 1024 * 1024)
         {
             failures.Add("Overlay:Control:MaxMessageBytes must be between 4 KiB and 16 MiB");
+        }
+
+        foreach (var (application, settings) in control.Applications)
+        {
+            if (!ControlApplicationOptions.IsValidName(application))
+            {
+                failures.Add($"Overlay:Control:Applications:{application}: a name is 1 to 32 lower-case letters, digits or '-', and not 'operator' or 'application'");
+            }
+
+            if (string.IsNullOrWhiteSpace(settings.TokenFile))
+            {
+                failures.Add($"Overlay:Control:Applications:{application}:TokenFile must name the application's token file");
+            }
         }
 
         if (control.AcceptTimeout <= TimeSpan.Zero)

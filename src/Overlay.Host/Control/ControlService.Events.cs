@@ -3,7 +3,7 @@ using V1 = Overlay.Protocol.Control.V1;
 
 namespace Overlay.Host.Control;
 
-/// <summary>Node events, filtered by type, to a bounded consumer.</summary>
+/// <summary>Node events, filtered by type, to a bounded consumer; an application hears only of its own tunnels.</summary>
 internal sealed partial class ControlService
 {
     public override async Task WatchEvents(V1.WatchEventsRequest request, IServerStreamWriter<V1.NodeEvent> responseStream, ServerCallContext context)
@@ -14,7 +14,10 @@ internal sealed partial class ControlService
         }
 
         var types = request.EventTypes.ToHashSet();
-        using var subscription = events.Events.Subscribe(Control.EventsBufferSize, types.Count == 0 ? null : e => types.Contains(e.Type));
+        var caller = ControlCaller.Of(context);
+        var everyTunnel = caller.Role == ControlRole.Operator;
+        using var subscription = events.Events.Subscribe(Control.EventsBufferSize,
+            e => (types.Count == 0 || types.Contains(e.Type)) && (everyTunnel || e.Tunnel is null || e.Tunnel.Client == caller.Name));
         await context.WriteResponseHeadersAsync(new Metadata());
         await UntilStoppingAsync(context, token => subscription.PumpAsync(responseStream, "events", token, () => ControlLog.ConsumerDropped(logger, "events", subscription.Capacity)));
     }

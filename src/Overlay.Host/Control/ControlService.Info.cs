@@ -33,7 +33,8 @@ internal sealed partial class ControlService
             TunnelsActive = (uint)Math.Max(0, registry.Active),
             ControlTunnels = (uint)tunnels.Count,
             Listeners = (uint)listeners.Count,
-            CallerRole = ControlCaller.Of(context).Role == ControlRole.Operator ? "operator" : "application",
+            CallerRole = ControlCaller.Of(context).Role == ControlRole.Operator ? ControlTokens.OperatorName : ControlTokens.ApplicationName,
+            Caller = ControlCaller.Of(context).Name,
             Version = Version,
         };
         if (key is not null)

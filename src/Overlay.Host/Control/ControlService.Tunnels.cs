@@ -167,6 +167,8 @@ internal sealed partial class ControlService
             throw ControlErrors.InvalidArgument("interval must be between 0 and 1 hour");
         }
 
+        // A ping call is a tunnel at a time: it counts against the caller's quota like any other.
+        using var lease = tunnels.Reserve(ControlCaller.Of(context), Control.MaxTunnelsPerClient);
         var payload = new byte[size];
         for (var attempt = 1u; attempt <= count; attempt++)
         {
@@ -205,7 +207,7 @@ internal sealed partial class ControlService
         }
         catch (TunnelException failure)
         {
-            tunnels.FailedToOpen(id, target.Request.Mode == TunnelMode.OneWay ? V1.TunnelMode.OneWay : V1.TunnelMode.Duplex, target.Request.Destination, target.Request.Relays, failure);
+            tunnels.FailedToOpen(id, ControlCaller.Of(context), target.Request.Mode == TunnelMode.OneWay ? V1.TunnelMode.OneWay : V1.TunnelMode.Duplex, target.Request.Destination, target.Request.Relays, failure);
             ControlLog.TunnelFailed(logger, id, failure.Kind.ToTag(), failure);
             throw ControlErrors.FromTunnel(failure);
         }
