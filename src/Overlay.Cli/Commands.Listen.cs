@@ -22,8 +22,9 @@ internal sealed partial class Commands
         var limit = parse.GetValue(o.Count);
         var command = parse.GetValue(o.Exec);
         var json = parse.GetValue(o.Json);
-        using var listener = await client.ListenAsync(token);
-        await io.Error.WriteLineAsync($"listening on {parse.GetValue(o.Node)} for tunnels ending at this node{(limit > 0 ? $" ({limit})" : "")}; replying with {(command is null ? "an echo" : $"the output of `{command}`")}");
+        var service = parse.GetValue(o.Service);
+        using var listener = await client.ListenAsync(service, token);
+        await io.Error.WriteLineAsync($"listening on {parse.GetValue(o.Node)} for tunnels ending at this node{(service is null ? "" : $" for service '{service}'")}{(limit > 0 ? $" ({limit})" : "")}; replying with {(command is null ? "an echo" : $"the output of `{command}`")}");
 
         using var slots = new SemaphoreSlim(MaxServedAtOnce);
         var failed = 0;

@@ -16,6 +16,7 @@ internal sealed partial class Commands
         {
             Destination = parse.GetValue(o.To),
             Relays = (int)parse.GetValue(o.Relays),
+            Service = parse.GetValue(o.Service),
             Deadline = parse.GetValue(o.Deadline) is > 0 and var seconds ? TimeSpan.FromSeconds(seconds) : null,
         };
         using var progress = Progress.Start(io, parse.GetValue(o.Json));

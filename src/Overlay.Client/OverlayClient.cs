@@ -149,12 +149,21 @@ public sealed class OverlayClient(Protocol.Control.V1.Control.ControlClient api,
     /// place. Enumerate the listener for accepted tunnels, or its <see cref="TunnelListener.OffersAsync"/>
     /// to accept or refuse each. Disposing it (or cancelling the token) stops listening.
     /// </summary>
-    public async Task<TunnelListener> ListenAsync(CancellationToken cancellationToken = default)
+    /// <param name="service">The named service to listen for (the operator must have made the caller its owner); null for the tunnels that name none.</param>
+    /// <param name="cancellationToken">Ends the registration.</param>
+    public async Task<TunnelListener> ListenAsync(string? service = null, CancellationToken cancellationToken = default)
     {
-        var call = Api.Listen(new ListenRequest(), cancellationToken: cancellationToken);
+        var call = Api.Listen(new ListenRequest { Service = service ?? "" }, cancellationToken: cancellationToken);
         try
         {
-            await call.ResponseHeadersAsync;
+            var headers = await call.ResponseHeadersAsync;
+            if (headers.GetValue(OverlayErrors.ListeningHeader) is null)
+            {
+                // Refused (not the owner, too many listeners): the status follows the headers at once.
+                await call.ResponseStream.MoveNext(cancellationToken);
+                throw new IOException("the node ended the listen call without registering it");
+            }
+
             return new TunnelListener(this, call);
         }
         catch (RpcException exception)
@@ -165,7 +174,13 @@ public sealed class OverlayClient(Protocol.Control.V1.Control.ControlClient api,
     }
 
     /// <summary>Takes an offered tunnel: its request streams in, the reply streams out.</summary>
-    public async Task<TunnelStream> AcceptAsync(string tunnelId, CancellationToken cancellationToken = default)
+    public Task<TunnelStream> AcceptAsync(IncomingTunnelOffer offer, CancellationToken cancellationToken = default) =>
+        AcceptAsync(offer.TunnelId, offer.Service.Length == 0 ? null : offer.Service, cancellationToken);
+
+    /// <summary>Takes an offered tunnel by its id: its request streams in, the reply streams out.</summary>
+    public Task<TunnelStream> AcceptAsync(string tunnelId, CancellationToken cancellationToken = default) => AcceptAsync(tunnelId, null, cancellationToken);
+
+    private async Task<TunnelStream> AcceptAsync(string tunnelId, string? service, CancellationToken cancellationToken)
     {
         var call = Api.Accept(cancellationToken: cancellationToken);
         try
@@ -179,7 +194,7 @@ public sealed class OverlayClient(Protocol.Control.V1.Control.ControlClient api,
             var mode = call.ResponseStream.Current.Mode;
             var tunnel = new TunnelCall<AcceptRequest, AcceptResponse>(call,
                 data => new AcceptRequest { Data = data }, () => new AcceptRequest { End = true }, r => (r.Data, r.End));
-            return new TunnelStream(tunnel, Endpoint, _options.TunnelWriteChunkBytes, tunnelId, mode, []);
+            return new TunnelStream(tunnel, Endpoint, _options.TunnelWriteChunkBytes, tunnelId, mode, []) { Service = service };
         }
         catch (RpcException exception)
         {

@@ -15,6 +15,9 @@ public sealed record OverlayTarget
     /// <summary>An explicit route instead: the relays in order, then the destination. Never retried.</summary>
     public IReadOnlyList<string>? Route { get; init; }
 
+    /// <summary>The named service at the destination (1..32 bytes of UTF-8; only the destination learns it); null for its default.</summary>
+    public string? Service { get; init; }
+
     /// <summary>The tunnel's deadline (rounded up to the protocol's deadline classes); null takes the node's.</summary>
     public TimeSpan? Deadline { get; init; }
 
@@ -28,7 +31,7 @@ public sealed record OverlayTarget
             throw new ArgumentOutOfRangeException(nameof(Relays), Relays, "relays cannot be negative");
         }
 
-        var target = new TunnelTarget { Destination = Destination ?? "" };
+        var target = new TunnelTarget { Destination = Destination ?? "", Service = Service ?? "" };
         if (Relays is { } relays)
         {
             target.Relays = (uint)relays;

@@ -21,7 +21,7 @@ public sealed class TunnelListener : IAsyncEnumerable<TunnelStream>, IDisposable
         _call = call;
     }
 
-    /// <summary>The offers as they arrive; take each with <see cref="OverlayClient.AcceptAsync"/> or <see cref="OverlayClient.RefuseAsync"/>.</summary>
+    /// <summary>The offers as they arrive; take each with <see cref="OverlayClient.AcceptAsync(IncomingTunnelOffer, CancellationToken)"/> or <see cref="OverlayClient.RefuseAsync"/>.</summary>
     public async IAsyncEnumerable<IncomingTunnelOffer> OffersAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         while (true)
@@ -62,7 +62,7 @@ public sealed class TunnelListener : IAsyncEnumerable<TunnelStream>, IDisposable
     {
         try
         {
-            return await _client.AcceptAsync(offer.TunnelId, cancellationToken);
+            return await _client.AcceptAsync(offer, cancellationToken);
         }
         catch (OverlayNotFoundException)
         {

@@ -39,6 +39,9 @@ public sealed class TunnelStream : Stream
     /// <summary>Duplex, or one-way (an accepted one-way tunnel has no reply to write).</summary>
     public TunnelMode Mode { get; }
 
+    /// <summary>At the destination: the named service the tunnel asked for, when it came through a listener's offer; null for the default.</summary>
+    public string? Service { get; init; }
+
     /// <summary>At the origin: the relays in order, then the destination. Empty at the destination, which never learns it.</summary>
     public IReadOnlyList<string> Route { get; }
 

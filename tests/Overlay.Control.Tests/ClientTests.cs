@@ -71,7 +71,7 @@ public sealed class ClientTests(SharedOverlay shared)
         using var deadline = TestTime.Deadline();
         using var services = Services(1, TestOverlay.ApplicationToken);
         var listening = services.GetRequiredService<OverlayClient>();
-        using var listener = await listening.ListenAsync(deadline.Token);
+        using var listener = await listening.ListenAsync(cancellationToken: deadline.Token);
         await OnlyListenerAsync(listening, deadline.Token);
         var serving = Task.Run(async () =>
         {
@@ -138,7 +138,7 @@ public sealed class ClientTests(SharedOverlay shared)
         using var deadline = TestTime.Deadline();
         using var services = Services(1);
         var destination = services.GetRequiredService<OverlayClient>();
-        using var listener = await destination.ListenAsync(deadline.Token);
+        using var listener = await destination.ListenAsync(cancellationToken: deadline.Token);
         await OnlyListenerAsync(destination, deadline.Token);
         var refusing = Task.Run(async () =>
         {
@@ -213,7 +213,7 @@ public sealed class ClientTests(SharedOverlay shared)
         // B refuses every tunnel: Unavailable, the status a retry policy would retry.
         using var destination = Services(1);
         var refusing = destination.GetRequiredService<OverlayClient>();
-        using var listener = await refusing.ListenAsync(deadline.Token);
+        using var listener = await refusing.ListenAsync(cancellationToken: deadline.Token);
         await OnlyListenerAsync(refusing, deadline.Token);
         var refusals = Task.Run(async () =>
         {

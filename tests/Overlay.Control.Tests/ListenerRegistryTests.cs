@@ -39,7 +39,7 @@ public sealed class ListenerRegistryTests
         var dispatcher = new ListenerDispatcher(registry, Microsoft.Extensions.Options.Options.Create(new OverlayOptions()), new FakeTimeProvider());
         using var tunnel = new CancellationTokenSource();
         // The dispatcher hands the tunnel on without touching it: none is needed to test the hand-off.
-        var handling = dispatcher.HandleAsync(null!, tunnel.Token);
+        var handling = dispatcher.HandleAsync(null!, service: null, tunnel.Token);
 
         using var deadline = TestTime.Deadline();
         var offer = await listener.Offers.ReadAsync(deadline.Token);

@@ -9,6 +9,9 @@ internal static class OverlayErrors
     public const string ReasonTrailer = "overlay-reason";
     public const string HopTrailer = "overlay-hop";
 
+    /// <summary>The response header a Listen call carries once its registration is in place.</summary>
+    public const string ListeningHeader = "overlay-listening";
+
     public static OverlayException From(RpcException exception, Uri endpoint)
     {
         if (exception.Status.DebugException is OverlayException raised)

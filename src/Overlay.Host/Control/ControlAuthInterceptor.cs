@@ -12,6 +12,9 @@ namespace Overlay.Host.Control;
 /// <param name="Name">The client, for limits and ownership: the role, or the client certificate with mTLS.</param>
 public sealed record ControlCaller(ControlRole Role, string Name)
 {
+    /// <summary>The token's name (operator, application, or the application's name), without a certificate's mark.</summary>
+    public string Token { get; init; } = Name;
+
     internal const string Key = "overlay.control.caller";
 
     internal static ControlCaller Of(ServerCallContext context) => (ControlCaller)context.UserState[Key];
@@ -88,6 +91,7 @@ internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<Over
                 $"bad token: it is not valid for this node (a generated token changes at every start; read {tokens.OperatorTokenPath} again)");
         }
 
+        var tokenName = name;
         if (_options.RequireClientCertificate)
         {
             var certificate = context.GetHttpContext().Connection.ClientCertificate;
@@ -107,7 +111,7 @@ internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<Over
                 $"{context.Method} needs the operator token; this caller holds the application token");
         }
 
-        context.UserState[ControlCaller.Key] = new ControlCaller(role, name);
+        context.UserState[ControlCaller.Key] = new ControlCaller(role, name) { Token = tokenName };
     }
 
     private RpcException Refuse(ServerCallContext context, StatusCode code, string reason, string detail)

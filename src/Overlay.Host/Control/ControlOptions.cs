@@ -47,6 +47,14 @@ public sealed class ControlEndpointOptions
     /// </summary>
     public Dictionary<string, ControlApplicationOptions> Applications { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// The named services this node hosts (<c>Overlay:Control:Services:&lt;name&gt;:Owner</c>), each
+    /// owned by one caller (<c>operator</c>, <c>application</c> or a name under
+    /// <see cref="Applications"/>): only the owner may listen for it. A tunnel naming any other
+    /// service is refused with destination_refused, as is one that arrives while its owner is not listening.
+    /// </summary>
+    public Dictionary<string, ControlServiceOptions> Services { get; set; } = new(StringComparer.Ordinal);
+
     /// <summary>https only: the server certificate (PEM or PFX); default: Kestrel's default certificate.</summary>
     public string? CertificateFile { get; set; }
 
@@ -155,6 +163,23 @@ internal sealed class ControlOptionsValidator : IValidateOptions<OverlayOptions>
             if (string.IsNullOrWhiteSpace(settings.TokenFile))
             {
                 failures.Add($"Overlay:Control:Applications:{application}:TokenFile must name the application's token file");
+            }
+        }
+
+        foreach (var (service, settings) in control.Services)
+        {
+            if (!ControlServiceOptions.IsValidName(service))
+            {
+                failures.Add($"Overlay:Control:Services:{service}: a service name is 1 to {ControlServiceOptions.MaxNameBytes} bytes of UTF-8 without NUL");
+            }
+
+            var owners = control.Applications.Keys.Append(ControlTokens.OperatorName)
+                .Concat(control.ApplicationTokenFile is null ? [] : [ControlTokens.ApplicationName]);
+            if (settings.Owner is null || !owners.Contains(settings.Owner, StringComparer.Ordinal))
+            {
+                failures.Add($"Overlay:Control:Services:{service}:Owner must be '{ControlTokens.OperatorName}'"
+                    + (control.ApplicationTokenFile is null ? "" : $", '{ControlTokens.ApplicationName}'")
+                    + " or a name under Overlay:Control:Applications, not '" + settings.Owner + "'");
             }
         }
 

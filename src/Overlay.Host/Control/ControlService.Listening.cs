@@ -14,11 +14,25 @@ internal sealed partial class ControlService
     public override async Task Listen(V1.ListenRequest request, IServerStreamWriter<V1.ListenResponse> responseStream, ServerCallContext context)
     {
         var caller = ControlCaller.Of(context);
-        var listener = listeners.Register(caller)
+        var service = request.Service.Length == 0 ? null : request.Service;
+        if (service is not null)
+        {
+            if (!Control.Services.TryGetValue(service, out var hosted))
+            {
+                throw ControlErrors.NotFound("unknown_service", $"this node hosts no service '{service}'; the operator configures them (Overlay:Control:Services)");
+            }
+
+            if (caller.Role != ControlRole.Operator && hosted.Owner != caller.Token)
+            {
+                throw ControlErrors.PermissionDenied($"service '{service}' belongs to another application (Overlay:Control:Services:{service}:Owner)");
+            }
+        }
+
+        var listener = listeners.Register(caller, service)
             ?? throw ControlErrors.Error(StatusCode.ResourceExhausted, "too_many_listeners", $"{Control.MaxListeners} applications already listen (Overlay:Control:MaxListeners)");
         try
         {
-            await context.WriteResponseHeadersAsync(new Metadata());
+            await context.WriteResponseHeadersAsync(new Metadata { { ControlErrors.ListeningHeader, "1" } });
             await UntilStoppingAsync(context, token => OfferAsync(listener, responseStream, token));
         }
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
@@ -49,6 +63,7 @@ internal sealed partial class ControlService
                     TunnelId = offer.Id,
                     Mode = ListenerDispatcher.ToWire(offer.Tunnel.Mode),
                     ReceivedAt = Timestamp.FromDateTimeOffset(offer.ReceivedAt),
+                    Service = offer.Tunnel.Service ?? "",
                 },
             }, token);
         }

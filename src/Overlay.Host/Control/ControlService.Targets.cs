@@ -12,6 +12,14 @@ internal sealed partial class ControlService
     private Target ParseTarget(V1.TunnelTarget target, TunnelMode mode, ServerCallContext context)
     {
         var maxRelays = node.Network.MaxRelays;
+        string? service = null;
+        if (target.Service.Length > 0)
+        {
+            service = ControlServiceOptions.IsValidName(target.Service)
+                ? target.Service
+                : throw ControlErrors.InvalidArgument($"service must be 1 to {ControlServiceOptions.MaxNameBytes} bytes of UTF-8 without NUL");
+        }
+
         TimeSpan? deadline = null;
         if (target.Deadline is { } requested)
         {
@@ -51,7 +59,7 @@ internal sealed partial class ControlService
                 route.Add(id);
             }
 
-            return new Target(new TunnelRequest { Route = route, Destination = route[^1], Relays = route.Count - 1, Mode = mode, Deadline = deadline });
+            return new Target(new TunnelRequest { Route = route, Destination = route[^1], Relays = route.Count - 1, Mode = mode, Deadline = deadline, Service = service });
         }
 
         var relays = target.HasRelays ? target.Relays : DefaultRelays;
@@ -77,7 +85,7 @@ internal sealed partial class ControlService
             destination = id;
         }
 
-        return new Target(new TunnelRequest { Destination = destination, Relays = (int)relays, Mode = mode, Deadline = deadline });
+        return new Target(new TunnelRequest { Destination = destination, Relays = (int)relays, Mode = mode, Deadline = deadline, Service = service });
     }
 
     private sealed record Target(TunnelRequest Request);

@@ -76,7 +76,7 @@ internal sealed class PendingTunnel(string id, IncomingTunnel tunnel, ControlLis
 }
 
 /// <summary>One listening application: a bounded queue of offers drained into its Listen call.</summary>
-internal sealed class ControlListener(ControlCaller client, int capacity)
+internal sealed class ControlListener(ControlCaller client, string? service, int capacity)
 {
     private readonly Channel<PendingTunnel> _offers = Channel.CreateBounded<PendingTunnel>(new BoundedChannelOptions(capacity)
     {
@@ -86,6 +86,9 @@ internal sealed class ControlListener(ControlCaller client, int capacity)
 
     public ControlCaller Client { get; } = client;
 
+    /// <summary>The named service it listens for; null for the default service.</summary>
+    public string? Service { get; } = service;
+
     public ChannelReader<PendingTunnel> Offers => _offers.Reader;
 
     public bool TryOffer(PendingTunnel tunnel) => _offers.Writer.TryWrite(tunnel);
@@ -93,12 +96,13 @@ internal sealed class ControlListener(ControlCaller client, int capacity)
     public void Complete() => _offers.Writer.TryComplete();
 }
 
-/// <summary>The listening applications, round robin, and the offers waiting for Accept.</summary>
+/// <summary>The listening applications, per service and round robin within one, and the offers waiting for Accept.</summary>
 /// <param name="firstPick">Where the round robin starts (tests start it near the counter's wrap).</param>
 internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger<ListenerRegistry> logger, int firstPick = 0)
 {
     private readonly ControlEndpointOptions _options = options.Value.Control;
     private readonly List<ControlListener> _listeners = [];
+    private readonly Dictionary<string, int> _nextByService = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private readonly ConcurrentDictionary<string, PendingTunnel> _pending = new(StringComparer.Ordinal);
     private int _next = firstPick;
@@ -123,9 +127,9 @@ internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger
 
     public long RefusedTotal => Interlocked.Read(ref _refused);
 
-    public ControlListener? Register(ControlCaller client)
+    public ControlListener? Register(ControlCaller client, string? service = null)
     {
-        var listener = new ControlListener(client, _options.MaxPendingPerListener);
+        var listener = new ControlListener(client, service, _options.MaxPendingPerListener);
         lock (_lock)
         {
             if (_listeners.Count >= _options.MaxListeners)
@@ -160,19 +164,43 @@ internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger
         ControlLog.ListenerUnregistered(logger, listener.Client.Name);
     }
 
-    public ControlListener? Pick()
+    /// <summary>The next listener for <paramref name="service"/> (null: the default service), or null when none listens for it.</summary>
+    public ControlListener? Pick(string? service = null)
     {
         lock (_lock)
         {
-            if (_listeners.Count == 0)
+            var count = 0;
+            foreach (var listener in _listeners)
+            {
+                count += listener.Service == service ? 1 : 0;
+            }
+
+            if (count == 0)
             {
                 return null;
             }
 
             // The index stays below the count, so it never wraps however many offers there are.
-            var index = (int)((uint)_next % (uint)_listeners.Count);
-            _next = index + 1;
-            return _listeners[index];
+            var next = service is null ? _next : _nextByService.GetValueOrDefault(service);
+            var index = (int)((uint)next % (uint)count);
+            if (service is null)
+            {
+                _next = index + 1;
+            }
+            else
+            {
+                _nextByService[service] = index + 1;
+            }
+
+            foreach (var listener in _listeners)
+            {
+                if (listener.Service == service && index-- == 0)
+                {
+                    return listener;
+                }
+            }
+
+            throw new InvalidOperationException("unreachable: the listener count changed under the lock");
         }
     }
 
@@ -209,10 +237,23 @@ internal sealed class ListenerDispatcher(ListenerRegistry listeners, IOptions<Ov
 {
     private readonly EchoTunnelHandler _echo = new();
     private readonly TimeSpan _acceptTimeout = options.Value.Control.AcceptTimeout;
+    private readonly Dictionary<string, ControlServiceOptions> _services = options.Value.Control.Services;
 
-    public async Task HandleAsync(IncomingTunnel tunnel, CancellationToken cancellationToken)
+    public bool Hosts(string service) => _services.ContainsKey(service);
+
+    public Task HandleAsync(IncomingTunnel tunnel, CancellationToken cancellationToken) => HandleAsync(tunnel, tunnel.Service, cancellationToken);
+
+    /// <summary>Hands <paramref name="tunnel"/> to a listener of <paramref name="service"/> (the tunnel is only passed on, never read here).</summary>
+    internal async Task HandleAsync(IncomingTunnel tunnel, string? service, CancellationToken cancellationToken)
     {
-        var listener = listeners.Pick();
+        var listener = listeners.Pick(service);
+        if (listener is null && service is not null)
+        {
+            // The echo is the default service's only: a named one is its owner's or nobody's.
+            listeners.CountRefused();
+            throw new TunnelException(TunnelErrorKind.DestinationRefused, 0, $"no application listens for service '{service}'");
+        }
+
         if (listener is null)
         {
             listeners.CountEchoed();
