@@ -18,8 +18,12 @@ public sealed class TunnelStream : Stream
     private readonly Uri _endpoint;
     private readonly int _chunk;
     private ReadOnlyMemory<byte> _pending;
-    private bool _readEnded;
-    private bool _writeEnded;
+    private bool _endSeen;
+
+    // Set by the reader (the end marker seen and every byte handed out) and the writer on their own
+    // threads, each then reading the other's: full fences.
+    private int _readEnded;
+    private int _writeEnded;
     private int _finishing;
     private bool _disposed;
 
@@ -55,7 +59,11 @@ public sealed class TunnelStream : Stream
     public override bool CanRead => true;
 
     /// <inheritdoc/>
-    public override bool CanWrite => !_writeEnded;
+    public override bool CanWrite => !WriteEnded;
+
+    private bool ReadEnded => Volatile.Read(ref _readEnded) != 0;
+
+    private bool WriteEnded => Volatile.Read(ref _writeEnded) != 0;
 
     /// <inheritdoc/>
     public override bool CanSeek => false;
@@ -71,7 +79,7 @@ public sealed class TunnelStream : Stream
     {
         while (_pending.IsEmpty)
         {
-            if (_readEnded || buffer.IsEmpty)
+            if (_endSeen || buffer.IsEmpty)
             {
                 return 0;
             }
@@ -81,9 +89,10 @@ public sealed class TunnelStream : Stream
             _pending = message.Data;
             if (message.End)
             {
-                _readEnded = true;
+                _endSeen = true;
                 if (_pending.IsEmpty)
                 {
+                    Interlocked.Exchange(ref _readEnded, 1);
                     await FinishAsync(cancellationToken);
                 }
             }
@@ -93,8 +102,9 @@ public sealed class TunnelStream : Stream
         _pending[..count].CopyTo(buffer);
         _pending = _pending[count..];
         BytesRead += count;
-        if (_readEnded && _pending.IsEmpty)
+        if (_endSeen && _pending.IsEmpty)
         {
+            Interlocked.Exchange(ref _readEnded, 1);
             await FinishAsync(cancellationToken);
         }
 
@@ -105,7 +115,7 @@ public sealed class TunnelStream : Stream
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_writeEnded)
+        if (WriteEnded)
         {
             throw new InvalidOperationException($"tunnel {TunnelId}: writing was already completed");
         }
@@ -134,7 +144,7 @@ public sealed class TunnelStream : Stream
     public async Task CompleteWritingAsync(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_writeEnded)
+        if (WriteEnded)
         {
             return;
         }
@@ -148,8 +158,8 @@ public sealed class TunnelStream : Stream
             throw OverlayErrors.From(exception, _endpoint);
         }
 
-        _writeEnded = true;
-        if (_readEnded && _pending.IsEmpty)
+        Interlocked.Exchange(ref _writeEnded, 1);
+        if (ReadEnded)
         {
             await FinishAsync(cancellationToken);
         }
@@ -158,7 +168,7 @@ public sealed class TunnelStream : Stream
     // Both sides ended: the call's status says whether the tunnel finished well.
     private async Task FinishAsync(CancellationToken cancellationToken)
     {
-        if (!_writeEnded || Interlocked.Exchange(ref _finishing, 1) != 0)
+        if (!WriteEnded || Interlocked.Exchange(ref _finishing, 1) != 0)
         {
             return;
         }
