@@ -10,6 +10,7 @@ internal static class Program
                Overlay.Bench all [--quick] [--json FILE]                         both; the JSON file gets the crypto medians too
                Overlay.Bench profile WORKLOAD [--relays N] [--seconds S] [--phases]  one workload alone, in a loop, for a CPU profiler
                Overlay.Bench soak [--trips N] [--nodes N] [--seed S] [--kill-every K]  random round trips over 0-32 relays while nodes are killed
+               Overlay.Bench fairness [--trips N] [--flood-streams S] [--shared]   tunnels through one previous hop while another floods headers
 
           --quick        fewer and shorter runs (under 2 minutes); the default is the full run (under 10)
           --json FILE    also write every figure, ratio and target to FILE
@@ -21,6 +22,9 @@ internal static class Program
           --nodes N      soak: nodes (34 by default: 32 relays, the origin and the destination); at least 3
           --seed S       soak: the seed of the relay counts, request sizes and kill targets (1 by default)
           --kill-every K soak: every K-th trip kills a random node other than the origin and starts a new one (50 by default; 0: none)
+          --trips N      fairness: round trips per phase (400 by default)
+          --flood-streams S  fairness: the flooder's streams in flight (40 by default: 10 x the tunnels')
+          --shared       fairness: nodes and flooder on every CPU (by default the nodes run on CPU 0, the flooder on CPU 1)
         """;
 
     private static async Task<int> Main(string[] args)
@@ -34,6 +38,24 @@ internal static class Program
         if (verb == "soak")
         {
             return await SoakAsync(args[1..]);
+        }
+
+        if (verb == "fairness")
+        {
+            using var stopFairness = new CancellationTokenSource();
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                stopFairness.Cancel();
+            };
+            var fairness = await Fairness.FairnessCommand.RunAsync(args[1..], Console.Out, stopFairness.Token);
+            return fairness == 2 ? PrintUsage() : fairness;
+        }
+
+        if (verb == "flood")
+        {
+            // The fairness verb's flooder, started by it.
+            return await Fairness.FloodCommand.RunAsync(args[1..]);
         }
 
         var rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;

@@ -32,7 +32,7 @@ public sealed class ApplicationIdentityTests
         var (overlay, secrets) = await StartAsync();
         await using var _ = overlay;
         using var cleanup = new DirectoryCleanup(secrets);
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         var c = overlay.Nodes[2].Id.ToString();
         using var alpha = overlay.Client(0, token: AlphaToken);
         using var beta = overlay.Client(0, token: BetaToken);

@@ -19,7 +19,7 @@ public sealed partial class CliTests
     [Fact]
     public async Task Listen_serves_tunnels_side_by_side_and_streams_each_reply()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         var listening = RunAsync(1, "listen --count 2", token: deadline.Token);
         await WaitForListenersAsync(1, 1, listening, deadline.Token);
 
@@ -52,7 +52,7 @@ public sealed partial class CliTests
             return; // the command below is a POSIX shell's
         }
 
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
         var pidFile = Path.Combine(Path.GetTempPath(), $"overlay-exec-{Guid.NewGuid():N}.pid");
         try
@@ -82,7 +82,7 @@ public sealed partial class CliTests
     [Fact]
     public async Task Send_ends_with_the_reply_while_stdin_stays_open()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var listener = Overlay.Client(1);
         using var listen = listener.Api.Listen(new V1.ListenRequest(), cancellationToken: deadline.Token);
         await listen.ResponseHeadersAsync;

@@ -34,7 +34,7 @@ public sealed partial class CliTests(SharedOverlay shared)
         using var output = new MemoryStream();
         using var error = new StringWriter();
         var io = new CliIO { Input = stdin, Output = output, Error = error };
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, token);
         var code = await OverlayCli.RunAsync([.. arguments], io, linked.Token);
         var raw = output.ToArray();
@@ -107,7 +107,7 @@ public sealed partial class CliTests(SharedOverlay shared)
     [Fact]
     public async Task Listen_prints_the_message_and_replies_with_a_command_output()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         var listening = RunAsync(1, "listen --count 1", token: deadline.Token, extra: ["--exec", "tr a-z A-Z"]);
         using var stats = Overlay.Client(1);
         await ListenTests.WaitAsync(async () => (await stats.Api.GetInfoAsync(new V1.GetInfoRequest())).Listeners == 1 || listening.IsCompleted, deadline.Token);
@@ -123,7 +123,7 @@ public sealed partial class CliTests(SharedOverlay shared)
     [Fact]
     public async Task Listen_echoes_by_default_and_prints_json()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         var listening = RunAsync(1, "listen --count 1 --json", token: deadline.Token);
         using var stats = Overlay.Client(1);
         await ListenTests.WaitAsync(async () => (await stats.Api.GetInfoAsync(new V1.GetInfoRequest())).Listeners == 1 || listening.IsCompleted, deadline.Token);
@@ -142,7 +142,7 @@ public sealed partial class CliTests(SharedOverlay shared)
         Assert.Equal(0, tunnels.ExitCode);
         Assert.Equal("{ \"tunnels\": [ ] }", tunnels.Output.Trim());
 
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         var events = RunAsync(4, "events --type key-rotated --count 1", token: deadline.Token);
         using var client = Overlay.Client(4);
         await ListenTests.WaitAsync(async () => (await client.Api.GetStatsAsync(new V1.GetStatsRequest())).EventSubscribers >= 1 || events.IsCompleted, deadline.Token);

@@ -44,7 +44,7 @@ public sealed class ClientTests(SharedOverlay shared)
     [Fact]
     public async Task A_tunnel_is_a_duplex_stream()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var services = Services(0, TestOverlay.ApplicationToken);
         var client = services.GetRequiredService<OverlayClient>();
         var request = RandomNumberGenerator.GetBytes(300_000);
@@ -68,7 +68,7 @@ public sealed class ClientTests(SharedOverlay shared)
     [Fact]
     public async Task A_listener_yields_accepted_tunnels_as_streams()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var services = Services(1, TestOverlay.ApplicationToken);
         var listening = services.GetRequiredService<OverlayClient>();
         using var listener = await listening.ListenAsync(cancellationToken: deadline.Token);
@@ -106,7 +106,7 @@ public sealed class ClientTests(SharedOverlay shared)
     [Fact]
     public async Task Failures_are_typed_from_the_status_and_the_trailers()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var services = Services(0);
         var client = services.GetRequiredService<OverlayClient>();
 
@@ -135,7 +135,7 @@ public sealed class ClientTests(SharedOverlay shared)
     [Fact]
     public async Task A_refused_tunnel_names_the_destination_as_the_failing_hop()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var services = Services(1);
         var destination = services.GetRequiredService<OverlayClient>();
         using var listener = await destination.ListenAsync(cancellationToken: deadline.Token);
@@ -166,7 +166,7 @@ public sealed class ClientTests(SharedOverlay shared)
     [Fact]
     public async Task Peers_pings_and_events_are_async_streams()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var services = Services(0);
         var client = services.GetRequiredService<OverlayClient>();
 
@@ -205,7 +205,7 @@ public sealed class ClientTests(SharedOverlay shared)
     [Fact]
     public async Task Send_and_open_tunnel_are_never_retried_reads_are()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         var counter = new RequestCounter();
         using var services = Services(0, more: builder => builder.AddHttpMessageHandler(() => counter));
         var client = services.GetRequiredService<OverlayClient>();
@@ -250,7 +250,7 @@ public sealed class ClientTests(SharedOverlay shared)
     [Fact]
     public async Task The_readme_program_opens_a_tunnel()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         var output = new StringWriter();
         var original = Console.Out;
         Console.SetOut(output);

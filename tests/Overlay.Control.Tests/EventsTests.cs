@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Net.Client;
 using V1 = Overlay.Protocol.Control.V1;
@@ -16,7 +15,7 @@ public sealed class EventsTests(SharedOverlay shared)
     public async Task Tunnel_events_follow_a_tunnel_and_the_filter_applies()
     {
         using var client = Overlay.Client(0);
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var all = client.Api.WatchEvents(new V1.WatchEventsRequest(), cancellationToken: deadline.Token);
         using var closedOnly = client.Api.WatchEvents(new V1.WatchEventsRequest { EventTypes = { V1.EventType.TunnelClosed } }, cancellationToken: deadline.Token);
         await all.ResponseHeadersAsync;
@@ -41,7 +40,7 @@ public sealed class EventsTests(SharedOverlay shared)
     public async Task Failed_open_is_reported_as_a_tunnel_failed_event()
     {
         using var client = Overlay.Client(0);
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var events = client.Api.WatchEvents(new V1.WatchEventsRequest { EventTypes = { V1.EventType.TunnelFailed } }, cancellationToken: deadline.Token);
         await events.ResponseHeadersAsync;
         using (var call = client.Api.OpenTunnel(cancellationToken: deadline.Token))
@@ -60,7 +59,7 @@ public sealed class EventsTests(SharedOverlay shared)
     [Fact]
     public async Task Stalled_consumer_is_ended_with_resource_exhausted_while_tunnels_keep_completing()
     {
-        using var deadline = TestTime.Deadline(90);
+        using var deadline = TestTimeouts.After(90);
         var url = Overlay.Nodes[0].Control.Url;
         var token = Overlay.OperatorToken(0);
 
@@ -84,10 +83,9 @@ public sealed class EventsTests(SharedOverlay shared)
             }
         });
 
-        var dropped = (await client.Api.GetStatsAsync(new V1.GetStatsRequest())).EventConsumersDroppedTotal;
+        var dropped = (await client.Api.GetStatsAsync(new V1.GetStatsRequest(), cancellationToken: deadline.Token)).EventConsumersDroppedTotal;
         var tunnels = 0;
-        var clock = Stopwatch.StartNew();
-        while ((await client.Api.GetStatsAsync(new V1.GetStatsRequest())).EventConsumersDroppedTotal == dropped)
+        while ((await client.Api.GetStatsAsync(new V1.GetStatsRequest(), cancellationToken: deadline.Token)).EventConsumersDroppedTotal == dropped)
         {
             Assert.True(tunnels < 5000, "the stalled consumer was never ended");
             // Each round trip is one opened and one closed event for every consumer.
@@ -113,7 +111,6 @@ public sealed class EventsTests(SharedOverlay shared)
         Assert.Contains("EventsBufferSize", error.Status.Detail, StringComparison.Ordinal);
 
         await ListenTests.WaitAsync(() => Task.FromResult(Volatile.Read(ref healthyCount) >= tunnels + 4), deadline.Token);
-        Assert.True(clock.Elapsed < TestTime.Of(60), $"{tunnels} tunnels took {clock.Elapsed}");
         healthy.Dispose();
         await Assert.ThrowsAnyAsync<Exception>(() => healthyReader);
     }

@@ -44,7 +44,7 @@ public sealed class InfoTests(SharedOverlay shared)
     public async Task Watch_peers_sends_current_peers_first()
     {
         using var client = Overlay.Client(0);
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var call = client.Api.WatchPeers(new V1.WatchPeersRequest { IncludeCurrent = true }, cancellationToken: deadline.Token);
         var seen = new List<string>();
         while (seen.Count < 4 && await call.ResponseStream.MoveNext(deadline.Token))
@@ -60,7 +60,7 @@ public sealed class InfoTests(SharedOverlay shared)
     {
         using var client = Overlay.Client(0);
         var before = await client.Api.GetStatsAsync(new V1.GetStatsRequest());
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var ping = client.Api.Ping(new V1.PingRequest { Destination = Overlay.Nodes[2].Id.ToString(), Relays = 1, Count = 2 }, cancellationToken: deadline.Token);
         await foreach (var _ in ping.ResponseStream.ReadAllAsync(deadline.Token))
         {
@@ -105,7 +105,7 @@ public sealed class InfoTests(SharedOverlay shared)
     public async Task Rotate_keys_moves_to_a_new_epoch_and_reports_an_event()
     {
         using var client = Overlay.Client(3);
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var events = client.Api.WatchEvents(new V1.WatchEventsRequest { EventTypes = { V1.EventType.KeyRotated } }, cancellationToken: deadline.Token);
         await events.ResponseHeadersAsync;
         var before = (await client.Api.GetInfoAsync(new V1.GetInfoRequest())).OnionEpoch;

@@ -51,7 +51,7 @@ public sealed class ListenTests(SharedOverlay shared)
     [Fact]
     public async Task Application_on_A_gets_the_reply_of_an_application_listening_on_B()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var listener = Overlay.Client(1, token: TestOverlay.ApplicationToken);
         using var listen = listener.Api.Listen(new V1.ListenRequest(), cancellationToken: deadline.Token);
         await listen.ResponseHeadersAsync;
@@ -66,7 +66,7 @@ public sealed class ListenTests(SharedOverlay shared)
     [Fact]
     public async Task A_16_MiB_reply_streams_back_to_the_origin()
     {
-        using var deadline = TestTime.Deadline(60);
+        using var deadline = TestTimeouts.After(60);
         using var listener = Overlay.Client(1);
         using var listen = listener.Api.Listen(new V1.ListenRequest(), cancellationToken: deadline.Token);
         await listen.ResponseHeadersAsync;
@@ -95,7 +95,7 @@ public sealed class ListenTests(SharedOverlay shared)
     [Fact]
     public async Task Refused_offer_reaches_the_origin_as_destination_refused()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var listener = Overlay.Client(1);
         using var listen = listener.Api.Listen(new V1.ListenRequest(), cancellationToken: deadline.Token);
         await listen.ResponseHeadersAsync;
@@ -121,7 +121,7 @@ public sealed class ListenTests(SharedOverlay shared)
     [Fact]
     public async Task Accept_of_an_unknown_or_foreign_offer_is_refused()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var client = Overlay.Client(1);
         using var accept = client.Api.Accept(cancellationToken: deadline.Token);
         await accept.RequestStream.WriteAsync(new V1.AcceptRequest { TunnelId = "00000000000000ff" });
@@ -148,7 +148,7 @@ public sealed class ListenTests(SharedOverlay shared)
     [Fact]
     public async Task Without_a_listener_the_node_echoes_again()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using (var listener = Overlay.Client(1))
         {
             using var listen = listener.Api.Listen(new V1.ListenRequest(), cancellationToken: deadline.Token);
@@ -164,7 +164,7 @@ public sealed class ListenTests(SharedOverlay shared)
     [Fact]
     public async Task One_way_sends_arrive_at_the_listener()
     {
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         using var listener = Overlay.Client(1);
         using var listen = listener.Api.Listen(new V1.ListenRequest(), cancellationToken: deadline.Token);
         await listen.ResponseHeadersAsync;

@@ -41,7 +41,7 @@ public sealed class ListenerRegistryTests
         // The dispatcher hands the tunnel on without touching it: none is needed to test the hand-off.
         var handling = dispatcher.HandleAsync(null!, service: null, tunnel.Token);
 
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         var offer = await listener.Offers.ReadAsync(deadline.Token);
         Assert.True(offer.TryTake()); // an Accept call took it, then failed before it could say it was done
 

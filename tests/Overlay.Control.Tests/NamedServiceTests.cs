@@ -28,7 +28,7 @@ public sealed class NamedServiceTests
                 c["Overlay:Control:Services:web:Owner"] = "web-app";
                 c["Overlay:Control:AcceptTimeout"] = "00:00:05";
             });
-            using var deadline = TestTime.Deadline();
+            using var deadline = TestTimeouts.After(30);
             var b = overlay.Nodes[1];
             ServiceProvider Services(int node, string token) =>
                 ClientTests.Services(overlay.Nodes[node].Control.Url, o => o.Token = token);

@@ -1,8 +1,5 @@
 using System.Text;
-using Grpc.AspNetCore.Server;
 using Grpc.Core;
-using Grpc.Core.Interceptors;
-using Microsoft.Extensions.DependencyInjection;
 using Overlay.Cli;
 
 namespace Overlay.Control.Tests;
@@ -18,13 +15,8 @@ public sealed class OneWaySendTests
     public async Task A_swallowed_one_way_send_is_unconfirmed_and_the_cli_says_so()
     {
         // Three nodes: the origin (0), the only possible relay (1, which swallows), the destination (2).
-        await using var overlay = await TestOverlay.StartAsync(3, services: (index, services) =>
-        {
-            if (index == 1)
-            {
-                services.Configure<GrpcServiceOptions>(grpc => grpc.Interceptors.Add<SwallowingRelayInterceptor>());
-            }
-        });
+        await using var overlay = await TestOverlay.StartAsync(3);
+        overlay.Cluster.Misbehaviours.Set(overlay.Cluster[1], RelayMisbehaviour.SwallowAndEnd);
         var arguments = new[]
         {
             "--node", overlay.Nodes[0].Control.Url.ToString(), "--token-file", overlay.Nodes[0].Control.TokenFile,
@@ -32,7 +24,7 @@ public sealed class OneWaySendTests
         };
         using var error = new StringWriter();
         var io = new CliIO { Input = new MemoryStream("ballot"u8.ToArray()), Output = new MemoryStream(), Error = error };
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
 
         var code = await OverlayCli.RunAsync(arguments, io, deadline.Token);
 
@@ -50,17 +42,5 @@ public sealed class OneWaySendTests
         var failure = await Assert.ThrowsAsync<RpcException>(() => send.ResponseAsync);
         Assert.Equal(StatusCode.Unavailable, failure.StatusCode);
         Assert.Equal("unconfirmed", failure.Trailers.GetValue("overlay-reason"));
-    }
-
-    /// <summary>A relay that reads every request message, forwards nothing and ends the call with OK.</summary>
-    private sealed class SwallowingRelayInterceptor : Interceptor
-    {
-        public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream,
-            IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
-        {
-            while (await requestStream.MoveNext(context.CancellationToken))
-            {
-            }
-        }
     }
 }

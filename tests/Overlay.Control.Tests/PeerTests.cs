@@ -22,7 +22,7 @@ public sealed class PeerTests(MutableOverlay mutable) : IClassFixture<MutableOve
     public async Task Ban_removes_the_peer_reports_it_and_refuses_it_afterwards()
     {
         using var client = Overlay.Client(0);
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         var banned = Overlay.Nodes[3];
         using var watch = client.Api.WatchPeers(new V1.WatchPeersRequest(), cancellationToken: deadline.Token);
         await watch.ResponseHeadersAsync;
@@ -50,7 +50,7 @@ public sealed class PeerTests(MutableOverlay mutable) : IClassFixture<MutableOve
     public async Task Add_peer_proves_the_node_at_an_endpoint()
     {
         using var client = Overlay.Client(0);
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         var peer = Overlay.Nodes[2];
         await client.Api.RemovePeerAsync(new V1.RemovePeerRequest { NodeId = peer.Id.ToString() });
         var added = await client.Api.AddPeerAsync(new V1.AddPeerRequest { Endpoint = peer.LinkEndpoint.ToString() }, cancellationToken: deadline.Token);
@@ -67,7 +67,7 @@ public sealed class PeerTests(MutableOverlay mutable) : IClassFixture<MutableOve
     {
         await using var overlay = await TestOverlay.StartAsync(4);
         using var client = overlay.Client(0);
-        using var deadline = TestTime.Deadline();
+        using var deadline = TestTimeouts.After(30);
         await overlay.KillAsync(3);
 
         using var call = client.Api.OpenTunnel(cancellationToken: deadline.Token);

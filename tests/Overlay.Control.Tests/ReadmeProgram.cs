@@ -30,15 +30,8 @@ internal static class ReadmeProgram
 
     private static void AssertTheReadmeShows(string thisFile)
     {
-        var root = new DirectoryInfo(Path.GetDirectoryName(thisFile)!);
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Overlay.sln")))
-        {
-            root = root.Parent;
-        }
-
-        Assert.NotNull(root);
         var program = Between(File.ReadAllLines(thisFile), "// README begin", "// README end");
-        var readme = File.ReadAllLines(Path.Combine(root.FullName, "README.md")).Select(l => l.Trim()).ToList();
+        var readme = File.ReadAllLines(Path.Combine(Repo.Root, "README.md")).Select(l => l.Trim()).ToList();
         var start = readme.IndexOf(program[0]);
         Assert.True(start >= 0, "the README does not show the example program");
         Assert.Equal(program, readme.Skip(start).Take(program.Count));

@@ -18,7 +18,7 @@ public sealed class ShutdownTests
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(2);
 
     // What a stop with nothing to drain may take at most: the drain bound and a little more, well under the host's shutdown timeout.
-    private static readonly TimeSpan StopBound = DrainTimeout + TestTime.Of(5);
+    private static readonly TimeSpan StopBound = DrainTimeout + TestTimeouts.Seconds(5);
 
     [Fact]
     public async Task A_stopping_node_ends_listen_and_watch_streams_as_unavailable_and_saves_its_keys_right_after_the_drain()
@@ -26,7 +26,7 @@ public sealed class ShutdownTests
         await using var overlay = await TestOverlay.StartAsync(1, (_, c) => c["Overlay:Tunnels:DrainTimeout"] = DrainTimeout.ToString());
         var node = overlay.Nodes[0];
         Assert.Equal(OverlayNode.ShutdownTimeout(DrainTimeout), node.Services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout);
-        using var deadline = TestTime.Deadline(60);
+        using var deadline = TestTimeouts.After(60);
         using var operatorClient = overlay.Client(0);
         using var application = overlay.Client(0, token: TestOverlay.ApplicationToken);
 

@@ -15,7 +15,7 @@ public sealed partial class LocalRunScriptTests(ITestOutputHelper log)
         const int nodes = 4;
         var basePort = Ports.FreeRange(nodes);
 
-        var result = await RunScriptAsync(Repo.Scaled(TimeSpan.FromSeconds(120)), "--nodes", "4", "--relays", "2", "--count", "3", "--base-port", basePort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var result = await RunScriptAsync(TestTimeouts.Seconds(120), "--nodes", "4", "--relays", "2", "--count", "3", "--base-port", basePort.ToString(System.Globalization.CultureInfo.InvariantCulture));
         log.WriteLine($"run.sh took {result.Elapsed.TotalSeconds:F1} s");
         DeleteLogs(result.Output);
 
@@ -36,7 +36,7 @@ public sealed partial class LocalRunScriptTests(ITestOutputHelper log)
         squatter.Start();
         try
         {
-            var result = await RunScriptAsync(Repo.Scaled(TimeSpan.FromSeconds(30)), "--nodes", "2", "--relays", "1", "--base-port", basePort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var result = await RunScriptAsync(TestTimeouts.Seconds(30), "--nodes", "2", "--relays", "1", "--base-port", basePort.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
             Assert.Equal(4, result.ExitCode);
             Assert.Contains($"port {basePort + 1} on 127.0.0.1 is in use", result.Output, StringComparison.Ordinal);
@@ -54,7 +54,7 @@ public sealed partial class LocalRunScriptTests(ITestOutputHelper log)
     [InlineData("--frobnicate")]
     public async Task Bad_arguments_are_a_usage_error(params string[] arguments)
     {
-        var result = await RunScriptAsync(Repo.Scaled(TimeSpan.FromSeconds(30)), arguments);
+        var result = await RunScriptAsync(TestTimeouts.Seconds(30), arguments);
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("usage: deploy/local/run.sh", result.Output, StringComparison.Ordinal);
@@ -62,7 +62,7 @@ public sealed partial class LocalRunScriptTests(ITestOutputHelper log)
 
     private Task<ProcessResult> RunScriptAsync(TimeSpan timeout, params string[] arguments)
     {
-        Assert.True(File.Exists(Repo.HostDll), $"{Repo.HostDll} is missing: build the solution in {Repo.Configuration} first");
+        _ = Repo.BuiltHostDll; // the script runs this build
         return Processes.RunAsync("bash", [Script, .. arguments], timeout, new Dictionary<string, string>
         {
             ["OVERLAY_SKIP_BUILD"] = "1",

@@ -10,7 +10,7 @@ public sealed class PingVerbTests(ITestOutputHelper log)
     {
         var port = Ports.FreeRange(1);
 
-        var result = await RunHostAsync(Repo.Scaled(TimeSpan.FromSeconds(30)),
+        var result = await RunHostAsync(TestTimeouts.Seconds(30),
             "ping", "--seed", $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}", "--relays", "1", "--timeout", "3");
         log.WriteLine($"ping took {result.Elapsed.TotalSeconds:F1} s");
 
@@ -27,7 +27,7 @@ public sealed class PingVerbTests(ITestOutputHelper log)
     [InlineData("health", "--peers", "3")]
     public async Task Bad_arguments_exit_2_with_the_usage(params string[] arguments)
     {
-        var result = await RunHostAsync(Repo.Scaled(TimeSpan.FromSeconds(30)), arguments);
+        var result = await RunHostAsync(TestTimeouts.Seconds(30), arguments);
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("usage: Overlay.Host", result.Output, StringComparison.Ordinal);
@@ -38,7 +38,7 @@ public sealed class PingVerbTests(ITestOutputHelper log)
     {
         var port = Ports.FreeRange(1);
 
-        var result = await RunHostAsync(Repo.Scaled(TimeSpan.FromSeconds(30)),
+        var result = await RunHostAsync(TestTimeouts.Seconds(30),
             "health", "--url", $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}", "--timeout", "1");
 
         Assert.Equal(3, result.ExitCode);
@@ -47,7 +47,6 @@ public sealed class PingVerbTests(ITestOutputHelper log)
 
     private Task<ProcessResult> RunHostAsync(TimeSpan timeout, params string[] arguments)
     {
-        Assert.True(File.Exists(Repo.HostDll), $"{Repo.HostDll} is missing: build the solution in {Repo.Configuration} first");
-        return Processes.RunAsync("dotnet", [Repo.HostDll, .. arguments], timeout, log: log);
+        return Processes.RunAsync(Processes.Dotnet, [Repo.BuiltHostDll, .. arguments], timeout, log: log);
     }
 }

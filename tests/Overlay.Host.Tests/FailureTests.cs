@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Overlay.Errors;
 using Overlay.Host.Tests.Infrastructure;
 using Overlay.Host.Tunnels;
@@ -64,7 +62,8 @@ public sealed class FailureTests(ITestOutputHelper output)
             new TunnelRequest { Route = [cluster[1].Id, cluster[2].Id, cluster[3].Id, cluster[4].Id], Deadline = TimeSpan.FromMinutes(5) }, deadline.Token);
         var writer = new TunnelWriter(tunnel, 1L << 40, seed: 5);
         var writing = Task.Run(() => writer.RunAsync(deadline.Token));
-        await Progress.WaitUntilStalledAsync(() => writer.Written, long.MaxValue, TestTimeouts.Seconds(0.5), deadline.Token);
+        var windows = FlowControlWindows.Of(origin);
+        await writer.AssertHeldAsync(windows.Window, windows.OriginNotReading(links: 4), deadline.Token);
 
         await cluster.KillAsync(2);
         var reader = new TunnelReader(tunnel);
@@ -97,7 +96,7 @@ public sealed class FailureTests(ITestOutputHelper output)
         using var identity = NodeIdentity.Create();
         var now = DateTimeOffset.UtcNow;
         using var onionKey = OnionKey.Create(1, now, now.AddHours(1));
-        var ghost = NodeDescriptor.Create(identity, onionKey, new Uri($"http://127.0.0.1:{FreePort()}/"), origin.Node.State.Network, now);
+        var ghost = NodeDescriptor.Create(identity, onionKey, new Uri($"http://127.0.0.1:{Ports.Unused()}/"), origin.Node.State.Network, now);
         origin.Directory.AddConfirmed(ghost, System.Net.IPAddress.Loopback);
 
         List<NodeId> route = [cluster[1].Id, cluster[2].Id, cluster[3].Id, cluster[4].Id];
@@ -134,12 +133,5 @@ public sealed class FailureTests(ITestOutputHelper output)
         Assert.Contains(failure.Kind, new[] { TunnelErrorKind.NextHopUnreachable, TunnelErrorKind.LinkLost });
         await cluster.WaitForNoActiveTunnelsAsync(deadline.Token);
         cluster.Logs.AssertNoUnexpectedWarnings(logs, TunnelReport);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -20,10 +18,7 @@ public sealed class RetryTests
     public async Task A_first_hop_that_never_accepted_the_connection_is_recognised()
     {
         using var deadline = TestTimeouts.After(30);
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var closedPort = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
+        var closedPort = Ports.Unused();
 
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{closedPort}", new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { UseProxy = false } });
         using var call = new Protocol.V1.Link.LinkClient(channel).Relay(cancellationToken: deadline.Token);

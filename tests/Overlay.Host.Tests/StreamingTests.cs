@@ -1,8 +1,4 @@
 using System.Diagnostics;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
-using Overlay.Host.Options;
 using Overlay.Host.Tests.Infrastructure;
 using Overlay.Host.Tunnels;
 using Overlay.Identity;
@@ -144,11 +140,8 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
     [Fact]
     public async Task A_stalled_origin_reader_stops_the_writer_within_the_flow_control_windows()
     {
-        // The echo replies as it reads, so when the origin stops reading both directions fill:
-        // per link, the receiver's stream window forward and backward, Kestrel's response buffer
-        // on the sending side backward, and one message held by each pump in each direction.
-        var (window, responseBuffer, message) = Windows();
-        long bound = Links * ((2L * window) + responseBuffer + (3L * message));
+        var windows = FlowControlWindows.Of(Origin);
+        var bound = windows.OriginNotReading(Links);
         const long total = 16L << 20;
         var logs = Cluster.Logs.Position;
         using var deadline = TestTimeouts.After(60);
@@ -156,9 +149,8 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
         var writer = new TunnelWriter(tunnel, total, seed: 7);
         var writing = Task.Run(() => writer.RunAsync(deadline.Token));
 
-        var stalledAt = await Progress.WaitUntilStalledAsync(() => writer.Written, bound, TestTimeouts.Seconds(0.5), deadline.Token);
-        output.WriteLine($"writer stalled after {stalledAt:N0} bytes; bound {bound:N0} (window {window:N0}, response buffer {responseBuffer:N0}, message {message:N0}, {Links} links)");
-        Assert.InRange(stalledAt, window, bound);
+        var stalledAt = await writer.AssertHeldAsync(windows.Window, bound, deadline.Token);
+        output.WriteLine($"writer held at {stalledAt:N0} bytes; bound {bound:N0} ({windows}, {Links} links)");
         Assert.False(writer.Finished);
 
         // Unstall: everything flows again and arrives intact.
@@ -176,10 +168,8 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
     [Fact]
     public async Task A_stalled_destination_stops_the_writer_within_the_forward_windows()
     {
-        // Only the forward direction fills: each link's stream window and one message per pump,
-        // plus the message the stalled handler holds.
-        var (window, _, message) = Windows();
-        long bound = (Links * (window + message)) + message;
+        var windows = FlowControlWindows.Of(Origin);
+        var bound = windows.DestinationNotReading(Links);
         const long total = 16L << 20;
         var logs = Cluster.Logs.Position;
         using var deadline = TestTimeouts.After(60);
@@ -191,9 +181,8 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
         var reading = Task.Run(() => reader.RunAsync(writer: null, deadline.Token));
 
         await stall.Reached.WaitAsync(deadline.Token);
-        var stalledAt = await Progress.WaitUntilStalledAsync(() => writer.Written, bound, TestTimeouts.Seconds(0.5), deadline.Token);
-        output.WriteLine($"writer stalled after {stalledAt:N0} bytes; bound {bound:N0}");
-        Assert.InRange(stalledAt, window, bound);
+        var stalledAt = await writer.AssertHeldAsync(windows.Window, bound, deadline.Token);
+        output.WriteLine($"writer held at {stalledAt:N0} bytes; bound {bound:N0}");
         Assert.Equal(0, reader.Received);
 
         stall.Release();
@@ -216,10 +205,9 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
         var writer = new TunnelWriter(stalledTunnel, 64L << 20, seed: 9);
         var writing = Task.Run(() => writer.RunAsync(stop.Token));
-        var (window, responseBuffer, message) = Windows();
-        long bound = Links * ((2L * window) + responseBuffer + (3L * message));
-        var stalledAt = await Progress.WaitUntilStalledAsync(() => writer.Written, bound, TestTimeouts.Seconds(0.5), deadline.Token);
-        Assert.InRange(stalledAt, window, bound);
+        var windows = FlowControlWindows.Of(Origin);
+        var bound = windows.OriginNotReading(Links);
+        var stalledAt = await writer.AssertHeldAsync(windows.Window, bound, deadline.Token);
 
         // Same origin, same route: the same HTTP/2 connection at every hop.
         using var other = TestTimeouts.After(10);
@@ -247,13 +235,5 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
 
         // The hops report the abandoned tunnel (relay: the previous hop left; destination: cancelled), nothing else.
         Cluster.Logs.AssertNoUnexpectedWarnings(logs, e => e.EventId.Id is 201 or 202);
-    }
-
-    private (long Window, long ResponseBuffer, long Message) Windows()
-    {
-        var services = Origin.Node.Services;
-        var options = services.GetRequiredService<IOptions<OverlayOptions>>().Value;
-        var kestrel = services.GetRequiredService<IOptions<KestrelServerOptions>>().Value;
-        return (options.Link.StreamWindowBytes, kestrel.Limits.MaxResponseBufferSize ?? 0, (long)options.Tunnels.MaxCellsPerMessage * options.Network.CellSize);
     }
 }

@@ -121,7 +121,7 @@ public sealed class SealedTraceTests
                         ["Logging:LogLevel:Default"] = "Warning",
                     },
                 });
-                using var start = new CancellationTokenSource(TracedCluster.Timeout(30));
+                using var start = new CancellationTokenSource(TestTimeouts.Seconds(30));
                 await node.StartAsync(start.Token);
             });
             Assert.Contains("Overlay:Telemetry:SealTraceContext", refusal.Message, StringComparison.Ordinal);
@@ -143,7 +143,7 @@ public sealed class SealedTraceTests
         cluster.Receiver.WaitForAsync(
             s => s.Count(x => x.Name == "overlay.relay") >= tunnels * relays && s.Count(x => x.Name == "overlay.deliver") >= tunnels
                 && s.Count(x => x.Name == "overlay.tunnel") >= tunnels,
-            TracedCluster.Timeout(20), () => cluster.Flush());
+            TestTimeouts.Seconds(20), () => cluster.Flush());
 
     private static IEnumerable<ReceivedSpan> HopRoots(IEnumerable<ReceivedSpan> spans) => spans.Where(s => s.Name is "overlay.relay" or "overlay.deliver");
 

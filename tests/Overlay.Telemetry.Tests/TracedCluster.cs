@@ -1,32 +1,32 @@
-using System.Collections.Concurrent;
-using System.Globalization;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using OpenTelemetry.Trace;
 using Overlay.Host;
-using Overlay.Host.Options;
 using Overlay.Identity;
 
 namespace Overlay.Telemetry.Tests;
 
-/// <summary>Real nodes in this process exporting their traces to one <see cref="OtlpReceiver"/>.</summary>
+/// <summary>A <see cref="TestCluster"/> whose nodes export their traces to one <see cref="OtlpReceiver"/>.</summary>
 internal sealed class TracedCluster : IAsyncDisposable
 {
-    private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("overlay-telemetry-");
-
-    private TracedCluster(OtlpReceiver receiver) => Receiver = receiver;
-
-    public static TimeSpan Timeout(double seconds) =>
-        TimeSpan.FromSeconds(seconds * (double.TryParse(Environment.GetEnvironmentVariable("OVERLAY_TEST_TIMEOUT_SCALE"), CultureInfo.InvariantCulture, out var scale) ? scale : 1));
+    private TracedCluster(OtlpReceiver receiver, TestCluster cluster)
+    {
+        Receiver = receiver;
+        Cluster = cluster;
+        Nodes = [.. cluster.Nodes.Select(n => n.Node)];
+    }
 
     public OtlpReceiver Receiver { get; }
 
-    public List<OverlayNode> Nodes { get; } = [];
+    public TestCluster Cluster { get; }
 
-    /// <summary>Headers of every request a node received, by node.</summary>
-    public ConcurrentBag<(string Path, Dictionary<string, string> Headers)> Requests { get; } = [];
+    /// <summary>The nodes; these tests start no node later and restart none.</summary>
+    public IReadOnlyList<OverlayNode> Nodes { get; }
 
-    public OverlayNode this[NodeId id] => Nodes.Single(n => n.Id == id);
+    /// <summary>Every request the nodes received, with its headers.</summary>
+    public IReadOnlyList<RecordedRequest> Requests => Cluster.Headers.Requests;
+
+    public OverlayNode this[NodeId id] => Cluster[id].Node;
 
     /// <summary>
     /// Starts <paramref name="nodes"/> nodes and waits until each sees the others up. With
@@ -36,88 +36,47 @@ internal sealed class TracedCluster : IAsyncDisposable
     public static async Task<TracedCluster> StartAsync(int nodes, Func<int, Dictionary<string, string?>>? configure = null,
         Func<int, Action<IServiceCollection>?>? services = null, bool allowList = false)
     {
-        var cluster = new TracedCluster(await OtlpReceiver.StartAsync());
-        var members = allowList ? cluster.CreateIdentities(nodes) : [];
-        for (var i = 0; i < nodes; i++)
+        var receiver = await OtlpReceiver.StartAsync();
+        try
         {
-            var configuration = new Dictionary<string, string?>(SingleHostNetwork.Configuration)
+            var cluster = await TestCluster.StartAsync(nodes, new ClusterOptions
             {
-                ["Overlay:DataDirectory"] = cluster.DataDirectory(i),
-                ["Overlay:Link:Url"] = "http://127.0.0.1:0",
-                ["Overlay:Directory:GossipInterval"] = "00:00:00.100",
-                ["Overlay:Telemetry:OtlpEndpoint"] = cluster.Receiver.Endpoint.ToString(),
-                ["Logging:LogLevel:Default"] = "Warning",
-            };
-            for (var member = 0; member < members.Count; member++)
-            {
-                configuration[$"Overlay:Directory:AllowedNodeIds:{member}"] = members[member];
-            }
-
-            if (i > 0)
-            {
-                configuration["Overlay:Directory:Seeds:0"] = cluster.Nodes[0].LinkEndpoint.ToString();
-            }
-
-            foreach (var (key, value) in configure?.Invoke(i) ?? [])
-            {
-                configuration[key] = value;
-            }
-
-            var node = OverlayNode.Create(new OverlayNodeSettings
-            {
-                Configuration = configuration,
-                ConfigureServices = services?.Invoke(i),
-                ConfigureApplication = app => app.Use((context, next) =>
+                GossipInterval = TimeSpan.FromMilliseconds(100),
+                NodeDefaultHandler = true,
+                LogLevel = LogLevel.Warning,
+                AllowList = allowList,
+                Configuration = new Dictionary<string, string?> { ["Overlay:Telemetry:OtlpEndpoint"] = receiver.Endpoint.ToString() },
+                ConfigureNode = (i, configuration) =>
                 {
-                    cluster.Requests.Add((context.Request.Path, context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase)));
-                    return next(context);
-                }),
+                    foreach (var (key, value) in configure?.Invoke(i) ?? [])
+                    {
+                        configuration[key] = value;
+                    }
+                },
+                ConfigureServices = (i, collection) => services?.Invoke(i)?.Invoke(collection),
             });
-            cluster.Nodes.Add(node);
-            await node.StartAsync();
+            cluster.Headers.Enabled = true;
+            return new TracedCluster(receiver, cluster);
         }
-
-        using var formed = new CancellationTokenSource(Timeout(30));
-        foreach (var node in cluster.Nodes)
+        catch
         {
-            await node.Directory.WaitUntilAsync(d => d.UpCount >= nodes - 1, formed.Token);
+            await receiver.DisposeAsync();
+            throw;
         }
-
-        return cluster;
     }
 
-    // The node ids are known before any node starts: each node's identity is created in its data directory now.
-    private List<string> CreateIdentities(int nodes)
-    {
-        var ids = new List<string>();
-        for (var i = 0; i < nodes; i++)
-        {
-            using var identity = NodeIdentity.LoadOrCreate(DataDirectory(i));
-            ids.Add(identity.Id.ToString());
-        }
-
-        return ids;
-    }
-
-    private string DataDirectory(int node) => Path.Combine(_root.FullName, $"node{node}");
-
+    /// <summary>Exports what every node (but <paramref name="except"/>) has recorded so far.</summary>
     public void Flush(OverlayNode? except = null)
     {
         foreach (var node in Nodes.Where(n => n != except))
         {
-            node.Services.GetRequiredService<TracerProvider>().ForceFlush(5000);
+            node.Services.GetRequiredService<TracerProvider>().ForceFlush((int)TestTimeouts.Seconds(5).TotalMilliseconds);
         }
     }
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var node in Nodes)
-        {
-            await node.StopAsync();
-            await node.DisposeAsync();
-        }
-
+        await Cluster.DisposeAsync();
         await Receiver.DisposeAsync();
-        _root.Delete(recursive: true);
     }
 }

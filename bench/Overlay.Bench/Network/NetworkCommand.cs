@@ -60,7 +60,7 @@ internal sealed class NetworkCommand
     private readonly Report _report;
     private readonly TextWriter _log;
     private readonly CancellationToken _cancellationToken;
-    private BenchCluster? _cluster;
+    private TestCluster? _cluster;
     private int _linkMessageBytes;
     private int _cellBytes;
     private int _tunnelWriteBytes;
@@ -73,7 +73,7 @@ internal sealed class NetworkCommand
         _cancellationToken = cancellationToken;
     }
 
-    private BenchCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
+    private TestCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
 
     public static async Task<int> RunAsync(NetworkSettings settings, Report report, TextWriter log, CancellationToken cancellationToken)
     {
@@ -105,7 +105,7 @@ internal sealed class NetworkCommand
         _cluster = await BenchCluster.StartAsync(_settings.Nodes, TimeSpan.FromSeconds(60), _cancellationToken);
         _report.Add("Run", "run.cluster_start_seconds", $"{_settings.Nodes} nodes started and directory converged (200 ms gossip, then paused)", Stopwatch.GetElapsedTime(started).TotalSeconds, "s", "F2");
 
-        var options = Cluster.Nodes[0].Services.GetRequiredService<IOptions<OverlayOptions>>().Value;
+        var options = Cluster[0].Node.Services.GetRequiredService<IOptions<OverlayOptions>>().Value;
         _cellBytes = options.Network.CellSize;
         _linkMessageBytes = options.Tunnels.MaxCellsPerMessage * _cellBytes;
         _report.Context["node settings"] = string.Create(CultureInfo.InvariantCulture,
@@ -151,7 +151,7 @@ internal sealed class NetworkCommand
     private async Task WarmUpAsync()
     {
         Progress("warming up");
-        var origin = Cluster.Nodes[0];
+        var origin = Cluster[0].Node;
         foreach (var relays in _settings.RelayCounts)
         {
             await using var tunnel = await Workloads.OpenTunnelAsync(origin, Route(relays), _cancellationToken);
@@ -173,7 +173,7 @@ internal sealed class NetworkCommand
         var during = default(MemorySnapshot);
         double seconds;
         long peak;
-        await using (var tunnel = await Workloads.OpenTunnelAsync(Cluster.Nodes[0], Route(3), _cancellationToken))
+        await using (var tunnel = await Workloads.OpenTunnelAsync(Cluster[0].Node, Route(3), _cancellationToken))
         {
             await using var sampler = new PeakWorkingSet();
             var received = 0L;
@@ -276,7 +276,7 @@ internal sealed class NetworkCommand
         {
             try
             {
-                var tunnel = await Workloads.OpenTunnelAsync(Cluster.Nodes[r.Origin], r.Route, _cancellationToken);
+                var tunnel = await Workloads.OpenTunnelAsync(Cluster[r.Origin].Node, r.Route, _cancellationToken);
                 await Workloads.TunnelRoundTripAsync(tunnel, ping, new byte[4096], _cancellationToken);
                 return tunnel;
             }
@@ -386,7 +386,7 @@ internal sealed class NetworkCommand
                 {
                     if ((side == 0) == (repeat % 2 == 0))
                     {
-                        await using var open = await Workloads.OpenTunnelAsync(Cluster.Nodes[0], Route(relays), _cancellationToken);
+                        await using var open = await Workloads.OpenTunnelAsync(Cluster[0].Node, Route(relays), _cancellationToken);
                         cpu = Environment.CpuUsage.TotalTime;
                         var allocated = GC.GetTotalAllocatedBytes();
                         t = bytes / await Workloads.TunnelEchoAsync(open, bytes, complete: true, null, _cancellationToken) / 1e6;
@@ -459,7 +459,7 @@ internal sealed class NetworkCommand
         for (var repeat = 0; repeat < _settings.Repeats; repeat++)
         {
             Progress($"latency: run {repeat + 1} of {_settings.Repeats}, {_settings.RoundTrips} round trips each, interleaved");
-            var tunnel = await Workloads.OpenTunnelAsync(Cluster.Nodes[0], Route(LatencyRelays), _cancellationToken);
+            var tunnel = await Workloads.OpenTunnelAsync(Cluster[0].Node, Route(LatencyRelays), _cancellationToken);
             var call = Cluster.Chain(0).Open(Hops(LatencyRelays), _cancellationToken);
             for (var i = 0; i < 20; i++)
             {
@@ -536,7 +536,7 @@ internal sealed class NetworkCommand
         RandomNumberGenerator.Fill(ping);
         var message = Message(_cellBytes);
         var random = new Random(7);
-        var origin = Cluster.Nodes[0];
+        var origin = Cluster[0].Node;
         for (var repeat = 0; repeat < _settings.Repeats; repeat++)
         {
             Progress($"first reply: run {repeat + 1} of {_settings.Repeats}, {_settings.FreshCalls} fresh tunnels and calls");

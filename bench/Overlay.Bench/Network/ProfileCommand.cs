@@ -36,7 +36,7 @@ internal static class ProfileCommand
         }
 
         await using var cluster = await BenchCluster.StartAsync(relays + 2, TimeSpan.FromSeconds(60), cancellationToken);
-        var options = cluster.Nodes[0].Services.GetRequiredService<IOptions<OverlayOptions>>().Value;
+        var options = cluster[0].Node.Services.GetRequiredService<IOptions<OverlayOptions>>().Value;
         var messageBytes = options.Tunnels.MaxCellsPerMessage * options.Network.CellSize;
         NodeId[] route = [.. Enumerable.Range(1, relays + 1).Select(cluster.Id)];
         Uri[] hops = [.. Enumerable.Range(1, relays + 1).Select(cluster.Endpoint)];
@@ -45,7 +45,7 @@ internal static class ProfileCommand
         var payload = new byte[workload.EndsWith("-rtt", StringComparison.Ordinal) ? options.Network.CellSize : messageBytes];
         RandomNumberGenerator.Fill(payload);
         var message = new Chunk { Data = UnsafeByteOperations.UnsafeWrap(payload) };
-        var origin = cluster.Nodes[0];
+        var origin = cluster[0].Node;
         var chain = cluster.Chain(0);
         const long echoBytes = 16L << 20;
 

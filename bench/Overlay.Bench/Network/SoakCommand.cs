@@ -72,7 +72,7 @@ internal static class SoakCommand
         log.WriteLine($"soak: starting {nodes} nodes (gossip every 1 s)");
         var clock = Stopwatch.StartNew();
         await using var cluster = await BenchCluster.StartAsync(nodes, TimeSpan.FromSeconds(120), cancellationToken, Gossip, pauseGossip: false);
-        var origin = cluster.Nodes[0];
+        var origin = cluster[0].Node;
         var network = origin.Services.GetRequiredService<IOptions<OverlayOptions>>().Value.Network;
         if (network.MaxRelays < MaxRelays)
         {
@@ -143,9 +143,9 @@ internal static class SoakCommand
 
     // Kills the node, lets the trips run against its absence until the origin finds it down (or for at
     // most FindDownTimeout), then starts a new node in its place and waits until every node knows it.
-    private static async Task ReplaceAsync(BenchCluster cluster, int target, int trip, TextWriter log, CancellationToken cancellationToken)
+    private static async Task ReplaceAsync(TestCluster cluster, int target, int trip, TextWriter log, CancellationToken cancellationToken)
     {
-        var origin = cluster.Nodes[0];
+        var origin = cluster[0].Node;
         var killed = await cluster.KillAsync(target);
         var clock = Stopwatch.StartNew();
         var down = false;

@@ -6,7 +6,9 @@ namespace Overlay.Cells;
 
 /// <summary>
 /// The destination's cell work for one tunnel: open forward cells (checking its MAC-array entry
-/// first with that construction) and seal backward cells, errors included.
+/// first with that construction) and seal backward cells, errors included. For a reply that came
+/// over a reply block, the destination is the block's maker and also removes and cancels the reply
+/// route's relay layers (docs/protocol.md §7.8).
 /// </summary>
 public sealed class DestinationCellCodec : IDisposable
 {
@@ -18,17 +20,19 @@ public sealed class DestinationCellCodec : IDisposable
     private readonly CellAead _backward;
     private readonly MacArrayKey? _mac;
     private readonly CellSealer _sealBackwardCell;
+    private readonly Replies.ReplyRouteLayers? _replyRoute;
     private ulong _forwardSequence;
     private ulong _backwardSequence;
     private int _forwardBusy;
     private int _backwardBusy;
     private int _disposed;
 
-    internal DestinationCellCodec(NetworkParameters parameters, HopKeys keys)
+    internal DestinationCellCodec(NetworkParameters parameters, HopKeys keys, Replies.ReplyRouteLayers? replyRoute = null)
     {
         try
         {
             _layout = new CellLayout(parameters);
+            _replyRoute = replyRoute;
             _forward = new CellAead(keys.ForwardSeal);
             _backward = new CellAead(keys.BackwardSeal);
             _mac = parameters.Construction == CellConstruction.MacArray ? new MacArrayKey(keys.ForwardMac) : null;
@@ -60,10 +64,19 @@ public sealed class DestinationCellCodec : IDisposable
             return OpenedCell.Failure(TunnelErrorKind.Malformed);
         }
 
+        // Forward cells arrive read-only: a reply route's layers come off in a pooled copy (ciphertext, never plaintext).
+        var stripped = _replyRoute is null ? null : System.Buffers.ArrayPool<byte>.Shared.Rent(cell.Length);
         SingleWriter.Enter(ref _forwardBusy, ForwardDirection);
         try
         {
             var sequence = _forwardSequence;
+            if (stripped is not null)
+            {
+                cell.CopyTo(stripped);
+                cell = stripped.AsSpan(0, cell.Length);
+                _replyRoute!.RemoveForward(sequence, stripped.AsSpan(0, cell.Length));
+            }
+
             var arrayLength = _layout.MacArrayLength;
             if (_mac is not null && !_mac.Verify(sequence, cell, arrayLength))
             {
@@ -80,6 +93,10 @@ public sealed class DestinationCellCodec : IDisposable
         finally
         {
             SingleWriter.Exit(ref _forwardBusy);
+            if (stripped is not null)
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(stripped);
+            }
         }
 
         var opened = CellSeal.Parse(plaintext[..(_layout.ForwardBodyLength - CellLayout.TagSize)], hop: 0);
@@ -115,7 +132,9 @@ public sealed class DestinationCellCodec : IDisposable
             throw new ArgumentException($"a backward cell carries at most {_layout.BackwardPayloadCapacity} payload bytes", nameof(payload));
         }
 
-        CellSeal.Seal(_backward, _backwardSequence++, type, payload, cell);
+        var sequence = _backwardSequence++;
+        CellSeal.Seal(_backward, sequence, type, payload, cell);
+        _replyRoute?.CancelBackward(sequence, cell);
     }
 
     /// <summary>
@@ -145,7 +164,9 @@ public sealed class DestinationCellCodec : IDisposable
         try
         {
             System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(count, _forwardSequence);
-            CellSeal.Seal(_backward, _backwardSequence++, CellType.Receipt, count, cell);
+            var sequence = _backwardSequence++;
+            CellSeal.Seal(_backward, sequence, CellType.Receipt, count, cell);
+            _replyRoute?.CancelBackward(sequence, cell);
         }
         finally
         {
@@ -160,7 +181,9 @@ public sealed class DestinationCellCodec : IDisposable
         SingleWriter.Enter(ref _backwardBusy, BackwardDirection);
         try
         {
-            CellSeal.SealError(_backward, _backwardSequence++, kind, nextHop: false, cell);
+            var sequence = _backwardSequence++;
+            CellSeal.SealError(_backward, sequence, kind, nextHop: false, cell);
+            _replyRoute?.CancelBackward(sequence, cell);
         }
         finally
         {
@@ -187,5 +210,6 @@ public sealed class DestinationCellCodec : IDisposable
         _forward.Dispose();
         _backward.Dispose();
         _mac?.Dispose();
+        _replyRoute?.Dispose();
     }
 }

@@ -88,6 +88,19 @@ internal sealed class HopKeys : IDisposable
         }
     }
 
+    /// <summary>
+    /// The keys of a reply block's replier (docs/protocol.md §7.8): only the two seal keys of the hop the
+    /// block delivers to, the others zero (a replier adds no layer and checks no MAC).
+    /// </summary>
+    public static HopKeys FromSealKeys(ReadOnlySpan<byte> forwardSeal, ReadOnlySpan<byte> backwardSeal)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(TotalSize);
+        buffer.AsSpan(0, TotalSize).Clear();
+        forwardSeal.CopyTo(buffer.AsSpan(ForwardSealOffset, KeySize));
+        backwardSeal.CopyTo(buffer.AsSpan(BackwardSealOffset, KeySize));
+        return new HopKeys(buffer);
+    }
+
     private static HopKeys Expand(ReadOnlySpan<byte> prk)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(TotalSize);

@@ -74,17 +74,20 @@ public enum TunnelErrorKind : byte
     /// message as easily as its receipt). Anything that may be resent must be safe to receive twice.
     /// </summary>
     Unconfirmed = 21,
+
+    /// <summary>A reply block used after its expiry (the earliest onion-key expiry of its route, or sooner).</summary>
+    Expired = 23,
 }
 
 /// <summary>Helpers over <see cref="TunnelErrorKind"/>.</summary>
 public static class TunnelErrorKinds
 {
     /// <summary>The highest wire code this version knows.</summary>
-    public const TunnelErrorKind Last = TunnelErrorKind.Unconfirmed;
+    public const TunnelErrorKind Last = TunnelErrorKind.Expired;
 
     /// <summary>Reads a wire code; unknown codes from newer peers map to <see cref="TunnelErrorKind.ProtocolViolation"/>.</summary>
     public static TunnelErrorKind FromWire(byte code) =>
-        code is > 0 and <= (byte)Last ? (TunnelErrorKind)code : TunnelErrorKind.ProtocolViolation;
+        code is > 0 and <= (byte)Last && Enum.IsDefined((TunnelErrorKind)code) ? (TunnelErrorKind)code : TunnelErrorKind.ProtocolViolation;
 
     /// <summary>The lower-case name used in logs, metrics and span <c>error.type</c>.</summary>
     public static string ToTag(this TunnelErrorKind kind) => kind switch
@@ -111,6 +114,7 @@ public static class TunnelErrorKinds
         TunnelErrorKind.Internal => "internal",
         TunnelErrorKind.IdleTimeout => "idle_timeout",
         TunnelErrorKind.Unconfirmed => "unconfirmed",
+        TunnelErrorKind.Expired => "expired",
         _ => "unknown",
     };
 }

@@ -27,6 +27,9 @@ public sealed class OnionHeaderBuilder
     /// <summary>The network this builder serves.</summary>
     public NetworkParameters Parameters { get; }
 
+    /// <summary>The random source of ephemeral keys and padding (a CSPRNG unless a test supplies its own).</summary>
+    internal IOnionRandom Random => _random;
+
     /// <summary>The size of every header.</summary>
     public int HeaderSize => _layout.Size;
 
@@ -40,13 +43,15 @@ public sealed class OnionHeaderBuilder
     /// <param name="header">Exactly <see cref="HeaderSize"/> bytes.</param>
     /// <param name="sealedTraceContexts">Empty, or 32 bytes per hop sealed into each hop's slot (all zero: none for that hop).</param>
     /// <param name="service">The service to reach at the destination (1..32 bytes of UTF-8); null for its default service.</param>
+    /// <param name="replyId">For <see cref="TunnelMode.ReplyBlock"/> only: the 16-byte id under which the destination (the block's maker) keeps its keys.</param>
     public OriginTunnelKeys Build(
         IReadOnlyList<RouteHop> route,
         TunnelMode mode,
         DeadlineClass deadline,
         Span<byte> header,
         ReadOnlySpan<byte> sealedTraceContexts = default,
-        string? service = null)
+        string? service = null,
+        ReadOnlySpan<byte> replyId = default)
     {
         var n = route.Count;
         var slots = _layout.SlotCount;
@@ -66,9 +71,16 @@ public sealed class OnionHeaderBuilder
             throw new ArgumentException("one 32-byte trace context per hop", nameof(sealedTraceContexts));
         }
 
-        if (mode is not (TunnelMode.Duplex or TunnelMode.OneWay) || !DeadlineClasses.IsDefined(deadline))
+        if (mode is not (TunnelMode.Duplex or TunnelMode.OneWay or TunnelMode.ReplyBlock) || !DeadlineClasses.IsDefined(deadline))
         {
             throw new ArgumentException($"mode {mode} with deadline {deadline} cannot be built");
+        }
+
+        if (mode == TunnelMode.ReplyBlock
+            ? replyId.Length != HeaderLayout.SlotReplyIdSize || replyId.IndexOfAnyExcept((byte)0) < 0 || service is not null || Parameters.Construction != CellConstruction.Baseline
+            : !replyId.IsEmpty)
+        {
+            throw new ArgumentException("a reply-block header needs a non-zero 16-byte reply id, no service and the Baseline construction; other modes take no reply id", nameof(replyId));
         }
 
         if (deadline > Parameters.MaxDeadlineClass)
@@ -112,6 +124,7 @@ public sealed class OnionHeaderBuilder
             var last = n - 1;
             WriteSlot(beta[..S], HeaderLayout.CommandDeliver, (byte)mode, deadline, TraceFor(sealedTraceContexts, last));
             serviceField.CopyTo(beta[HeaderLayout.SlotService..]);
+            replyId.CopyTo(beta[HeaderLayout.SlotReplyId..]);
             _random.Fill(beta[S..plainLength]);
             ByteOps.Xor(beta[..plainLength], Rho(last));
             filler.CopyTo(beta[plainLength..]);

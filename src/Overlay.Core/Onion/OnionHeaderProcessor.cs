@@ -55,6 +55,9 @@ public sealed class HeaderResult : IDisposable
     /// <summary>The service the origin named at the destination, for <see cref="HeaderOutcome.Deliver"/>; null is the default service.</summary>
     public string? Service { get; private init; }
 
+    /// <summary>For <see cref="TunnelMode.ReplyBlock"/>: the 16-byte id of the reply block this header belongs to (empty otherwise).</summary>
+    public ReadOnlyMemory<byte> ReplyId { get; private init; }
+
     /// <summary>The tunnel's coarse deadline, the same at every hop.</summary>
     public DeadlineClass Deadline { get; private init; }
 
@@ -76,14 +79,21 @@ public sealed class HeaderResult : IDisposable
     }
 
     /// <summary>Creates the destination's cell codec; the keys move into it.</summary>
-    public DestinationCellCodec CreateDestinationCodec(NetworkParameters parameters)
+    /// <param name="parameters">The network's parameters.</param>
+    /// <param name="replyRoute">For a reply-block header: the block's secret, whose relay layers the codec removes from forward cells and puts back on backward ones.</param>
+    public DestinationCellCodec CreateDestinationCodec(NetworkParameters parameters, Replies.ReplyBlockSecret? replyRoute = null)
     {
         if (Outcome != HeaderOutcome.Deliver)
         {
             throw new InvalidOperationException("not a delivery header");
         }
 
-        return new DestinationCellCodec(parameters, TakeKeys());
+        if ((Mode == TunnelMode.ReplyBlock) != (replyRoute is not null))
+        {
+            throw new InvalidOperationException("a reply-block header needs its block's secret, and only it takes one");
+        }
+
+        return new DestinationCellCodec(parameters, TakeKeys(), replyRoute?.CreateLayers());
     }
 
     internal HopKeys TakeKeys() =>
@@ -94,8 +104,8 @@ public sealed class HeaderResult : IDisposable
     internal static HeaderResult Relay(HopKeys keys, uint epoch, NodeId next, DeadlineClass deadline, ReadOnlyMemory<byte> trace) =>
         new(HeaderOutcome.Relay, TunnelErrorKind.None, keys) { Epoch = epoch, NextHop = next, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext };
 
-    internal static HeaderResult Deliver(HopKeys keys, uint epoch, TunnelMode mode, DeadlineClass deadline, ReadOnlyMemory<byte> trace, string? service) =>
-        new(HeaderOutcome.Deliver, TunnelErrorKind.None, keys) { Epoch = epoch, Mode = mode, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext, Service = service };
+    internal static HeaderResult Deliver(HopKeys keys, uint epoch, TunnelMode mode, DeadlineClass deadline, ReadOnlyMemory<byte> trace, string? service, ReadOnlyMemory<byte> replyId) =>
+        new(HeaderOutcome.Deliver, TunnelErrorKind.None, keys) { Epoch = epoch, Mode = mode, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext, Service = service, ReplyId = replyId };
 
     /// <inheritdoc />
     public void Dispose() => Interlocked.Exchange(ref _keys, null)?.Dispose();
@@ -212,7 +222,17 @@ public sealed class OnionHeaderProcessor
                 var mode = (TunnelMode)slot[HeaderLayout.SlotMode];
                 if (mode == TunnelMode.ReplyBlock)
                 {
-                    return TunnelErrorKind.UnsupportedVersion;
+                    // A replier holds no hop keys, so it cannot build the MAC array: reply blocks exist on Baseline networks only.
+                    if (Parameters.Construction != CellConstruction.Baseline)
+                    {
+                        return TunnelErrorKind.UnsupportedVersion;
+                    }
+
+                    return slot.Slice(HeaderLayout.SlotService, HeaderLayout.SlotServiceSize).IndexOfAnyExcept((byte)0) < 0
+                        && slot.Slice(HeaderLayout.SlotReplyId, HeaderLayout.SlotReplyIdSize).IndexOfAnyExcept((byte)0) >= 0
+                        && slot[HeaderLayout.SlotDeliverUnused..HeaderLayout.SlotTrace].IndexOfAnyExcept((byte)0) < 0
+                        ? TunnelErrorKind.None
+                        : TunnelErrorKind.Malformed;
                 }
 
                 if (mode is not (TunnelMode.Duplex or TunnelMode.OneWay)
@@ -295,7 +315,10 @@ public sealed class OnionHeaderProcessor
 
             if (slot[HeaderLayout.SlotCommand] == HeaderLayout.CommandDeliver)
             {
-                return HeaderResult.Deliver(keys, epoch, (TunnelMode)slot[HeaderLayout.SlotMode], deadline, trace, service);
+                var replyId = slot[HeaderLayout.SlotMode] == (byte)TunnelMode.ReplyBlock
+                    ? slot.Slice(HeaderLayout.SlotReplyId, HeaderLayout.SlotReplyIdSize).ToArray()
+                    : ReadOnlyMemory<byte>.Empty;
+                return HeaderResult.Deliver(keys, epoch, (TunnelMode)slot[HeaderLayout.SlotMode], deadline, trace, service, replyId);
             }
 
             var next = new NodeId(slot.Slice(HeaderLayout.SlotNextId, NodeId.Size));

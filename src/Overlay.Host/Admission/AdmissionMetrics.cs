@@ -20,6 +20,7 @@ internal sealed class AdmissionMetrics
     public const string LimitTag = "overlay.limit";
 
     private readonly Counter<long> _refused;
+    private readonly Counter<long> _abandoned;
 
     public AdmissionMetrics(IMeterFactory meterFactory, NodeState node)
     {
@@ -28,7 +29,10 @@ internal sealed class AdmissionMetrics
             Tags = [new KeyValuePair<string, object?>(OverlayTelemetry.InstanceTag, node.Id.ToString())],
         });
         _refused = meter.CreateCounter<long>("overlay.admission.refused", "{refusal}", "Connections, streams and requests refused at the link endpoint, by overlay.limit");
+        _abandoned = meter.CreateCounter<long>("overlay.admission.abandoned", "{stream}", "Relay streams the previous hop reset or abandoned before sending their header");
     }
 
     public void Refused(string limit) => _refused.Add(1, new KeyValuePair<string, object?>(LimitTag, limit));
+
+    public void Abandoned() => _abandoned.Add(1);
 }

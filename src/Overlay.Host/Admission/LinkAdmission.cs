@@ -52,6 +52,9 @@ internal sealed class LinkAdmission
         }
     }
 
+    /// <summary>Counts a stream its previous hop reset before its header: not an error (an origin may give up), so not logged.</summary>
+    public void Abandoned() => _metrics.Abandoned();
+
     /// <summary>Logs input a peer should never send (throttled per source, no stack trace).</summary>
     public void BadInput(string source, string reason)
     {

@@ -41,6 +41,9 @@ public sealed record PeerInfo(NodeDescriptor Descriptor, PeerStatus Status, int 
 {
     /// <summary>The address the peer's endpoint proof reached (what its fairness key and route diversity block are taken from); null if unknown.</summary>
     public IPAddress? Address { get; init; }
+
+    /// <summary>When this node admitted the peer (kept across updates): routes prefer peers the rest of the network has had time to learn.</summary>
+    public DateTimeOffset FirstSeen { get; init; }
 }
 
 /// <summary>
@@ -149,12 +152,12 @@ public sealed class PeerDirectory
 
             _peers.AddOrUpdate(
                 descriptor.Id,
-                _ => new PeerInfo(descriptor, PeerStatus.Up, 0, now) { Address = address },
+                _ => new PeerInfo(descriptor, PeerStatus.Up, 0, now) { Address = address, FirstSeen = now },
                 (_, existing) =>
                 {
                     previous = existing.Status;
                     var newer = descriptor.PublishedAt >= existing.Descriptor.PublishedAt ? descriptor : existing.Descriptor;
-                    return new PeerInfo(newer, PeerStatus.Up, 0, now) { Address = address ?? existing.Address };
+                    return new PeerInfo(newer, PeerStatus.Up, 0, now) { Address = address ?? existing.Address, FirstSeen = existing.FirstSeen };
                 });
         }
 

@@ -15,19 +15,46 @@ namespace Overlay.Host.Directory;
 /// spread around the requested relay count. A request made before enough peers are up waits for
 /// them until its deadline instead of failing at once.
 /// </summary>
+/// <remarks>
+/// A peer this node admitted only moments ago is still unknown to most of the network (gossip
+/// reaches everyone in about ⌈log₄ N⌉ + 2 rounds), so a relay asked to reach it fails with
+/// UnknownNextHop, and a new node does not yet know the others either. Routes therefore take
+/// settled peers first and a newcomer only when too few settled ones fit; with every peer
+/// settled the choice is uniform as before.
+/// </remarks>
 public sealed class RouteSelector
 {
     private readonly PeerDirectory _directory;
     private readonly NodeState _node;
     private readonly TunnelOptions _options;
     private readonly bool _diverse;
+    private readonly TimeSpan _gossipInterval;
+    private readonly TimeProvider _time;
 
-    internal RouteSelector(PeerDirectory directory, NodeState node, IOptions<OverlayOptions> options)
+    internal RouteSelector(PeerDirectory directory, NodeState node, IOptions<OverlayOptions> options, TimeProvider time)
     {
         _directory = directory;
         _node = node;
         _options = options.Value.Tunnels;
         _diverse = options.Value.Directory.RouteDiversity;
+        _gossipInterval = options.Value.Directory.GossipInterval;
+        _time = time;
+    }
+
+    /// <summary>How long after admission a peer counts as known to the whole network: ⌈log₄ N⌉ + 2 gossip rounds for N nodes.</summary>
+    public TimeSpan NewcomerSettleTime
+    {
+        get
+        {
+            var nodes = _directory.Count + 1;
+            var rounds = 2;
+            for (long reach = 1; reach < nodes; reach *= 4)
+            {
+                rounds++;
+            }
+
+            return _gossipInterval * rounds;
+        }
     }
 
     /// <summary>
@@ -79,8 +106,8 @@ public sealed class RouteSelector
     private bool TrySelect(NodeId? destination, int relays, IReadOnlyCollection<NodeId> exclude, out IReadOnlyList<NodeDescriptor> route)
     {
         route = [];
-        // Shuffled by the directory: taking the first that fit is a uniform random choice.
-        var up = _directory.Sample(int.MaxValue, PeerStatus.Up);
+        // Shuffled by the directory: taking the first that fit is a uniform random choice, settled peers first.
+        var up = SettledFirst(_directory.Sample(int.MaxValue, PeerStatus.Up));
         PeerInfo target;
         if (destination is { } id)
         {
@@ -127,6 +154,30 @@ public sealed class RouteSelector
         relaysFound.Add(target.Descriptor);
         route = relaysFound;
         return true;
+    }
+
+    // A stable partition: the shuffle's order is kept within the settled and within the newcomers.
+    private List<PeerInfo> SettledFirst(List<PeerInfo> peers)
+    {
+        var settledBefore = _time.GetUtcNow() - NewcomerSettleTime;
+        var newcomers = 0;
+        for (var i = 0; i < peers.Count; i++)
+        {
+            if (peers[i].FirstSeen > settledBefore)
+            {
+                newcomers++;
+            }
+        }
+
+        if (newcomers == 0)
+        {
+            return peers;
+        }
+
+        var ordered = new List<PeerInfo>(peers.Count);
+        ordered.AddRange(peers.Where(p => p.FirstSeen <= settledBefore));
+        ordered.AddRange(peers.Where(p => p.FirstSeen > settledBefore));
+        return ordered;
     }
 
     // One hop per diversity block: false when the route already has a hop from the peer's block.

@@ -194,7 +194,7 @@ public sealed class OverlayNode : IAsyncDisposable
         });
         services.AddSingleton(sp => new PeerDirectory(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>(),
             sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeerDirectory>>()));
-        services.AddSingleton(sp => new RouteSelector(sp.GetRequiredService<PeerDirectory>(), sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>()));
+        services.AddSingleton(sp => new RouteSelector(sp.GetRequiredService<PeerDirectory>(), sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new TunnelRegistry(sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Tunnels.MaxActiveTunnels));
         services.AddSingleton<PeerChannels>();
         services.AddSingleton<OverlayMetrics>();

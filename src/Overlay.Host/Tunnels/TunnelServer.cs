@@ -169,6 +169,13 @@ internal sealed class TunnelServer
             _admission.BadInput(source, kind.ToTag());
             throw Refuse(kind == TunnelErrorKind.Busy ? TunnelErrorKind.LimitExceeded : kind);
         }
+        catch (Exception exception) when (exception is IOException || (exception is OperationCanceledException && callToken.IsCancellationRequested))
+        {
+            // The previous hop reset or abandoned the stream before its header: nobody is left to answer, and
+            // it is not this node's fault, so no error and no stack (grpc-dotnet logs both for any other exception).
+            _admission.Abandoned();
+            throw new RpcException(new Status(StatusCode.Cancelled, "the stream was reset before its header"));
+        }
 
         return new FirstMessage(requests.Current);
     }
@@ -362,6 +369,12 @@ internal sealed class TunnelServer
         IServerStreamWriter<LinkMessage> responses, ServerCallContext context, DateTimeOffset received)
     {
         var callToken = context.CancellationToken;
+        if (header.Mode == TunnelMode.ReplyBlock)
+        {
+            // This node keeps no reply blocks yet, so no reply id can be one of its own.
+            throw Refuse(TunnelErrorKind.DestinationRefused);
+        }
+
         using var activity = StartHopSpans("overlay.deliver", TunnelRoles.Destination, header, received);
         var handlerSpan = TunnelTracing.StartPhase("overlay.handler", activity);
         using var codec = header.CreateDestinationCodec(_node.Network);

@@ -85,10 +85,30 @@ public sealed class SlotFieldTests
     }
 
     [Fact]
-    public void The_reserved_reply_mode_is_unsupported()
+    public void A_reply_mode_slot_without_a_reply_id_is_malformed()
     {
+        // Mode 3 (a reply block, section 7.8) needs a reply id; the builder never leaves it zero.
         using var network = new TestNetwork(Parameters, 1, seed: 920);
         var forged = Forge(network.Nodes[0], Build(network, relays: 0, DeadlineClass.Seconds30), Mode, 3);
+
+        using var result = network.Nodes[0].Processor.Process(forged, new byte[forged.Length]);
+
+        Assert.Equal(TunnelErrorKind.Malformed, result.Rejection);
+    }
+
+    [Fact]
+    public void A_reply_block_header_is_unsupported_on_a_mac_array_network()
+    {
+        var macArray = Parameters with { Construction = CellConstruction.MacArray };
+        using var network = new TestNetwork(macArray, 1, seed: 921);
+        var builder = new OnionHeaderBuilder(macArray, new SeededOnionRandom(921));
+        var header = new byte[builder.HeaderSize];
+        using (builder.Build(network.Route(0), TunnelMode.OneWay, DeadlineClass.Seconds30, header))
+        {
+        }
+
+        var forged = Forge(network.Nodes[0], header, Mode, 3);
+        forged = Forge(network.Nodes[0], forged, 36, 0x21);
 
         using var result = network.Nodes[0].Processor.Process(forged, new byte[forged.Length]);
 

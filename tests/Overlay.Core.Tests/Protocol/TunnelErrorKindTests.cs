@@ -8,7 +8,7 @@ public sealed class TunnelErrorKindTests
     public void FromWire_keeps_every_known_code_and_maps_the_rest_to_protocol_violation()
     {
         var known = Enum.GetValues<TunnelErrorKind>().Where(k => k != TunnelErrorKind.None).Select(k => (byte)k).ToHashSet();
-        Assert.Equal(21, known.Count);
+        Assert.Equal(22, known.Count); // 1..21 and 23: 22 is the link's refusal of a certificate
         Assert.Equal((byte)TunnelErrorKinds.Last, known.Max());
 
         for (var code = 0; code <= 255; code++)
@@ -30,6 +30,7 @@ public sealed class TunnelErrorKindTests
         Assert.Equal(19, (int)TunnelErrorKind.Internal);
         Assert.Equal(20, (int)TunnelErrorKind.IdleTimeout);
         Assert.Equal(21, (int)TunnelErrorKind.Unconfirmed);
+        Assert.Equal(23, (int)TunnelErrorKind.Expired);
     }
 
     [Fact]

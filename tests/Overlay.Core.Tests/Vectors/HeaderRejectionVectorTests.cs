@@ -81,6 +81,11 @@ public sealed class HeaderRejectionVectorTests
             case HeaderOutcome.Deliver:
                 json["mode"] = (int)result.Mode;
                 json["service"] = result.Service ?? "";
+                if (!result.ReplyId.IsEmpty)
+                {
+                    json["replyId"] = Hex(result.ReplyId.ToArray());
+                }
+
                 break;
             case HeaderOutcome.Relay:
                 json["nextHeader"] = Hex(next);
@@ -140,6 +145,8 @@ public sealed class HeaderRejectionVectorTests
         yield return ("deliver with byte 87 set", With(Deliver(1, 2), s => s[87] = 1));
         yield return ("a service name that is not UTF-8", With(Deliver(1, 2, "ab"), s => s[5] = 0xff));
         yield return ("a service name with a byte after its end", With(Deliver(1, 2, "ab"), s => s[7] = (byte)'c'));
+        yield return ("deliver a reply block with a service name", With(Deliver(3, 2, "web"), s => s.AsSpan(36, 16).Fill(0x21)));
+        yield return ("deliver a reply block with byte 60 set", With(Deliver(3, 2), s => { s.AsSpan(36, 16).Fill(0x21); s[60] = 1; }));
 
         static byte[] Deliver(byte mode, byte deadline, string service = "")
         {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Overlay.Testing;
 
 namespace Overlay.Tests.Vectors;
 
@@ -13,7 +14,7 @@ internal static class VectorFile
     public static void MatchOrWrite(string file, JsonObject computed)
     {
         var text = computed.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        var path = Path.Combine(RepositoryRoot(), "docs", "vectors", file);
+        var path = Path.Combine(Repo.VectorDirectory, file);
         if (Environment.GetEnvironmentVariable("OVERLAY_WRITE_VECTORS") == "1")
         {
             File.WriteAllText(path, text);
@@ -31,17 +32,4 @@ internal static class VectorFile
     }
 
     public static string Hex(ReadOnlySpan<byte> bytes) => Convert.ToHexStringLower(bytes);
-
-    public static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "Overlay.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Overlay.sln not found above " + AppContext.BaseDirectory);
-    }
 }

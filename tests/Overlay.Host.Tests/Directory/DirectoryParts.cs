@@ -32,7 +32,7 @@ internal sealed class DirectoryParts : IDisposable
         var wrapped = Microsoft.Extensions.Options.Options.Create(options);
         Channels = new PeerChannels(wrapped, _services.GetRequiredService<IMeterFactory>(), State, Time, NullLogger<PeerChannels>.Instance);
         Directory = new PeerDirectory(State, wrapped, Channels, Time, NullLogger<PeerDirectory>.Instance);
-        Routes = new RouteSelector(Directory, State, wrapped);
+        Routes = new RouteSelector(Directory, State, wrapped, Time);
     }
 
     public FakeTimeProvider Time { get; } = new(Now);

@@ -4,10 +4,13 @@ using System.Net.Sockets;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Overlay.Errors;
 using Overlay.Host.Admission;
 using Overlay.Host.Tests.Infrastructure;
 using Overlay.Host.Tunnels;
+using Overlay.Onion;
+using Overlay.Replies;
 
 namespace Overlay.Host.Tests.Hostile;
 
@@ -76,6 +79,22 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
     }
 
     [Fact]
+    public async Task A_reply_block_header_is_refused_as_destination_refused_while_the_node_keeps_no_blocks()
+    {
+        // A well-formed reply-block header sealed to the node: it passes every check of the header and must
+        // still get a typed refusal, since no reply id can be one of the node's own.
+        using var deadline = TestTimeouts.After(30);
+        var builder = new OnionHeaderBuilder(Target.Node.State.Network);
+        using var block = ReplyBlocks.Create(builder, [Target.Descriptor], DeadlineClass.Seconds30, DateTimeOffset.UtcNow.AddHours(1), out var secret);
+        using var owned = secret;
+        using var client = new RawLinkClient(Target.LinkEndpoint, Stranger);
+
+        var outcome = await client.CallAsync(RawLinkClient.Relay, [RawProtobuf.LinkMessage(block.Header.ToArray(), default)], deadline.Token);
+
+        Assert.True(outcome.OverlayError == (int)TunnelErrorKind.DestinationRefused, outcome.ToString());
+    }
+
+    [Fact]
     [Trait("Category", "Heavy")]
     public async Task Ten_thousand_abandoned_streams_leave_memory_bounded_and_the_node_serving()
     {
@@ -84,6 +103,7 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
         using var deadline = TestTimeouts.After(120);
         var admission = Target.Node.Services.GetRequiredService<LinkAdmission>();
         var before = GC.GetTotalMemory(forceFullCollection: true);
+        var logged = Cluster.Logs.Position;
         var refused = 0;
         var next = -1;
         // The client goes before the second measure, so what is left is the node's.
@@ -108,7 +128,10 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
         await WaitUntilAsync(() => admission.PendingHeaders.Count == 0, "every abandoned stream released", deadline.Token);
         var after = GC.GetTotalMemory(forceFullCollection: true);
         output.WriteLine($"{streams} streams ({refused} refused before their bytes went out): managed heap {before / 1024} KiB -> {after / 1024} KiB");
-        Assert.True(after - before < 64L * 1024 * 1024, $"managed heap grew by {(after - before) / 1024} KiB");
+        // A stranger resetting streams is not the node's fault: no error, no stack trace, at most a throttled line.
+        var errors = Cluster.Logs.WarningsSince(logged).Where(e => e.Level >= LogLevel.Error || e.Exception is not null).ToList();
+        Assert.True(errors.Count == 0, $"{errors.Count} errors or stack traces logged for abandoned streams, the first: {errors.FirstOrDefault()}");
+        Assert.True(after - before < 16L * 1024 * 1024, $"managed heap grew by {(after - before) / 1024} KiB");
         await AssertTunnelWorksAsync(deadline.Token);
     }
 
@@ -134,22 +157,24 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
                 await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, target.LinkEndpoint.Port), deadline.Token);
             }
 
-            // The node closes every connection past the cap before any HTTP/2 is spoken.
+            // The node closes every connection past the cap before any HTTP/2 is spoken. Each close is
+            // waited for as it comes, so a slow machine only makes this take longer.
+            using var watching = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+            var pending = flood.Select(socket => ClosedByPeerAsync(socket, watching.Token)).ToList();
             var closed = 0;
-            foreach (var socket in flood)
+            while (closed < flood.Count - 4 && pending.Count > 0)
             {
-                if (await ClosedByPeerAsync(socket, deadline.Token))
+                var done = await Task.WhenAny(pending);
+                pending.Remove(done);
+                if (await done)
                 {
                     closed++;
-                }
-
-                if (closed == flood.Count - 4)
-                {
-                    break;
                 }
             }
 
             Assert.Equal(flood.Count - 4, closed);
+            await watching.CancelAsync();
+            Assert.DoesNotContain(true, await Task.WhenAll(pending)); // the connections within the cap were still open
             Assert.Equal(4, admission.Connections.CountOf("127.0.0.4"));
 
             // Another listener, untouched; and the link still serves other previous hops.
@@ -262,20 +287,19 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
         Assert.Equal(new byte[] { 1, 2, 3 }, trip.Reply);
     }
 
+    // True once the peer closes the connection (end of stream or a reset); false when the peer speaks
+    // instead, or the token ends the wait first.
     private static async Task<bool> ClosedByPeerAsync(Socket socket, CancellationToken cancellationToken)
     {
-        // A closed connection reads as end of stream (or a reset); an open one has nothing to say yet.
-        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        wait.CancelAfter(TimeSpan.FromMilliseconds(200));
         try
         {
-            return await socket.ReceiveAsync(new byte[1], SocketFlags.None, wait.Token) == 0;
+            return await socket.ReceiveAsync(new byte[1], SocketFlags.None, cancellationToken) == 0;
         }
         catch (SocketException)
         {
             return true;
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             return false;
         }

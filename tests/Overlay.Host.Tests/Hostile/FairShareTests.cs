@@ -31,7 +31,7 @@ public sealed class FairShareTests
     public async Task Turns_at_header_processing_rotate_between_previous_hops()
     {
         var scheduler = new FairHeaderScheduler(concurrency: 1, queuePerKey: 4);
-        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var cancel = TestTimeouts.After(30);
         Assert.True(await scheduler.WaitTurnAsync("flooder", cancel.Token)); // the only turn, taken
         var flood = Enumerable.Range(0, 4).Select(_ => scheduler.WaitTurnAsync("flooder", cancel.Token).AsTask()).ToList();
         Assert.False(await scheduler.WaitTurnAsync("flooder", cancel.Token)); // its queue is full

@@ -11,7 +11,6 @@ internal sealed class TunnelWriter(OverlayTunnel tunnel, long total, int seed)
 {
     private readonly TaskCompletionSource _paused = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _resumed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private long _written;
     private int _finished;
 
     /// <summary>If set, the writer pauses once this many bytes were written, until <see cref="Resume"/>.</summary>
@@ -22,8 +21,11 @@ internal sealed class TunnelWriter(OverlayTunnel tunnel, long total, int seed)
 
     public void Resume() => _resumed.TrySetResult();
 
+    /// <summary>Request bytes whose write completed, as a count a test can wait on.</summary>
+    public ProgressCounter Progress { get; } = new();
+
     /// <summary>Request bytes whose write completed.</summary>
-    public long Written => Interlocked.Read(ref _written);
+    public long Written => Progress.Value;
 
     /// <summary>True once the final write (with the end marker) completed.</summary>
     public bool Finished => Volatile.Read(ref _finished) != 0;
@@ -34,7 +36,34 @@ internal sealed class TunnelWriter(OverlayTunnel tunnel, long total, int seed)
     /// <summary>Optional bytes the request starts with (a stall tag).</summary>
     public byte[]? Prefix { get; init; }
 
+    /// <summary>
+    /// Asserts that the windows hold this writer while its far end does not read: it gets at least
+    /// <paramref name="atLeast"/> bytes through (waited for as an event), then does not pass
+    /// <paramref name="atMost"/> while watched. Neither can fail on a slow machine: starving the
+    /// writer only slows it. Returns where it was held.
+    /// </summary>
+    public async Task<long> AssertHeldAsync(long atLeast, long atMost, CancellationToken cancellationToken)
+    {
+        await Progress.ReachedAsync(atLeast).WaitAsync(cancellationToken);
+        Assert.True(await Progress.StaysAtMostAsync(atMost, cancellationToken), $"the writer got {Written:N0} bytes through, past {atMost:N0}");
+        return Written;
+    }
+
     public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await WriteAllAsync(cancellationToken);
+        }
+        catch (Exception exception)
+        {
+            // Whoever waits on the progress learns why it stopped, rather than waiting out its deadline.
+            Progress.Fail(exception);
+            throw;
+        }
+    }
+
+    private async Task WriteAllAsync(CancellationToken cancellationToken)
     {
         var random = new Random(seed);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -51,7 +80,7 @@ internal sealed class TunnelWriter(OverlayTunnel tunnel, long total, int seed)
             hash.AppendData(chunk, 0, count);
             sent += count;
             await tunnel.WriteAsync(chunk.AsMemory(0, count), final: sent == total, cancellationToken);
-            Interlocked.Add(ref _written, count);
+            Progress.Add(count);
             if (PauseAfter is { } pause && sent >= pause && !_resumed.Task.IsCompleted)
             {
                 _paused.TrySetResult();
@@ -120,40 +149,6 @@ internal sealed class TunnelReader(OverlayTunnel tunnel)
         }
 
         return hash.GetHashAndReset();
-    }
-}
-
-/// <summary>Detects that a counter stopped moving.</summary>
-internal static class Progress
-{
-    /// <summary>
-    /// Polls <paramref name="counter"/> until it has not moved for <paramref name="quiet"/> (returns
-    /// its value) or exceeds <paramref name="limit"/> (returns at once, so the caller's assertion
-    /// fails fast). A blocked write raises no event, so this is the one place a test polls; the
-    /// token bounds it.
-    /// </summary>
-    public static async Task<long> WaitUntilStalledAsync(Func<long> counter, long limit, TimeSpan quiet, CancellationToken cancellationToken)
-    {
-        var last = counter();
-        var since = DateTime.UtcNow;
-        while (true)
-        {
-            await Task.Delay(20, cancellationToken);
-            var now = counter();
-            if (now > limit)
-            {
-                return now;
-            }
-
-            if (now != last)
-            {
-                (last, since) = (now, DateTime.UtcNow);
-            }
-            else if (DateTime.UtcNow - since >= quiet)
-            {
-                return now;
-            }
-        }
     }
 }
 

@@ -103,7 +103,8 @@ internal sealed class HeaderHop(int slots, int maxDeadlineClass, IReadOnlyDictio
             case Wire.Deliver:
                 if (slot[1] == 3)
                 {
-                    return Wire.UnsupportedVersion;
+                    // A reply block (section 7.8): no service, a reply id that is not all zero, then zeros.
+                    return Bytes.AllZero(slot.AsSpan(4, 32)) && !Bytes.AllZero(slot.AsSpan(36, 16)) && Bytes.AllZero(slot.AsSpan(52, 36)) ? 0 : Wire.Malformed;
                 }
 
                 return slot[1] is 1 or 2 && Bytes.AllZero(slot.AsSpan(36, 52)) && IsServiceName(slot.AsSpan(4, 32)) ? 0 : Wire.Malformed;

@@ -13,6 +13,9 @@ internal sealed record HeaderResult(int Error, HopSecrets? Secrets = null, byte[
 
     public byte[] NextId => Slot![8..40];
 
+    /// <summary>The reply id of a reply-block deliver slot (section 7.8).</summary>
+    public byte[] ReplyId => Slot![36..52];
+
     /// <summary>The service name of a deliver slot: the bytes before the first zero ("" for the default service).</summary>
     public string Service
     {

@@ -58,6 +58,7 @@ public sealed class HeaderRejectionVectorTests
             case "deliver":
                 Assert.True(result.IsDeliver, $"refused with {result.Error}");
                 Assert.Equal(((int)entry["mode"]!, (string)entry["service"]!), (result.Mode, result.Service));
+                Assert.Equal((string?)entry["replyId"] ?? "", result.Mode == 3 ? Bytes.ToHex(result.ReplyId) : "");
                 break;
             case "relay":
                 Assert.True(result.IsRelay, $"refused with {result.Error}");

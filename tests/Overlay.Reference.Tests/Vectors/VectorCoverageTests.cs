@@ -1,3 +1,5 @@
+using Overlay.Testing;
+
 namespace Overlay.Reference.Vectors;
 
 /// <summary>No vector file goes unchecked by the reference or undescribed by the spec.</summary>
@@ -9,7 +11,7 @@ public sealed class VectorCoverageTests
         var files = System.IO.Directory.GetFiles(VectorFiles.Directory, "*.json").Select(Path.GetFileName).Order(StringComparer.Ordinal);
         Assert.Equal(VectorFiles.Checked.Order(StringComparer.Ordinal), files);
 
-        var protocol = File.ReadAllText(Path.Combine(VectorFiles.RepositoryRoot(), "docs", "protocol.md"));
+        var protocol = File.ReadAllText(Path.Combine(Repo.Root, "docs", "protocol.md"));
         var section = protocol[protocol.IndexOf("## 12. Test vectors", StringComparison.Ordinal)..];
         foreach (var file in VectorFiles.Checked)
         {

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Overlay.Testing;
 
 namespace Overlay.Reference.Vectors;
 
@@ -9,21 +10,8 @@ internal static class VectorFiles
     public static readonly IReadOnlyList<string> Checked =
         ["v1-baseline.json", "v1-mac-array.json", "v1-routes-baseline.json", "v1-routes-mac-array.json", "v1-header-rejections.json"];
 
-    public static string Directory => Path.Combine(RepositoryRoot(), "docs", "vectors");
+    public static string Directory => Repo.VectorDirectory;
 
     public static JsonObject Load(string file) =>
         JsonNode.Parse(File.ReadAllText(Path.Combine(Directory, file)))!.AsObject();
-
-    public static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "Overlay.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Overlay.sln not found above " + AppContext.BaseDirectory);
-    }
 }

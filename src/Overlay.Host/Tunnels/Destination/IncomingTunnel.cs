@@ -173,7 +173,7 @@ public sealed class IncomingTunnel
             // (A one-way tunnel pads too until its receipt: its handler may take its time.)
             if (!_replyEnded && _paddingInterval > TimeSpan.Zero)
             {
-                _padding = new PaddingSchedule(_paddingInterval, _time, SendPaddingAsync);
+                _padding = new PaddingSchedule(_paddingInterval, _time, _writeLock, _cellSize, SendPaddingAsync, Activity.Current);
             }
         }
     }
@@ -238,34 +238,16 @@ public sealed class IncomingTunnel
         _padding?.Dispose();
     }
 
-    // One backward padding cell when the reply has been quiet (docs/protocol.md §7.5); skipped while a write runs.
-    private async Task SendPaddingAsync()
+    // One backward padding cell when the reply has been quiet (docs/protocol.md §7.5), under the write lock.
+    private async ValueTask SendPaddingAsync(Memory<byte> cell)
     {
-        if (!_writeLock.Wait(0))
+        if (_replyEnded || _callToken.IsCancellationRequested)
         {
             return;
         }
 
-        try
-        {
-            if (_replyEnded || _callToken.IsCancellationRequested)
-            {
-                return;
-            }
-
-            var cell = new byte[_cellSize];
-            _codec.SealBackward(CellType.Padding, [], cell);
-            await WriteCellsAsync(cell);
-        }
-        catch (Exception exception) when (exception is IOException or InvalidOperationException or OperationCanceledException or ObjectDisposedException)
-        {
-            // The tunnel is broken or closing: the handler's next read or write reports why.
-            Activity.Current?.AddEvent(new ActivityEvent("overlay.padding.failed"));
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
+        _codec.SealBackward(CellType.Padding, [], cell.Span);
+        await WriteCellsAsync(cell);
     }
 
     /// <summary>Seals and sends the receipt of a one-way tunnel: every forward cell, its end included, was accepted.</summary>

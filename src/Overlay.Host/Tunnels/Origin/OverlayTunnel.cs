@@ -86,7 +86,7 @@ public sealed class OverlayTunnel : IAsyncDisposable
         _onClose = onClose;
         if (!requestEnded)
         {
-            _padding = new PaddingSchedule(paddingInterval, time, SendPaddingAsync);
+            _padding = new PaddingSchedule(paddingInterval, time, _writeLock, _cellSize, SendPaddingAsync, activity);
             // A tunnel that fails, passes its deadline or is cancelled stops padding even if never disposed.
             lifetime.Token.Register(static state => ((PaddingSchedule)state!).Dispose(), _padding);
         }
@@ -174,37 +174,17 @@ public sealed class OverlayTunnel : IAsyncDisposable
         }
     }
 
-    // One padding cell when the request has been quiet (docs/protocol.md §7.5); skipped while a write runs.
-    private async Task SendPaddingAsync()
+    // One padding cell when the request has been quiet (docs/protocol.md §7.5), under the write lock.
+    private async ValueTask SendPaddingAsync(Memory<byte> cell)
     {
-        if (!_writeLock.Wait(0))
+        if (_requestEnded || _failure is not null || _lifetime.IsCancellationRequested)
         {
             return;
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(_cellSize);
-        try
-        {
-            if (_requestEnded || _failure is not null || _lifetime.IsCancellationRequested)
-            {
-                return;
-            }
-
-            _codec.SealForward(CellType.Padding, [], buffer.AsSpan(0, _cellSize));
-            await _call.RequestStream.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, _cellSize)) }, _lifetime.Token);
-            _padding?.Sent();
-            _paddingSent.Increment();
-        }
-        catch (Exception exception) when (exception is RpcException or IOException or InvalidOperationException or OperationCanceledException or ObjectDisposedException)
-        {
-            // The tunnel is broken or closing: its reader or its next write reports why.
-            _activity?.AddEvent(new ActivityEvent("overlay.padding.failed", tags: new ActivityTagsCollection { ["exception.type"] = exception.GetType().Name }));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            _writeLock.Release();
-        }
+        _codec.SealForward(CellType.Padding, [], cell.Span);
+        await _call.RequestStream.WriteAsync(new LinkMessage { Cells = UnsafeByteOperations.UnsafeWrap(cell) }, _lifetime.Token);
+        _paddingSent.Increment();
     }
 
     /// <summary>Ends the request with its authenticated end marker.</summary>

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Builder;
 
-namespace Overlay.Host.Tests.Infrastructure;
+namespace Overlay.Testing.Hooks;
 
 /// <summary>One incoming request as a node's middleware saw it.</summary>
 internal sealed record RecordedRequest(string Node, string Path, IReadOnlyDictionary<string, string> Headers);

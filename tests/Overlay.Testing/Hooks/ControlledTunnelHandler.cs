@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Overlay.Host.Tunnels;
 using Overlay.Onion;
 
-namespace Overlay.Host.Tests.Infrastructure;
+namespace Overlay.Testing.Hooks;
 
 /// <summary>
 /// The destination handler of every test node: echoes like <see cref="EchoTunnelHandler"/>

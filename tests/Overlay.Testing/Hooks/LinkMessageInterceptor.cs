@@ -1,64 +1,9 @@
-using System.Collections.Concurrent;
+using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using Google.Protobuf;
 using Overlay.Protocol.V1;
 
-namespace Overlay.Host.Tests.Infrastructure;
-
-/// <summary>
-/// One incoming duplex link call (one tunnel hop) as the node that served it saw it: the encoded
-/// size of every message it received and of every message it sent back, in order. On the wire each
-/// message also has gRPC's fixed 5-byte length prefix.
-/// </summary>
-internal sealed record LinkCall(string Node, int HeaderBytes, IReadOnlyList<int> RequestSizes, IReadOnlyList<int> ResponseSizes)
-{
-    /// <summary>Request messages received.</summary>
-    public int Messages => RequestSizes.Count;
-
-    /// <summary>Response messages sent.</summary>
-    public int Replies => ResponseSizes.Count;
-}
-
-/// <summary>
-/// Records the request and response messages of each incoming duplex call (one per tunnel hop) on
-/// every node of a <see cref="TestCluster"/>, and notes link messages with fields the schema does
-/// not have, through a server interceptor (<see cref="LinkMessageInterceptor"/>).
-/// </summary>
-internal sealed class LinkMessageCounter
-{
-    private readonly ConcurrentQueue<LinkCall> _calls = new();
-    private readonly ConcurrentQueue<string> _unknownFields = new();
-    private readonly SemaphoreSlim _recorded = new(0);
-
-    /// <summary>While false, nothing is recorded (calls that start while it is false are never recorded).</summary>
-    public bool Enabled { get; set; }
-
-    /// <summary>Every call that ended, with the node that served it.</summary>
-    public IReadOnlyList<LinkCall> Calls => [.. _calls];
-
-    /// <summary>The nodes that received a link message carrying a field the schema does not have, once per message.</summary>
-    public IReadOnlyList<string> UnknownFieldsAt => [.. _unknownFields];
-
-    internal void RecordUnknownFields(string node) => _unknownFields.Enqueue(node);
-
-    internal void Record(LinkCall call)
-    {
-        _calls.Enqueue(call);
-        _recorded.Release();
-    }
-
-    /// <summary>Waits until <paramref name="count"/> more calls than <paramref name="seen"/> have ended.</summary>
-    public async Task<IReadOnlyList<LinkCall>> WaitForCallsAsync(int seen, int count, CancellationToken cancellationToken)
-    {
-        while (_calls.Count < seen + count)
-        {
-            await _recorded.WaitAsync(cancellationToken);
-        }
-
-        return [.. _calls.Skip(seen).Take(count)];
-    }
-}
+namespace Overlay.Testing.Hooks;
 
 /// <summary>The interceptor of one node; see <see cref="LinkMessageCounter"/>.</summary>
 internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string node) : Interceptor
@@ -66,7 +11,7 @@ internal sealed class LinkMessageInterceptor(LinkMessageCounter counter, string 
     public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream,
         IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        if (!counter.Enabled)
+        if (!counter.Enabled || !LinkCalls.IsLink(context))
         {
             await continuation(requestStream, responseStream, context);
             return;

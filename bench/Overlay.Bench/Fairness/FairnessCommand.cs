@@ -1,0 +1,182 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Overlay.Bench.Network;
+using Overlay.Errors;
+using Overlay.Host;
+using Overlay.Host.Tunnels;
+using Overlay.Onion;
+
+namespace Overlay.Bench.Fairness;
+
+/// <summary>
+/// <c>fairness [--trips N] [--flood-streams S] [--shared]</c>: tunnels through one previous hop while
+/// another floods the same node with headers, by default at ten times its concurrency (the rate each
+/// reaches is measured and reported: the flood's is what the node lets it have). Two real nodes (the origin, 127.0.0.1, and
+/// the target) run in this process; the flooder (<see cref="FloodCommand"/>, 127.0.0.2) runs in a
+/// process of its own. By default this process is pinned to CPU 0 and the flooder to CPU 1, as if
+/// the flooder were another machine: what is measured is then what the flood costs the node, not
+/// what the flooder's own work takes from the cores they would otherwise share. <c>--shared</c>
+/// leaves both on every core (what the hostile-peer test sees). Each setting runs quiet, flooded,
+/// and quiet again, <see cref="Concurrency"/> one-byte round trips at a time over 0 relays (setup
+/// dominates them).
+/// </summary>
+internal static class FairnessCommand
+{
+    public const int DefaultTrips = 400;
+    public const int Concurrency = 4;
+    public const int DefaultFloodStreams = 10 * Concurrency;
+    private const string PinnedFlag = "--pinned";
+    private static readonly IPAddress FloodSource = IPAddress.Parse("127.0.0.2");
+    private static readonly TimeSpan TripDeadline = TimeSpan.FromSeconds(15);
+
+    private static readonly (string Name, Dictionary<string, string?> Configuration)[] Settings =
+    [
+        ("shipped", new Dictionary<string, string?>()),
+        ("turns only", new Dictionary<string, string?>
+        {
+            ["Overlay:Tunnels:HeaderConcurrency"] = "1",
+            ["Overlay:Tunnels:HeadersPerSecondPerPeer"] = "1000000",
+            ["Overlay:Tunnels:HeaderBurstPerPeer"] = "1000000",
+        }),
+    ];
+
+    public static async Task<int> RunAsync(string[] args, TextWriter log, CancellationToken cancellationToken)
+    {
+        var trips = DefaultTrips;
+        var floodStreams = DefaultFloodStreams;
+        var shared = false;
+        var pinned = false;
+        for (var i = 0; i < args.Length; i++)
+        {
+            var parsed = args[i] switch
+            {
+                "--trips" when i + 1 < args.Length => int.TryParse(args[++i], NumberStyles.None, CultureInfo.InvariantCulture, out trips) && trips >= 20,
+                "--flood-streams" when i + 1 < args.Length => int.TryParse(args[++i], NumberStyles.None, CultureInfo.InvariantCulture, out floodStreams) && floodStreams > 0,
+                "--shared" => shared = true,
+                PinnedFlag => pinned = true,
+                _ => false,
+            };
+            if (!parsed)
+            {
+                return 2;
+            }
+        }
+
+        if (!shared && !pinned)
+        {
+            if (Environment.ProcessorCount < 2)
+            {
+                await log.WriteLineAsync("fairness: one CPU only: nothing to pin apart; run with --shared");
+                return 2;
+            }
+
+            // The runtime sizes itself to the CPUs it starts on, so the pin is set before it starts.
+            return await RunSelfAsync(["taskset", "-c", "0"], ["fairness", .. args, PinnedFlag], log, cancellationToken);
+        }
+
+        await log.WriteLineAsync("settings: shipped = the default limits; turns only = HeaderConcurrency 1 and no header rate limit, so only the turns between sources keep it fair");
+        await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"fairness: {(shared ? "nodes and flooder share every CPU" : "nodes on CPU 0, the flooder on CPU 1")}; {trips} round trips per phase, {Concurrency} at a time; the flood {floodStreams} streams at a time"));
+        var rows = new List<string>();
+        foreach (var (name, configuration) in Settings)
+        {
+            rows.Add(await MeasureSettingAsync(name, configuration, trips, floodStreams, shared, log, cancellationToken));
+        }
+
+        await log.WriteLineAsync();
+        await log.WriteLineAsync(Header);
+        foreach (var row in rows)
+        {
+            await log.WriteLineAsync(row);
+        }
+
+        return 0;
+    }
+
+    private const string Header =
+        "  setting        p50 quiet  p50 flooded (x)     p50 after  ok flooded  tunnels/s flooded  flood headers/s (x tunnels)  agreements/s";
+
+    private static async Task<string> MeasureSettingAsync(string name, Dictionary<string, string?> configuration, int trips, int floodStreams, bool shared, TextWriter log, CancellationToken cancellationToken)
+    {
+        await using var cluster = await BenchCluster.StartAsync(2, TimeSpan.FromSeconds(60), cancellationToken, configuration);
+        var origin = cluster[0].Node;
+        var target = cluster[1].Node;
+        await MeasureAsync(origin, target, trips / 4, cancellationToken); // warm-up
+        var quiet = await MeasureAsync(origin, target, trips, cancellationToken);
+
+        var descriptor = target.State.Descriptor ?? throw new InvalidOperationException("the target has no descriptor");
+        var flooder = Flooder.Start(shared, target.LinkEndpoint, descriptor.OnionEpoch, OnionHeader.SizeFor(target.State.Network), floodStreams, FloodSource);
+        FloodCount start, end;
+        Outcome flooded;
+        try
+        {
+            // Measure only once the flood reaches the node.
+            start = await flooder.WaitForAsync(c => c.Processed >= 100, TimeSpan.FromSeconds(60), cancellationToken);
+            flooded = await MeasureAsync(origin, target, trips, cancellationToken);
+            end = await flooder.WaitForAsync(c => c.Sent > start.Sent, TimeSpan.FromSeconds(60), cancellationToken);
+        }
+        finally
+        {
+            await flooder.StopAsync();
+        }
+
+        var again = await MeasureAsync(origin, target, trips, cancellationToken);
+        var seconds = (end.At - start.At).TotalSeconds;
+        var floodRate = (end.Sent - start.Sent) / seconds;
+        var row = string.Create(CultureInfo.InvariantCulture,
+            $"  {name,-13} {quiet.P50Ms,7:F2} ms {flooded.P50Ms,7:F2} ms ({flooded.P50Ms / quiet.P50Ms,4:F2}x) {again.P50Ms,7:F2} ms {flooded.Succeeded,5}/{trips,-5} {flooded.PerSecond,10:F0} {floodRate,16:F0} ({floodRate / flooded.PerSecond,5:F1}x) {(end.Processed - start.Processed) / seconds,17:F0}");
+        await log.WriteLineAsync(Header);
+        await log.WriteLineAsync(row);
+        return row;
+    }
+
+    private static async Task<Outcome> MeasureAsync(OverlayNode origin, OverlayNode target, int trips, CancellationToken cancellationToken)
+    {
+        var times = new List<double>(trips);
+        var clockAll = Stopwatch.GetTimestamp();
+        var next = -1;
+        var request = new byte[] { 1 };
+        await Task.WhenAll(Enumerable.Range(0, Concurrency).Select(_ => Task.Run(async () =>
+        {
+            while (Interlocked.Increment(ref next) < trips)
+            {
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                deadline.CancelAfter(TripDeadline);
+                var clock = Stopwatch.GetTimestamp();
+                try
+                {
+                    await origin.Tunnels.RoundTripAsync(new TunnelRequest { Destination = target.Id, Relays = 0 }, request, cancellationToken: deadline.Token);
+                    lock (times)
+                    {
+                        times.Add(Stopwatch.GetElapsedTime(clock).TotalMilliseconds);
+                    }
+                }
+                catch (TunnelException)
+                {
+                    // Counted: not in the times.
+                }
+            }
+        }, cancellationToken)));
+        var elapsed = Stopwatch.GetElapsedTime(clockAll).TotalSeconds;
+        times.Sort();
+        return new Outcome(times.Count, times.Count == 0 ? double.NaN : times[times.Count / 2], times.Count / elapsed);
+    }
+
+    // Runs this program again under a launcher (taskset), forwarding its output.
+    private static async Task<int> RunSelfAsync(string[] launcher, string[] args, TextWriter log, CancellationToken cancellationToken)
+    {
+        var start = SelfProcess.StartInfo(launcher, args);
+        start.RedirectStandardOutput = true;
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the pinned run");
+        while (await process.StandardOutput.ReadLineAsync(cancellationToken) is { } line)
+        {
+            await log.WriteLineAsync(line);
+        }
+
+        await process.WaitForExitAsync(cancellationToken);
+        return process.ExitCode;
+    }
+
+    private readonly record struct Outcome(int Succeeded, double P50Ms, double PerSecond);
+}
