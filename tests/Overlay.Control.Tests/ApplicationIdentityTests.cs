@@ -22,6 +22,7 @@ public sealed class ApplicationIdentityTests
             c["Overlay:Control:Applications:alpha:TokenFile"] = alpha;
             c["Overlay:Control:Applications:beta:TokenFile"] = beta;
             c["Overlay:Control:MaxTunnelsPerClient"] = "1";
+            c["Overlay:Control:MaxListenersPerClient"] = "1";
         });
         return (overlay, secrets);
     }
@@ -67,6 +68,16 @@ public sealed class ApplicationIdentityTests
         Assert.Equal("beta"u8.ToArray(), betaReply);
         Assert.True(await betaEvents.ResponseStream.MoveNext(deadline.Token));
         Assert.Equal("beta", betaEvents.ResponseStream.Current.Tunnel.Client);
+
+        // Listening: one registration each here, so alpha cannot take every listener slot from beta.
+        using var alphaListen = alpha.Api.Listen(new V1.ListenRequest(), cancellationToken: deadline.Token);
+        await alphaListen.ResponseHeadersAsync;
+        using var alphaAgain = alpha.Api.Listen(new V1.ListenRequest(), cancellationToken: deadline.Token);
+        var full = await Rpc.ThrowsAsync(StatusCode.ResourceExhausted, async () => await alphaAgain.ResponseStream.MoveNext(deadline.Token));
+        Assert.Equal("too_many_listeners", full.Reason());
+        Assert.Contains("MaxListenersPerClient", full.Status.Detail, StringComparison.Ordinal);
+        using var betaListen = beta.Api.Listen(new V1.ListenRequest(), cancellationToken: deadline.Token);
+        Assert.Equal("1", (await betaListen.ResponseHeadersAsync).GetValue("overlay-listening"));
 
         // The operator sees both.
         using var operatorClient = overlay.Client(0);

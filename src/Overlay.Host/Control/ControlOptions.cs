@@ -76,6 +76,9 @@ public sealed class ControlEndpointOptions
     /// <summary>Listening applications at once. Default 64.</summary>
     public int MaxListeners { get; set; } = 64;
 
+    /// <summary>Listening registrations one client (token) may hold at once, so no application takes every slot. Default 16.</summary>
+    public int MaxListenersPerClient { get; set; } = 16;
+
     /// <summary>Offers waiting for Accept per listener; beyond it incoming tunnels get Busy. Default 64.</summary>
     public int MaxPendingPerListener { get; set; } = 64;
 
@@ -143,9 +146,9 @@ internal sealed class ControlOptionsValidator : IValidateOptions<OverlayOptions>
             failures.Add("Overlay:Control:EventsBufferSize must be between 1 and 1,000,000");
         }
 
-        if (control.MaxTunnelsPerClient < 1 || control.MaxListeners < 1 || control.MaxPendingPerListener < 1 || control.MaxPingCount < 1)
+        if (control.MaxTunnelsPerClient < 1 || control.MaxListeners < 1 || control.MaxListenersPerClient < 1 || control.MaxPendingPerListener < 1 || control.MaxPingCount < 1)
         {
-            failures.Add("Overlay:Control: MaxTunnelsPerClient, MaxListeners, MaxPendingPerListener and MaxPingCount must be at least 1");
+            failures.Add("Overlay:Control: MaxTunnelsPerClient, MaxListeners, MaxListenersPerClient, MaxPendingPerListener and MaxPingCount must be at least 1");
         }
 
         if (control.MaxMessageBytes is < 4096 or > 16 * 1024 * 1024)

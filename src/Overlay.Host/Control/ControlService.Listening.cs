@@ -28,8 +28,8 @@ internal sealed partial class ControlService
             }
         }
 
-        var listener = listeners.Register(caller, service)
-            ?? throw ControlErrors.Error(StatusCode.ResourceExhausted, "too_many_listeners", $"{Control.MaxListeners} applications already listen (Overlay:Control:MaxListeners)");
+        var listener = listeners.Register(caller, service, out var refusedBy)
+            ?? throw ControlErrors.Error(StatusCode.ResourceExhausted, "too_many_listeners", refusedBy!);
         try
         {
             await context.WriteResponseHeadersAsync(new Metadata { { ControlErrors.ListeningHeader, "1" } });

@@ -127,12 +127,18 @@ internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger
 
     public long RefusedTotal => Interlocked.Read(ref _refused);
 
-    public ControlListener? Register(ControlCaller client, string? service = null)
+    /// <summary>Registers a listener, or returns the limit that refused it (the node's or the client's).</summary>
+    public ControlListener? Register(ControlCaller client, string? service, out string? refusedBy)
     {
         var listener = new ControlListener(client, service, _options.MaxPendingPerListener);
         lock (_lock)
         {
-            if (_listeners.Count >= _options.MaxListeners)
+            refusedBy = _listeners.Count >= _options.MaxListeners
+                ? $"{_options.MaxListeners} applications already listen (Overlay:Control:MaxListeners)"
+                : _listeners.Count(l => l.Client == client) >= _options.MaxListenersPerClient
+                    ? $"this client already holds {_options.MaxListenersPerClient} listening registrations (Overlay:Control:MaxListenersPerClient)"
+                    : null;
+            if (refusedBy is not null)
             {
                 return null;
             }
@@ -143,6 +149,9 @@ internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger
         ControlLog.ListenerRegistered(logger, client.Name);
         return listener;
     }
+
+    /// <summary>Registers a listener for the default service; null when a limit refused it.</summary>
+    public ControlListener? Register(ControlCaller client) => Register(client, null, out _);
 
     /// <summary>Removes the listener and refuses the offers it had not taken.</summary>
     public void Unregister(ControlListener listener)
