@@ -1,10 +1,9 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
-using Grpc.Core;
+using Overlay.Client;
 using Overlay.Protocol.Control.V1;
 using Spectre.Console;
 using Spectre.Console.Rendering;
@@ -12,14 +11,14 @@ using Spectre.Console.Rendering;
 namespace Overlay.Cli;
 
 /// <summary>The commands' actions.</summary>
-internal sealed class Commands(GlobalOptions o, CliIO io)
+internal sealed partial class Commands(GlobalOptions o, CliIO io)
 {
     private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
     private static readonly UTF8Encoding StrictUtf8 = new(false, throwOnInvalidBytes: true);
 
-    public Task<int> InfoAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> InfoAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
-        var info = await api.GetInfoAsync(new GetInfoRequest(), cancellationToken: token);
+        var info = await client.GetInfoAsync(token);
         if (!Print(parse, info))
         {
             Fields(
@@ -41,9 +40,9 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         return ExitCodes.Ok;
     }, token);
 
-    public Task<int> StatsAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> StatsAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
-        var stats = await api.GetStatsAsync(new GetStatsRequest(), cancellationToken: token);
+        var stats = await client.GetStatsAsync(token);
         if (!Print(parse, stats))
         {
             Fields([.. Stats.Descriptor.Fields.InFieldNumberOrder()
@@ -54,9 +53,9 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         return ExitCodes.Ok;
     }, token);
 
-    public Task<int> PeersAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> PeersAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
-        var peers = await api.ListPeersAsync(new ListPeersRequest(), cancellationToken: token);
+        var peers = await client.ListPeersAsync(token);
         if (!Print(parse, peers))
         {
             Table(["NODE ID", "STATUS", "ENDPOINT", "FAILURES", "LAST SEEN", "EPOCH"],
@@ -70,28 +69,29 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         return ExitCodes.Ok;
     }, token);
 
-    public Task<int> WatchPeersAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> WatchPeersAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
         var limit = parse.GetValue(o.Count);
-        using var call = api.WatchPeers(new WatchPeersRequest { IncludeCurrent = parse.GetValue(o.Current) }, cancellationToken: token);
         var seen = 0u;
-        while ((limit == 0 || seen < limit) && await call.ResponseStream.MoveNext(token))
+        await foreach (var change in client.WatchPeersAsync(parse.GetValue(o.Current), token))
         {
-            var change = call.ResponseStream.Current;
             if (!Print(parse, change))
             {
                 io.Out.WriteLine($"{Time(change.Time)}  {change.NodeId}  {Status(change.Status),-7}  {change.Endpoint}");
             }
 
-            seen++;
+            if (limit != 0 && ++seen >= limit)
+            {
+                break;
+            }
         }
 
         return ExitCodes.Ok;
     }, token);
 
-    public Task<int> AddPeerAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> AddPeerAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
-        var peer = await api.AddPeerAsync(new AddPeerRequest { Endpoint = parse.GetValue(o.Endpoint) }, cancellationToken: token);
+        var peer = await client.AddPeerAsync(parse.GetValue(o.Endpoint)!, token);
         if (!Print(parse, peer))
         {
             io.Out.WriteLine($"added {peer.NodeId} at {peer.Endpoint} ({Status(peer.Status)})");
@@ -100,10 +100,10 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         return ExitCodes.Ok;
     }, token);
 
-    public Task<int> RemovePeerAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> RemovePeerAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
         var id = parse.GetValue(o.NodeId)!;
-        var result = await api.RemovePeerAsync(new RemovePeerRequest { NodeId = id, Ban = parse.GetValue(o.Ban) }, cancellationToken: token);
+        var result = await client.RemovePeerAsync(id, parse.GetValue(o.Ban), token);
         if (!Print(parse, result))
         {
             io.Out.WriteLine(result.Banned ? $"banned {id} until the node restarts" : $"removed {id} (gossip may bring it back; --ban to refuse it)");
@@ -112,7 +112,7 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         return ExitCodes.Ok;
     }, token);
 
-    public Task<int> PingAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> PingAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
         var request = new PingRequest
         {
@@ -131,10 +131,9 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
             request.Deadline = Duration.FromTimeSpan(TimeSpan.FromSeconds(deadline));
         }
 
-        using var call = api.Ping(request, cancellationToken: token);
         var times = new List<double>();
         var failed = 0;
-        await foreach (var attempt in call.ResponseStream.ReadAllAsync(token))
+        await foreach (var attempt in client.PingAsync(request, token))
         {
             var ms = attempt.Time.ToTimeSpan().TotalMilliseconds;
             if (attempt.Ok)
@@ -166,151 +165,9 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         return failed == 0 ? ExitCodes.Ok : ExitCodes.Unavailable;
     }, token);
 
-    public Task<int> SendAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> TunnelsAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
-        var target = new TunnelTarget { Destination = parse.GetValue(o.To) ?? "", Relays = parse.GetValue(o.Relays) };
-        if (parse.GetValue(o.Deadline) is > 0 and var deadline)
-        {
-            target.Deadline = Duration.FromTimeSpan(TimeSpan.FromSeconds(deadline));
-        }
-
-        using var progress = Progress.Start(io, parse.GetValue(o.Json));
-        var buffer = new byte[64 * 1024];
-        if (parse.GetValue(o.OneWay))
-        {
-            using var send = api.Send(cancellationToken: token);
-            await send.RequestStream.WriteAsync(new SendRequest { Target = target }, token);
-            int read;
-            while ((read = await io.Input.ReadAsync(buffer, token)) > 0)
-            {
-                await send.RequestStream.WriteAsync(new SendRequest { Data = ByteString.CopyFrom(buffer, 0, read) }, token);
-                progress.Sent(read);
-            }
-
-            await send.RequestStream.CompleteAsync();
-            var result = await send;
-            if (!Print(parse, result))
-            {
-                io.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"sent {result.BytesSent} bytes one way through {result.Route.Count - 1} relays to {Short(result.Route[^1])} in {result.Elapsed.ToTimeSpan().TotalMilliseconds:F1} ms"));
-            }
-
-            return ExitCodes.Ok;
-        }
-
-        using var call = api.OpenTunnel(cancellationToken: token);
-        await call.RequestStream.WriteAsync(new OpenTunnelRequest { Open = target }, token);
-        if (!await call.ResponseStream.MoveNext(token))
-        {
-            throw new CliException(ExitCodes.Failed, "the node ended the tunnel without opening it");
-        }
-
-        var opened = call.ResponseStream.Current.Opened;
-        var writer = Task.Run(async () =>
-        {
-            int read;
-            while ((read = await io.Input.ReadAsync(buffer, token)) > 0)
-            {
-                await call.RequestStream.WriteAsync(new OpenTunnelRequest { Data = ByteString.CopyFrom(buffer, 0, read) }, token);
-                progress.Sent(read);
-            }
-
-            await call.RequestStream.WriteAsync(new OpenTunnelRequest { End = true }, token);
-            await call.RequestStream.CompleteAsync();
-        }, token);
-
-        using var reply = parse.GetValue(o.Json) ? new MemoryStream() : null;
-        var received = 0L;
-        while (await call.ResponseStream.MoveNext(token))
-        {
-            var message = call.ResponseStream.Current;
-            if (reply is not null)
-            {
-                message.Data.WriteTo(reply);
-            }
-            else
-            {
-                message.Data.WriteTo(io.Output);
-            }
-
-            received += message.Data.Length;
-            progress.Received(message.Data.Length);
-            if (message.End)
-            {
-                break;
-            }
-        }
-
-        await writer;
-        await io.Output.FlushAsync(token);
-        if (reply is not null)
-        {
-            io.Out.WriteLine(Formatter.Format(new Struct
-            {
-                Fields =
-                {
-                    ["tunnelId"] = Value.ForString(opened.TunnelId),
-                    ["route"] = Value.ForList([.. opened.Route.Select(Value.ForString)]),
-                    ["bytesReceived"] = Value.ForNumber(received),
-                    ["reply"] = Value.ForString(Convert.ToBase64String(reply.GetBuffer(), 0, (int)reply.Length)),
-                },
-            }));
-        }
-
-        return ExitCodes.Ok;
-    }, token);
-
-    public Task<int> ListenAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
-    {
-        var limit = parse.GetValue(o.Count);
-        var command = parse.GetValue(o.Exec);
-        var json = parse.GetValue(o.Json);
-        using var listen = api.Listen(new ListenRequest(), cancellationToken: token);
-        await listen.ResponseHeadersAsync;
-        await io.Error.WriteLineAsync($"listening on {parse.GetValue(o.Node)} for tunnels ending at this node{(limit > 0 ? $" ({limit})" : "")}; replying with {(command is null ? "an echo" : $"the output of `{command}`")}");
-        var handled = 0u;
-        while ((limit == 0 || handled < limit) && await listen.ResponseStream.MoveNext(token))
-        {
-            var offer = listen.ResponseStream.Current.Offer;
-            using var accept = api.Accept(cancellationToken: token);
-            await accept.RequestStream.WriteAsync(new AcceptRequest { TunnelId = offer.TunnelId }, token);
-            using var request = new MemoryStream();
-            while (await accept.ResponseStream.MoveNext(token))
-            {
-                accept.ResponseStream.Current.Data.WriteTo(request);
-                if (accept.ResponseStream.Current.End)
-                {
-                    break;
-                }
-            }
-
-            var data = request.ToArray();
-            PrintMessage(offer, data, json);
-            if (offer.Mode == TunnelMode.Duplex)
-            {
-                var answer = command is null ? data : await RunCommandAsync(command, data, token);
-                for (var offset = 0; offset < answer.Length; offset += 256 * 1024)
-                {
-                    await accept.RequestStream.WriteAsync(new AcceptRequest { Data = ByteString.CopyFrom(answer, offset, Math.Min(256 * 1024, answer.Length - offset)) }, token);
-                }
-
-                await accept.RequestStream.WriteAsync(new AcceptRequest { End = true }, token);
-            }
-
-            await accept.RequestStream.CompleteAsync();
-            while (await accept.ResponseStream.MoveNext(token))
-            {
-            }
-
-            handled++;
-        }
-
-        return ExitCodes.Ok;
-    }, token);
-
-    public Task<int> TunnelsAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
-    {
-        var tunnels = await api.ListTunnelsAsync(new ListTunnelsRequest(), cancellationToken: token);
+        var tunnels = await client.ListTunnelsAsync(token);
         if (!Print(parse, tunnels))
         {
             Table(["TUNNEL ID", "ROLE", "MODE", "DESTINATION", "RELAYS", "SENT", "RECEIVED", "AGE", "CLIENT"],
@@ -324,10 +181,10 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         return ExitCodes.Ok;
     }, token);
 
-    public Task<int> CloseTunnelAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> CloseTunnelAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
         var id = parse.GetValue(o.TunnelId)!;
-        await api.CloseTunnelAsync(new CloseTunnelRequest { TunnelId = id }, cancellationToken: token);
+        await client.CloseTunnelAsync(id, token);
         if (!Print(parse, new CloseTunnelResponse()))
         {
             io.Out.WriteLine($"closed {id}");
@@ -336,7 +193,7 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         return ExitCodes.Ok;
     }, token);
 
-    public Task<int> EventsAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> EventsAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
         var request = new WatchEventsRequest();
         foreach (var name in parse.GetValue(o.Types) ?? [])
@@ -345,25 +202,26 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         }
 
         var limit = parse.GetValue(o.Count);
-        using var call = api.WatchEvents(request, cancellationToken: token);
         var seen = 0u;
-        while ((limit == 0 || seen < limit) && await call.ResponseStream.MoveNext(token))
+        await foreach (var e in client.WatchEventsAsync(request.EventTypes, token))
         {
-            var e = call.ResponseStream.Current;
             if (!Print(parse, e))
             {
                 io.Out.WriteLine($"{Time(e.Time)}  {EventName(e.Type),-14} {Describe(e)}");
             }
 
-            seen++;
+            if (limit != 0 && ++seen >= limit)
+            {
+                break;
+            }
         }
 
         return ExitCodes.Ok;
     }, token);
 
-    public Task<int> RotateKeysAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async api =>
+    public Task<int> RotateKeysAsync(ParseResult parse, CancellationToken token) => RunAsync(parse, async client =>
     {
-        var rotated = await api.RotateKeysAsync(new RotateKeysRequest(), cancellationToken: token);
+        var rotated = await client.RotateKeysAsync(token);
         if (!Print(parse, rotated))
         {
             io.Out.WriteLine(rotated.Outcome == RotationOutcome.Deferred
@@ -374,16 +232,16 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
         return ExitCodes.Ok;
     }, token);
 
-    private async Task<int> RunAsync(ParseResult parse, Func<Control.ControlClient, Task<int>> action, CancellationToken token)
+    private async Task<int> RunAsync(ParseResult parse, Func<OverlayClient, Task<int>> action, CancellationToken token)
     {
-        using var connection = ControlConnection.Open(parse.GetValue(o.Node)!, parse.GetValue(o.TokenFile), parse.GetValue(o.ClientCertificate), parse.GetValue(o.ClientKey));
+        using var connection = CliConnection.Open(parse.GetValue(o.Node)!, parse.GetValue(o.TokenFile), parse.GetValue(o.ClientCertificate), parse.GetValue(o.ClientKey));
         try
         {
-            return await action(connection.Api);
+            return await action(connection.Client);
         }
-        catch (RpcException exception) when (!(exception.StatusCode == StatusCode.Cancelled && token.IsCancellationRequested))
+        catch (OverlayException exception)
         {
-            throw connection.Explain(exception);
+            throw CliConnection.Explain(exception);
         }
     }
 
@@ -396,76 +254,6 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
 
         io.Out.WriteLine(Formatter.Format(message));
         return true;
-    }
-
-    private void PrintMessage(IncomingTunnelOffer offer, byte[] data, bool json)
-    {
-        string? text;
-        try
-        {
-            text = StrictUtf8.GetString(data);
-            text = text.Any(c => char.IsControl(c) && c is not ('\n' or '\r' or '\t')) ? null : text;
-        }
-        catch (DecoderFallbackException)
-        {
-            text = null;
-        }
-
-        if (json)
-        {
-            var fields = new Struct
-            {
-                Fields =
-                {
-                    ["tunnelId"] = Value.ForString(offer.TunnelId),
-                    ["mode"] = Value.ForString(Mode(offer.Mode)),
-                    ["bytes"] = Value.ForNumber(data.Length),
-                    ["data"] = Value.ForString(Convert.ToBase64String(data)),
-                },
-            };
-            if (text is not null)
-            {
-                fields.Fields["text"] = Value.ForString(text);
-            }
-
-            io.Out.WriteLine(Formatter.Format(fields));
-            return;
-        }
-
-        io.Out.WriteLine($"tunnel {offer.TunnelId} ({Mode(offer.Mode)}), {data.Length} bytes:");
-        io.Out.WriteLine(text ?? $"(binary: {Convert.ToHexStringLower(data.AsSpan(0, Math.Min(32, data.Length)))}{(data.Length > 32 ? "..." : "")})");
-    }
-
-    private async Task<byte[]> RunCommandAsync(string command, byte[] input, CancellationToken token)
-    {
-        var start = OperatingSystem.IsWindows()
-            ? new ProcessStartInfo("cmd.exe", ["/c", command])
-            : new ProcessStartInfo("/bin/sh", ["-c", command]);
-        start.RedirectStandardInput = true;
-        start.RedirectStandardOutput = true;
-        start.UseShellExecute = false;
-        using var process = Process.Start(start) ?? throw new CliException(ExitCodes.Failed, $"cannot start `{command}`");
-        var output = new MemoryStream();
-        var reading = process.StandardOutput.BaseStream.CopyToAsync(output, token);
-        try
-        {
-            await process.StandardInput.BaseStream.WriteAsync(input, token);
-        }
-        catch (IOException exception)
-        {
-            // It closed its input early (a broken pipe); what it wrote is still the reply.
-            await io.Error.WriteLineAsync($"overlay: `{command}` did not read all {input.Length} bytes of its input: {exception.Message}");
-        }
-
-        process.StandardInput.Close();
-        await reading;
-        await process.WaitForExitAsync(token);
-        if (process.ExitCode != 0)
-        {
-            await io.Error.WriteLineAsync($"overlay: `{command}` exited with {process.ExitCode}; its output is the reply anyway");
-        }
-
-        return output.ToArray();
     }
 
     private void Fields(params (string Name, string Value)[] fields) => Table(["FIELD", "VALUE"], fields.Select(f => new[] { f.Name, f.Value }));
@@ -544,77 +332,4 @@ internal sealed class Commands(GlobalOptions o, CliIO io)
     private static string Time(Timestamp? time) => time is null ? "-" : time.ToDateTimeOffset().ToString("u", CultureInfo.InvariantCulture);
 
     private static string Span(Duration? duration) => duration is null ? "-" : duration.ToTimeSpan().ToString(@"d\.hh\:mm\:ss", CultureInfo.InvariantCulture);
-}
-
-/// <summary>A progress display on standard error for long transfers, only when it is a terminal.</summary>
-internal sealed class Progress : IDisposable
-{
-    private const long ShowAfterBytes = 4 * 1024 * 1024;
-    private readonly CliIO? _io;
-    private readonly Lock _lock = new();
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly CancellationTokenSource _stop = new();
-    private Task? _display;
-    private long _sent;
-    private long _received;
-
-    private Progress(CliIO? io) => _io = io;
-
-    public static Progress Start(CliIO io, bool json) => new(json || !io.Interactive ? null : io);
-
-    public void Sent(int bytes) => Update(ref _sent, bytes);
-
-    public void Received(int bytes) => Update(ref _received, bytes);
-
-    private void Update(ref long counter, int bytes)
-    {
-        if (_io is null)
-        {
-            return;
-        }
-
-        if (Interlocked.Add(ref counter, bytes) >= ShowAfterBytes && _display is null)
-        {
-            lock (_lock)
-            {
-                _display ??= Task.Run(ShowAsync);
-            }
-        }
-    }
-
-    private async Task ShowAsync()
-    {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(_io!.Error) });
-        await console.Progress()
-            .Columns(new TaskDescriptionColumn(), new SpinnerColumn(), new ElapsedTimeColumn())
-            .StartAsync(async context =>
-            {
-                var task = context.AddTask("transfer").IsIndeterminate();
-                while (!_stop.IsCancellationRequested)
-                {
-                    var seconds = Math.Max(0.001, _clock.Elapsed.TotalSeconds);
-                    var sent = Interlocked.Read(ref _sent);
-                    var received = Interlocked.Read(ref _received);
-                    task.Description = string.Create(CultureInfo.InvariantCulture,
-                        $"sent {sent / 1048576.0:F1} MiB, received {received / 1048576.0:F1} MiB ({(sent + received) / 1048576.0 / seconds:F1} MiB/s)");
-                    try
-                    {
-                        await Task.Delay(200, _stop.Token);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        break;
-                    }
-                }
-
-                task.StopTask();
-            });
-    }
-
-    public void Dispose()
-    {
-        _stop.Cancel();
-        _display?.GetAwaiter().GetResult();
-        _stop.Dispose();
-    }
 }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Grpc.Core;
 
 namespace Overlay.Cli;
 
@@ -37,10 +36,6 @@ public static class OverlayCli
             return failure.ExitCode;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            return ExitCodes.Cancelled;
-        }
-        catch (RpcException exception) when (exception.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
         {
             return ExitCodes.Cancelled;
         }
@@ -92,7 +87,7 @@ public static class OverlayCli
         root.Subcommands.Add(ping);
 
         var send = new Command("send", "Send standard input through a tunnel and write the reply to standard output.");
-        foreach (var option in new Option[] { o.To, o.Relays, o.OneWay, o.Deadline })
+        foreach (var option in new Option[] { o.To, o.Relays, o.Service, o.OneWay, o.Deadline })
         {
             send.Options.Add(option);
         }
@@ -101,6 +96,7 @@ public static class OverlayCli
         root.Subcommands.Add(send);
 
         var listen = new Command("listen", "Receive the tunnels that end at this node: print each message and reply (an echo, or a command's output).");
+        listen.Options.Add(o.Service);
         listen.Options.Add(o.Exec);
         listen.Options.Add(o.Count);
         listen.SetAction(commands.ListenAsync);
@@ -158,6 +154,8 @@ internal sealed class GlobalOptions
     public Option<double> Interval { get; } = new("--interval") { Description = "Seconds between pings" };
 
     public Option<double> Deadline { get; } = new("--deadline") { Description = "Tunnel deadline in seconds (default: the node's)" };
+
+    public Option<string?> Service { get; } = new("--service") { Description = "A named service at the destination (send), or the one to listen for (listen); default: the node's default service" };
 
     public Option<bool> OneWay { get; } = new("--one-way") { Description = "Send only: no reply" };
 

@@ -7,13 +7,16 @@ namespace Overlay.Control.Tests;
 
 /// <summary>The `overlay` command line, run in process (its command tree) against the shared overlay.</summary>
 [Collection(SharedOverlayCollection.Name)]
-public sealed class CliTests(SharedOverlay shared)
+public sealed partial class CliTests(SharedOverlay shared)
 {
     private TestOverlay Overlay => shared.Overlay;
 
-    private sealed record Run(int ExitCode, string Output, string Error, byte[] RawOutput);
+    internal sealed record Run(int ExitCode, string Output, string Error, byte[] RawOutput);
 
-    private async Task<Run> RunAsync(int node, string args, byte[]? stdin = null, bool withToken = true, CancellationToken token = default, string[]? extra = null)
+    private Task<Run> RunAsync(int node, string args, byte[]? stdin = null, bool withToken = true, CancellationToken token = default, string[]? extra = null) =>
+        RunAsync(node, args, new MemoryStream(stdin ?? []), withToken, token, extra);
+
+    internal async Task<Run> RunAsync(int node, string args, Stream stdin, bool withToken = true, CancellationToken token = default, string[]? extra = null)
     {
         var arguments = new List<string>();
         if (!args.Contains("--node", StringComparison.Ordinal))
@@ -30,7 +33,7 @@ public sealed class CliTests(SharedOverlay shared)
         arguments.AddRange(extra ?? []);
         using var output = new MemoryStream();
         using var error = new StringWriter();
-        var io = new CliIO { Input = new MemoryStream(stdin ?? []), Output = output, Error = error };
+        var io = new CliIO { Input = stdin, Output = output, Error = error };
         using var deadline = TestTimeouts.After(30);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, token);
         var code = await OverlayCli.RunAsync([.. arguments], io, linked.Token);

@@ -12,6 +12,9 @@ namespace Overlay.Host.Control;
 /// <param name="Name">The client, for limits and ownership: the role, or the client certificate with mTLS.</param>
 public sealed record ControlCaller(ControlRole Role, string Name)
 {
+    /// <summary>The token's name (operator, application, or the application's name), without a certificate's mark.</summary>
+    public string Token { get; init; } = Name;
+
     internal const string Key = "overlay.control.caller";
 
     internal static ControlCaller Of(ServerCallContext context) => (ControlCaller)context.UserState[Key];
@@ -81,14 +84,14 @@ internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<Over
         }
 
         const string Scheme = "Bearer ";
-        var role = header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase) ? tokens.Match(header.AsSpan(Scheme.Length).Trim()) : null;
-        if (role is null)
+        var match = header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase) ? tokens.Match(header.AsSpan(Scheme.Length).Trim()) : null;
+        if (match is not { Role: var role, Name: var name })
         {
             throw Refuse(context, StatusCode.Unauthenticated, "bad_token",
                 $"bad token: it is not valid for this node (a generated token changes at every start; read {tokens.OperatorTokenPath} again)");
         }
 
-        var name = role.Value == ControlRole.Operator ? "operator" : "application";
+        var tokenName = name;
         if (_options.RequireClientCertificate)
         {
             var certificate = context.GetHttpContext().Connection.ClientCertificate;
@@ -102,13 +105,13 @@ internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<Over
             name = $"{name}:{thumbprint[..16].ToLowerInvariant()}";
         }
 
-        if (role.Value != ControlRole.Operator && !ApplicationAllowed.Contains(context.Method))
+        if (role != ControlRole.Operator && !ApplicationAllowed.Contains(context.Method))
         {
             throw Refuse(context, StatusCode.PermissionDenied, "not_permitted",
                 $"{context.Method} needs the operator token; this caller holds the application token");
         }
 
-        context.UserState[ControlCaller.Key] = new ControlCaller(role.Value, name);
+        context.UserState[ControlCaller.Key] = new ControlCaller(role, name) { Token = tokenName };
     }
 
     private RpcException Refuse(ServerCallContext context, StatusCode code, string reason, string detail)

@@ -13,6 +13,9 @@ internal static class ControlErrors
     public const string ReasonTrailer = "overlay-reason";
     public const string HopTrailer = "overlay-hop";
 
+    /// <summary>The response header of a Listen call whose registration is in place (a refusal has none).</summary>
+    public const string ListeningHeader = "overlay-listening";
+
     public static RpcException Error(StatusCode code, string reason, string detail, int? hop = null)
     {
         var trailers = new Metadata { { ReasonTrailer, reason } };

@@ -40,6 +40,21 @@ public sealed class ControlEndpointOptions
     /// </summary>
     public string? ApplicationTokenFile { get; set; }
 
+    /// <summary>
+    /// Named applications, each with its own token (<c>Overlay:Control:Applications:&lt;name&gt;:TokenFile</c>):
+    /// each is its own caller, seeing, closing and hearing of only its own tunnels, with its own
+    /// quota. Same rights as the application token.
+    /// </summary>
+    public Dictionary<string, ControlApplicationOptions> Applications { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The named services this node hosts (<c>Overlay:Control:Services:&lt;name&gt;:Owner</c>), each
+    /// owned by one caller (<c>operator</c>, <c>application</c> or a name under
+    /// <see cref="Applications"/>): only the owner may listen for it. A tunnel naming any other
+    /// service is refused with destination_refused, as is one that arrives while its owner is not listening.
+    /// </summary>
+    public Dictionary<string, ControlServiceOptions> Services { get; set; } = new(StringComparer.Ordinal);
+
     /// <summary>https only: the server certificate (PEM or PFX); default: Kestrel's default certificate.</summary>
     public string? CertificateFile { get; set; }
 
@@ -60,6 +75,9 @@ public sealed class ControlEndpointOptions
 
     /// <summary>Listening applications at once. Default 64.</summary>
     public int MaxListeners { get; set; } = 64;
+
+    /// <summary>Listening registrations one client (token) may hold at once, so no application takes every slot. Default 16.</summary>
+    public int MaxListenersPerClient { get; set; } = 16;
 
     /// <summary>Offers waiting for Accept per listener; beyond it incoming tunnels get Busy. Default 64.</summary>
     public int MaxPendingPerListener { get; set; } = 64;
@@ -128,14 +146,44 @@ internal sealed class ControlOptionsValidator : IValidateOptions<OverlayOptions>
             failures.Add("Overlay:Control:EventsBufferSize must be between 1 and 1,000,000");
         }
 
-        if (control.MaxTunnelsPerClient < 1 || control.MaxListeners < 1 || control.MaxPendingPerListener < 1 || control.MaxPingCount < 1)
+        if (control.MaxTunnelsPerClient < 1 || control.MaxListeners < 1 || control.MaxListenersPerClient < 1 || control.MaxPendingPerListener < 1 || control.MaxPingCount < 1)
         {
-            failures.Add("Overlay:Control: MaxTunnelsPerClient, MaxListeners, MaxPendingPerListener and MaxPingCount must be at least 1");
+            failures.Add("Overlay:Control: MaxTunnelsPerClient, MaxListeners, MaxListenersPerClient, MaxPendingPerListener and MaxPingCount must be at least 1");
         }
 
         if (control.MaxMessageBytes is < 4096 or > 16 * 1024 * 1024)
         {
             failures.Add("Overlay:Control:MaxMessageBytes must be between 4 KiB and 16 MiB");
+        }
+
+        foreach (var (application, settings) in control.Applications)
+        {
+            if (!ControlApplicationOptions.IsValidName(application))
+            {
+                failures.Add($"Overlay:Control:Applications:{application}: a name is 1 to 32 lower-case letters, digits or '-', and not 'operator' or 'application'");
+            }
+
+            if (string.IsNullOrWhiteSpace(settings.TokenFile))
+            {
+                failures.Add($"Overlay:Control:Applications:{application}:TokenFile must name the application's token file");
+            }
+        }
+
+        foreach (var (service, settings) in control.Services)
+        {
+            if (!ControlServiceOptions.IsValidName(service))
+            {
+                failures.Add($"Overlay:Control:Services:{service}: a service name is 1 to {ControlServiceOptions.MaxNameBytes} bytes of UTF-8 without NUL");
+            }
+
+            var owners = control.Applications.Keys.Append(ControlTokens.OperatorName)
+                .Concat(control.ApplicationTokenFile is null ? [] : [ControlTokens.ApplicationName]);
+            if (settings.Owner is null || !owners.Contains(settings.Owner, StringComparer.Ordinal))
+            {
+                failures.Add($"Overlay:Control:Services:{service}:Owner must be '{ControlTokens.OperatorName}'"
+                    + (control.ApplicationTokenFile is null ? "" : $", '{ControlTokens.ApplicationName}'")
+                    + " or a name under Overlay:Control:Applications, not '" + settings.Owner + "'");
+            }
         }
 
         if (control.AcceptTimeout <= TimeSpan.Zero)

@@ -25,14 +25,20 @@ internal sealed class ControlTokens
     /// <summary>The generated token's file name in the data directory.</summary>
     public const string GeneratedFileName = "control.token";
 
+    /// <summary>The operator's caller name.</summary>
+    public const string OperatorName = "operator";
+
+    /// <summary>The caller name of Overlay:Control:ApplicationTokenFile's holders.</summary>
+    public const string ApplicationName = "application";
+
     private const int MinimumLength = 16;
     private readonly byte[] _operator;
-    private readonly byte[]? _application;
+    private readonly (string Name, byte[] Digest)[] _applications;
 
-    private ControlTokens(byte[] operatorDigest, byte[]? applicationDigest, string operatorPath)
+    private ControlTokens(byte[] operatorDigest, (string Name, byte[] Digest)[] applications, string operatorPath)
     {
         _operator = operatorDigest;
-        _application = applicationDigest;
+        _applications = applications;
         OperatorTokenPath = operatorPath;
     }
 
@@ -56,30 +62,61 @@ internal sealed class ControlTokens
             ControlLog.TokenGenerated(logger, operatorPath);
         }
 
-        byte[]? application = null;
+        var operatorDigest = Digest(operatorToken);
+        var applications = new List<(string Name, byte[] Digest, string Setting)>();
         if (options.ApplicationTokenFile is { } applicationFile)
         {
-            if (!File.Exists(applicationFile))
-            {
-                throw new InvalidOperationException($"Overlay:Control:ApplicationTokenFile '{applicationFile}' does not exist; create it or remove the setting");
-            }
-
-            application = Digest(Read(applicationFile, "Overlay:Control:ApplicationTokenFile", logger));
+            applications.Add((ApplicationName, ReadApplication(applicationFile, "Overlay:Control:ApplicationTokenFile", logger), "Overlay:Control:ApplicationTokenFile"));
         }
 
-        return new ControlTokens(Digest(operatorToken), application, operatorPath);
+        foreach (var (name, application) in options.Applications.OrderBy(a => a.Key, StringComparer.Ordinal))
+        {
+            var setting = $"Overlay:Control:Applications:{name}:TokenFile";
+            applications.Add((name, ReadApplication(application.TokenFile!, setting, logger), setting));
+        }
+
+        // One token, one caller: a shared token would make two applications one.
+        for (var i = 0; i < applications.Count; i++)
+        {
+            if (CryptographicOperations.FixedTimeEquals(applications[i].Digest, operatorDigest))
+            {
+                throw new InvalidOperationException($"{applications[i].Setting} holds the operator token; give the application its own");
+            }
+
+            for (var j = 0; j < i; j++)
+            {
+                if (CryptographicOperations.FixedTimeEquals(applications[i].Digest, applications[j].Digest))
+                {
+                    throw new InvalidOperationException($"{applications[j].Setting} and {applications[i].Setting} hold the same token; give each application its own");
+                }
+            }
+        }
+
+        return new ControlTokens(operatorDigest, [.. applications.Select(a => (a.Name, a.Digest))], operatorPath);
     }
 
-    /// <summary>The role the token grants, or null. Always compares against every token.</summary>
-    public ControlRole? Match(ReadOnlySpan<char> token)
+    /// <summary>The role and caller name the token grants, or null. Always compares against every token.</summary>
+    public (ControlRole Role, string Name)? Match(ReadOnlySpan<char> token)
     {
         Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
         var bytes = Encoding.UTF8.GetBytes(token.ToArray());
         SHA256.HashData(bytes, digest);
-        var isOperator = CryptographicOperations.FixedTimeEquals(digest, _operator);
-        var isApplication = _application is not null && CryptographicOperations.FixedTimeEquals(digest, _application);
-        return isOperator ? ControlRole.Operator : isApplication ? ControlRole.Application : null;
+        (ControlRole Role, string Name)? match = CryptographicOperations.FixedTimeEquals(digest, _operator) ? (ControlRole.Operator, OperatorName) : null;
+        foreach (var (name, application) in _applications)
+        {
+            if (CryptographicOperations.FixedTimeEquals(digest, application))
+            {
+                match = (ControlRole.Application, name);
+            }
+        }
+
+        return match;
     }
+
+    private static byte[] ReadApplication(string path, string setting, ILogger logger) =>
+        File.Exists(path)
+            ? Digest(Read(path, setting, logger))
+            : throw new InvalidOperationException($"{setting} '{path}' does not exist; create it or remove the setting");
 
     private static byte[] Digest(string token) => SHA256.HashData(Encoding.UTF8.GetBytes(token));
 

@@ -69,6 +69,7 @@ internal sealed class ControlTunnel
             Relays = (uint)Relays,
             BytesSent = (ulong)BytesSent,
             BytesReceived = (ulong)BytesReceived,
+            Client = Client.Name,
         };
         if (failure is not null)
         {
@@ -158,7 +159,7 @@ internal sealed class ControlTunnels(ControlEvents events, TimeProvider time)
     }
 
     /// <summary>A tunnel that failed before it opened (no entry, one failed event).</summary>
-    public void FailedToOpen(string id, V1.TunnelMode mode, NodeId? destination, int relays, TunnelException failure)
+    public void FailedToOpen(string id, ControlCaller client, V1.TunnelMode mode, NodeId? destination, int relays, TunnelException failure)
     {
         Interlocked.Increment(ref _failed);
         events.Publish(V1.EventType.TunnelFailed, new V1.TunnelEvent
@@ -169,6 +170,7 @@ internal sealed class ControlTunnels(ControlEvents events, TimeProvider time)
             Destination = destination?.ToString() ?? "",
             Relays = (uint)relays,
             Error = ToFailure(failure),
+            Client = client.Name,
         });
     }
 

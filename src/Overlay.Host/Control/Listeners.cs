@@ -76,7 +76,7 @@ internal sealed class PendingTunnel(string id, IncomingTunnel tunnel, ControlLis
 }
 
 /// <summary>One listening application: a bounded queue of offers drained into its Listen call.</summary>
-internal sealed class ControlListener(ControlCaller client, int capacity)
+internal sealed class ControlListener(ControlCaller client, string? service, int capacity)
 {
     private readonly Channel<PendingTunnel> _offers = Channel.CreateBounded<PendingTunnel>(new BoundedChannelOptions(capacity)
     {
@@ -86,6 +86,9 @@ internal sealed class ControlListener(ControlCaller client, int capacity)
 
     public ControlCaller Client { get; } = client;
 
+    /// <summary>The named service it listens for; null for the default service.</summary>
+    public string? Service { get; } = service;
+
     public ChannelReader<PendingTunnel> Offers => _offers.Reader;
 
     public bool TryOffer(PendingTunnel tunnel) => _offers.Writer.TryWrite(tunnel);
@@ -93,14 +96,16 @@ internal sealed class ControlListener(ControlCaller client, int capacity)
     public void Complete() => _offers.Writer.TryComplete();
 }
 
-/// <summary>The listening applications, round robin, and the offers waiting for Accept.</summary>
-internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger<ListenerRegistry> logger)
+/// <summary>The listening applications, per service and round robin within one, and the offers waiting for Accept.</summary>
+/// <param name="firstPick">Where the round robin starts (tests start it near the counter's wrap).</param>
+internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger<ListenerRegistry> logger, int firstPick = 0)
 {
     private readonly ControlEndpointOptions _options = options.Value.Control;
     private readonly List<ControlListener> _listeners = [];
+    private readonly Dictionary<string, int> _nextByService = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private readonly ConcurrentDictionary<string, PendingTunnel> _pending = new(StringComparer.Ordinal);
-    private int _next;
+    private int _next = firstPick;
     private long _delivered;
     private long _echoed;
     private long _refused;
@@ -122,12 +127,18 @@ internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger
 
     public long RefusedTotal => Interlocked.Read(ref _refused);
 
-    public ControlListener? Register(ControlCaller client)
+    /// <summary>Registers a listener, or returns the limit that refused it (the node's or the client's).</summary>
+    public ControlListener? Register(ControlCaller client, string? service, out string? refusedBy)
     {
-        var listener = new ControlListener(client, _options.MaxPendingPerListener);
+        var listener = new ControlListener(client, service, _options.MaxPendingPerListener);
         lock (_lock)
         {
-            if (_listeners.Count >= _options.MaxListeners)
+            refusedBy = _listeners.Count >= _options.MaxListeners
+                ? $"{_options.MaxListeners} applications already listen (Overlay:Control:MaxListeners)"
+                : _listeners.Count(l => l.Client == client) >= _options.MaxListenersPerClient
+                    ? $"this client already holds {_options.MaxListenersPerClient} listening registrations (Overlay:Control:MaxListenersPerClient)"
+                    : null;
+            if (refusedBy is not null)
             {
                 return null;
             }
@@ -138,6 +149,9 @@ internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger
         ControlLog.ListenerRegistered(logger, client.Name);
         return listener;
     }
+
+    /// <summary>Registers a listener for the default service; null when a limit refused it.</summary>
+    public ControlListener? Register(ControlCaller client) => Register(client, null, out _);
 
     /// <summary>Removes the listener and refuses the offers it had not taken.</summary>
     public void Unregister(ControlListener listener)
@@ -159,11 +173,43 @@ internal sealed class ListenerRegistry(IOptions<OverlayOptions> options, ILogger
         ControlLog.ListenerUnregistered(logger, listener.Client.Name);
     }
 
-    public ControlListener? Pick()
+    /// <summary>The next listener for <paramref name="service"/> (null: the default service), or null when none listens for it.</summary>
+    public ControlListener? Pick(string? service = null)
     {
         lock (_lock)
         {
-            return _listeners.Count == 0 ? null : _listeners[_next++ % _listeners.Count];
+            var count = 0;
+            foreach (var listener in _listeners)
+            {
+                count += listener.Service == service ? 1 : 0;
+            }
+
+            if (count == 0)
+            {
+                return null;
+            }
+
+            // The index stays below the count, so it never wraps however many offers there are.
+            var next = service is null ? _next : _nextByService.GetValueOrDefault(service);
+            var index = (int)((uint)next % (uint)count);
+            if (service is null)
+            {
+                _next = index + 1;
+            }
+            else
+            {
+                _nextByService[service] = index + 1;
+            }
+
+            foreach (var listener in _listeners)
+            {
+                if (listener.Service == service && index-- == 0)
+                {
+                    return listener;
+                }
+            }
+
+            throw new InvalidOperationException("unreachable: the listener count changed under the lock");
         }
     }
 
@@ -200,10 +246,23 @@ internal sealed class ListenerDispatcher(ListenerRegistry listeners, IOptions<Ov
 {
     private readonly EchoTunnelHandler _echo = new();
     private readonly TimeSpan _acceptTimeout = options.Value.Control.AcceptTimeout;
+    private readonly Dictionary<string, ControlServiceOptions> _services = options.Value.Control.Services;
 
-    public async Task HandleAsync(IncomingTunnel tunnel, CancellationToken cancellationToken)
+    public bool Hosts(string service) => _services.ContainsKey(service);
+
+    public Task HandleAsync(IncomingTunnel tunnel, CancellationToken cancellationToken) => HandleAsync(tunnel, tunnel.Service, cancellationToken);
+
+    /// <summary>Hands <paramref name="tunnel"/> to a listener of <paramref name="service"/> (the tunnel is only passed on, never read here).</summary>
+    internal async Task HandleAsync(IncomingTunnel tunnel, string? service, CancellationToken cancellationToken)
     {
-        var listener = listeners.Pick();
+        var listener = listeners.Pick(service);
+        if (listener is null && service is not null)
+        {
+            // The echo is the default service's only: a named one is its owner's or nobody's.
+            listeners.CountRefused();
+            throw new TunnelException(TunnelErrorKind.DestinationRefused, 0, $"no application listens for service '{service}'");
+        }
+
         if (listener is null)
         {
             listeners.CountEchoed();
@@ -247,8 +306,9 @@ internal sealed class ListenerDispatcher(ListenerRegistry listeners, IOptions<Ov
             }
 
             listeners.CountDelivered();
-            // The Accept call's work is bound to this tunnel's token, so it always ends.
-            await pending.Done;
+            // Bound by the tunnel's token as well: an Accept call that dies before it reports
+            // must not hold the tunnel (and the node's drain) for good.
+            await pending.Done.WaitAsync(cancellationToken);
         }
         finally
         {

@@ -395,7 +395,7 @@ internal sealed class TunnelServer
         using var abortStalled = stalled.Token.Register(context.GetHttpContext().Abort);
         var firstMessage = first.Take();
         var incoming = new IncomingTunnel(codec, header.Mode, requests, responses, firstMessage.Cells.Memory, _options.MaxCellsPerMessage, callToken,
-            idle, _node.Network.PaddingInterval, _time);
+            idle, _node.Network.PaddingInterval, _time) { Service = header.Service };
         // The gRPC reader keeps the message as Current while the tunnel idles; the tunnel holds the cells alone.
         firstMessage.Cells = ByteString.Empty;
         _metrics.TunnelOpened(TunnelRoles.Destination);
@@ -403,9 +403,9 @@ internal sealed class TunnelServer
         Exception? error = null;
         try
         {
-            if (header.Service is { } service)
+            if (header.Service is { } service && !_handler.Hosts(service))
             {
-                // Named services are not hosted yet: a name is refused, typed, never handed to the default handler.
+                // A service this node does not host is refused, typed, never handed to the default handler.
                 throw new TunnelException(TunnelErrorKind.DestinationRefused, 0, $"no service named '{service}' at this node");
             }
 

@@ -60,6 +60,9 @@ public sealed class IncomingTunnel
     /// <summary>Duplex (a reply is expected) or one-way.</summary>
     public TunnelMode Mode { get; }
 
+    /// <summary>The named service the tunnel asked for; null for the default service.</summary>
+    public string? Service { get; init; }
+
     /// <summary>A good write size: one message of reply cells.</summary>
     public int ReplyChunkSize => _codec.BackwardPayloadCapacity * _maxCellsPerMessage;
 

@@ -1,0 +1,47 @@
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace Overlay.Client.Internal;
+
+/// <summary>One tunnel's gRPC call as bytes both ways (OpenTunnel at the origin, Accept at the destination).</summary>
+internal interface ITunnelCall : IDisposable
+{
+    /// <summary>The next message's bytes and whether it ends the incoming side; null once the call has ended.</summary>
+    Task<(ReadOnlyMemory<byte> Data, bool End)?> ReadAsync(CancellationToken cancellationToken);
+
+    Task WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
+
+    /// <summary>Sends the end marker and closes the request stream.</summary>
+    Task WriteEndAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>The two tunnel calls differ only in their message types.</summary>
+internal sealed class TunnelCall<TRequest, TResponse>(
+    AsyncDuplexStreamingCall<TRequest, TResponse> call,
+    Func<ByteString, TRequest> data,
+    Func<TRequest> end,
+    Func<TResponse, (ByteString Data, bool End)> read) : ITunnelCall
+{
+    public async Task<(ReadOnlyMemory<byte> Data, bool End)?> ReadAsync(CancellationToken cancellationToken)
+    {
+        if (!await call.ResponseStream.MoveNext(cancellationToken))
+        {
+            return null;
+        }
+
+        var (bytes, ended) = read(call.ResponseStream.Current);
+        return (bytes.Memory, ended);
+    }
+
+    // The message is serialized before WriteAsync completes, so wrapping the caller's buffer is safe.
+    public Task WriteAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken) =>
+        call.RequestStream.WriteAsync(data(UnsafeByteOperations.UnsafeWrap(bytes)), cancellationToken);
+
+    public async Task WriteEndAsync(CancellationToken cancellationToken)
+    {
+        await call.RequestStream.WriteAsync(end(), cancellationToken);
+        await call.RequestStream.CompleteAsync();
+    }
+
+    public void Dispose() => call.Dispose();
+}
