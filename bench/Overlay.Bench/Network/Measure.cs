@@ -58,6 +58,13 @@ internal static class Measure
         return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
     }
 
+    /// <summary>
+    /// The highest tail percentile (99, 95 or 90) that <paramref name="count"/> samples support,
+    /// taken as at least 5 samples at or beyond it; 0 when not even p90 is supported. Over 60
+    /// samples a "p99" is the maximum: this says p90.
+    /// </summary>
+    public static int SupportedTail(int count) => count >= 500 ? 99 : count >= 100 ? 95 : count >= 50 ? 90 : 0;
+
     public static double Milliseconds(long startTimestamp) => Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds;
 }
 
