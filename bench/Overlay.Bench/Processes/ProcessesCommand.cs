@@ -18,6 +18,7 @@ internal sealed class ProcessesCommand : IAsyncDisposable
 {
     private const int ProbeTrips = 20;
     private const double SteadyFactor = 1.2;
+    private const double QuietCores = 0.15;
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan ProbePause = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(30);
@@ -117,14 +118,15 @@ internal sealed class ProcessesCommand : IAsyncDisposable
         var telemetry = _settings.NodeArguments.Any(a => a.Contains("OtlpEndpoint", StringComparison.OrdinalIgnoreCase)) ? "OTLP export on (node arguments)" : "off (no OTLP endpoint configured: the node's default)";
         _report.Context["mode"] = _settings.Quick ? "quick" : "full";
         _report.Context["machine"] = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}";
-        _report.Context["shape"] = $"{_settings.Nodes} node processes (deploy/local/run.sh's settings, gossip every {_settings.GossipInterval}) and {_settings.Nodes} chain-hop processes, all started at once; the application (this process) on node 0's control API";
+        _report.Context["shape"] = $"{_settings.Nodes} node processes (deploy/local/run.sh's settings, but gossip every {_settings.GossipInterval} and proof cooldown {_settings.ProofCooldown}) and {_settings.Nodes} chain-hop processes, all started at once; the application (this process) on node 0's control API";
         _report.Context["node binary"] = _settings.HostPath;
         _report.Context["environment of started processes"] = _settings.Environment.Count == 0 ? "inherited, nothing added" : string.Join(' ', _settings.Environment.Select(e => $"{e.Key}={e.Value}"));
         _report.Context["telemetry"] = telemetry;
 
         var cold = await StartAsync();
-        await IdleAsync();
         await WarmUpAsync();
+        cold = cold with { QuietSeconds = await WaitForQuietAsync() };
+        await IdleAsync();
         await BulkAsync();
         var warm = await LatencyAsync();
         await FirstReplyAsync();
@@ -182,6 +184,9 @@ internal sealed class ProcessesCommand : IAsyncDisposable
             "--Overlay:Network:MaxRelays=32",
             $"--Overlay:Directory:GossipInterval={_settings.GossipInterval}",
             "--Logging:LogLevel:Microsoft.AspNetCore=Warning",
+            // Beyond run.sh: with 18 processes compiling at once on 2 cores a proof can time out, and the
+            // default 2-minute cooldown then keeps that peer out of a node's directory for 2 minutes.
+            $"--Overlay:Directory:ProofCooldown={_settings.ProofCooldown}",
         };
         arguments.AddRange(SingleHostNetwork.Configuration.Select(c => $"--{c.Key}={c.Value}"));
         if (node > 0)
@@ -282,6 +287,36 @@ internal sealed class ProcessesCommand : IAsyncDisposable
         {
             return false;
         }
+    }
+
+    // Start-up compilation keeps freshly started processes busy for tens of seconds after they answer; the
+    // figures are taken once both fleets are quiet (or the cap has passed). Returns the nodes' quiet time since their start.
+    private async Task<double> WaitForQuietAsync()
+    {
+        Progress($"waiting until the fleets are quiet (under {QuietCores} cores over 1 s, at most {_settings.QuietCap.TotalSeconds:F0} s)");
+        var capped = Stopwatch.GetTimestamp();
+        using var tick = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        var nodes = Nodes.CpuSeconds();
+        var chain = Chain.CpuSeconds();
+        var last = Stopwatch.GetTimestamp();
+        while (await tick.WaitForNextTickAsync(_cancellationToken))
+        {
+            var (nodesNow, chainNow, now) = (Nodes.CpuSeconds(), Chain.CpuSeconds(), Stopwatch.GetTimestamp());
+            var seconds = Stopwatch.GetElapsedTime(last, now).TotalSeconds;
+            if ((nodesNow - nodes) / seconds < QuietCores && (chainNow - chain) / seconds < QuietCores)
+            {
+                return Stopwatch.GetElapsedTime(Nodes[0].StartedTimestamp).TotalSeconds;
+            }
+
+            if (Stopwatch.GetElapsedTime(capped) >= _settings.QuietCap)
+            {
+                return double.NaN;
+            }
+
+            (nodes, chain, last) = (nodesNow, chainNow, now);
+        }
+
+        return double.NaN;
     }
 
     // What the idle fleets burn (gossip, timers), subtracted from the CPU of each bulk run.
@@ -438,6 +473,8 @@ internal sealed class ProcessesCommand : IAsyncDisposable
         var random = new Random(7);
         var tunnel = new List<double>();
         var chain = new List<double>();
+        var tunnelDirect = new List<double>();
+        var chainDirect = new List<double>();
         for (var repeat = 0; repeat < _settings.Repeats; repeat++)
         {
             Progress($"new paths: run {repeat + 1} of {_settings.Repeats}, {_settings.FreshCalls} of each");
@@ -457,17 +494,36 @@ internal sealed class ProcessesCommand : IAsyncDisposable
             {
                 for (var side = 0; side < 2; side++)
                 {
+                    // The same destination without relays too, so the cost per relay is the difference.
                     if ((side == 0) == ((i + repeat) % 2 == 0))
                     {
                         tunnel.Add(await Tunnel.FirstReplyAsync(routes[i], _cancellationToken));
+                        tunnelDirect.Add(await Tunnel.FirstReplyAsync(routes[i][^1..], _cancellationToken));
                     }
                     else
                     {
                         chain.Add(await ChainPath.FirstReplyAsync(routes[i], _cancellationToken));
+                        chainDirect.Add(await ChainPath.FirstReplyAsync(routes[i][^1..], _cancellationToken));
                     }
                 }
             }
         }
+
+        // The same route back to back: every process on it has just been busy (no parked thread to wake), unlike random routes over 8 nodes.
+        var tunnelHot = new List<double>();
+        var chainHot = new List<double>();
+        for (var i = 0; i < _settings.FreshCalls; i++)
+        {
+            tunnelHot.Add(await Tunnel.FirstReplyAsync(LatencyRoute, _cancellationToken));
+        }
+
+        for (var i = 0; i < _settings.FreshCalls; i++)
+        {
+            chainHot.Add(await ChainPath.FirstReplyAsync(LatencyRoute, _cancellationToken));
+        }
+
+        _report.Add(section, "processes.first_reply.back_to_back_tunnel_p50_ms", $"new tunnels on one route back to back ({_settings.FreshCalls}), p50", Measure.Median(tunnelHot), "ms", "F3");
+        _report.Add(section, "processes.first_reply.back_to_back_plain_chain_p50_ms", $"new plain-chain calls on one route back to back ({_settings.FreshCalls}), p50", Measure.Median(chainHot), "ms", "F3");
 
         var tail = Measure.SupportedTail(tunnel.Count);
         _report.Add(section, "processes.first_reply.tunnel_p50_ms", $"new tunnel via the control API (open, 64 B and end in the first message), first reply byte, p50 of {tunnel.Count}", Measure.Median(tunnel), "ms", "F3");
@@ -475,6 +531,10 @@ internal sealed class ProcessesCommand : IAsyncDisposable
         _report.Add(section, "processes.first_reply.plain_chain_p50_ms", $"new plain-chain call ({ChainPath.PingBytes} B, end), first reply, p50 of {chain.Count}", Measure.Median(chain), "ms", "F3");
         _report.Add(section, $"processes.first_reply.plain_chain_p{tail}_ms", $"new plain-chain call, p{tail}", Measure.Percentile(chain, tail), "ms", "F3");
         _report.Add(section, "processes.first_reply.p50_ratio_to_plain_chain", "new tunnel / new plain-chain call, p50", Measure.Median(tunnel) / Measure.Median(chain), "×", "F2");
+        _report.Add(section, "processes.first_reply.direct_tunnel_p50_ms", "new tunnel to the same destination without relays, p50", Measure.Median(tunnelDirect), "ms", "F3");
+        _report.Add(section, "processes.first_reply.direct_plain_chain_p50_ms", "new plain-chain call to the same last hop without relays, p50", Measure.Median(chainDirect), "ms", "F3");
+        _report.Add(section, "processes.first_reply.tunnel_per_relay_ms", $"tunnel: cost per relay, (p50 with {_settings.Relays} − p50 without) / {_settings.Relays}", (Measure.Median(tunnel) - Measure.Median(tunnelDirect)) / _settings.Relays, "ms", "F3");
+        _report.Add(section, "processes.first_reply.plain_chain_per_relay_ms", "plain chain: the same per hop", (Measure.Median(chain) - Measure.Median(chainDirect)) / _settings.Relays, "ms", "F3");
         _report.Runs("processes.first_reply.tunnel_ms", tunnel);
         _report.Runs("processes.first_reply.plain_chain_ms", chain);
         _report.Note(section, $"Origin node 0 (chain hop 0); relays and destination drawn at random from the other {_settings.Nodes - 1}, the same route for both of each pair; "
@@ -494,6 +554,7 @@ internal sealed class ProcessesCommand : IAsyncDisposable
         _report.Add(section, "processes.cold.plain_chain_steady_seconds", $"plain chain: the same, seconds after the chain started", FirstSteady(cold.ChainProbes, warm.Chain), "s", "F2");
         _report.Add(section, "processes.cold.tunnel_first_probe_p50_ms", "tunnel: first probe's round-trip p50", cold.TunnelProbes.Count > 0 ? cold.TunnelProbes[0].P50 : double.NaN, "ms", "F3");
         _report.Add(section, "processes.cold.plain_chain_first_probe_p50_ms", "plain chain: first probe's round-trip p50", cold.ChainProbes.Count > 0 ? cold.ChainProbes[0].P50 : double.NaN, "ms", "F3");
+        _report.Add(section, "processes.cold.quiet_seconds", $"both fleets under {QuietCores} cores over 1 s (start-up compilation over), seconds after the nodes started; NaN: not within the cap", cold.QuietSeconds, "s", "F1");
         _report.Add(section, "processes.cold.failed_probes", "failed probes in the window", cold.Failures, "", "F0");
         _report.Runs("processes.cold.tunnel_probe_seconds", cold.TunnelProbes.Select(p => p.Seconds));
         _report.Runs("processes.cold.tunnel_probe_p50_ms", cold.TunnelProbes.Select(p => p.P50));
@@ -550,5 +611,8 @@ internal sealed class ProcessesCommand : IAsyncDisposable
     }
 
     private sealed record ColdStart(double FormedSeconds, double ChainReadySeconds, double NodesCpuToFormed, double NodesCoresBusy, double ChainCoresBusy,
-        double WindowStartSeconds, double WindowSeconds, List<(double Seconds, double P50)> TunnelProbes, List<(double Seconds, double P50)> ChainProbes, int Failures);
+        double WindowStartSeconds, double WindowSeconds, List<(double Seconds, double P50)> TunnelProbes, List<(double Seconds, double P50)> ChainProbes, int Failures)
+    {
+        public double QuietSeconds { get; init; } = double.NaN;
+    }
 }

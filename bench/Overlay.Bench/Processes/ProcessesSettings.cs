@@ -33,10 +33,16 @@ internal sealed record ProcessesSettings(bool Quick)
     /// <summary>How long a restarted process may take to reach steady-state latency before the harness gives up.</summary>
     public TimeSpan RestartDeadline => TimeSpan.FromSeconds(Quick ? 20 : 60);
 
+    /// <summary>How long the harness waits, after the warm-up, for start-up compilation to end before it measures anyway.</summary>
+    public TimeSpan QuietCap => TimeSpan.FromSeconds(Quick ? 30 : 120);
+
     public TimeSpan FormTimeout => TimeSpan.FromSeconds(90);
 
     /// <summary>Gossip of run.sh is 250 ms; 1 s here keeps the idle nodes' CPU off the figures (it is measured and subtracted).</summary>
     public string GossipInterval => "00:00:01";
+
+    /// <summary>The nodes' proof cooldown: short, so that a proof timed out under start-up load does not keep a peer out for the default 2 minutes.</summary>
+    public string ProofCooldown => "00:00:05";
 
     // src/Overlay.Host/bin/Release/net10.0/Overlay.Host.dll of the repository this harness was built in.
     private static string DefaultHostPath()
