@@ -93,6 +93,35 @@ internal sealed class ChildProcess : IAsyncDisposable
         return (user + system) / TicksPerSecond;
     }
 
+    /// <summary>Context switches of every thread of the process so far, voluntary (it waited) and not (it was preempted).</summary>
+    public (long Voluntary, long Involuntary) ContextSwitches()
+    {
+        long voluntary = 0, involuntary = 0;
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{_process.Id}/task"))
+        {
+            try
+            {
+                foreach (var line in File.ReadLines(Path.Combine(task, "status")))
+                {
+                    if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal))
+                    {
+                        voluntary += long.Parse(line.AsSpan(line.IndexOf(':') + 1).Trim(), CultureInfo.InvariantCulture);
+                    }
+                    else if (line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal))
+                    {
+                        involuntary += long.Parse(line.AsSpan(line.IndexOf(':') + 1).Trim(), CultureInfo.InvariantCulture);
+                    }
+                }
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                // The thread ended between the listing and the read: its switches are no longer counted anywhere.
+            }
+        }
+
+        return (voluntary, involuntary);
+    }
+
     /// <summary>The last <paramref name="lines"/> lines of the process's log.</summary>
     public string Tail(int lines)
     {

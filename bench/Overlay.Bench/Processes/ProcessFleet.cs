@@ -59,6 +59,10 @@ internal sealed class ProcessFleet : IAsyncDisposable
     /// <summary>User + system CPU seconds of every process of the fleet.</summary>
     public double CpuSeconds() => _processes.Sum(p => p.CpuSeconds());
 
+    /// <summary>Context switches of every thread of every process of the fleet.</summary>
+    public (long Voluntary, long Involuntary) ContextSwitches() =>
+        _processes.Select(p => p.ContextSwitches()).Aggregate((0L, 0L), (sum, c) => (sum.Item1 + c.Voluntary, sum.Item2 + c.Involuntary));
+
     /// <summary>Throws, with the end of its log, if a process has exited.</summary>
     public void ThrowIfExited()
     {

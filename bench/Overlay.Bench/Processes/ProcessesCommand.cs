@@ -421,6 +421,8 @@ internal sealed class ProcessesCommand : IAsyncDisposable
         var tunnel = new List<double>();
         var chain = new List<double>();
         var ratios = new List<double>();
+        var nodesSwitches = Nodes.ContextSwitches();
+        var chainSwitches = Chain.ContextSwitches();
         for (var repeat = 0; repeat < _settings.Repeats; repeat++)
         {
             Progress($"round trips: run {repeat + 1} of {_settings.Repeats}, {_settings.RoundTrips} of each, interleaved");
@@ -454,7 +456,11 @@ internal sealed class ProcessesCommand : IAsyncDisposable
             ratios.Add(Measure.Median(tunnelRun) / Measure.Median(chainRun));
         }
 
+        var (nodesSwitched, chainSwitched) = (Nodes.ContextSwitches(), Chain.ContextSwitches());
+        var trips = (double)((_settings.RoundTrips + 20) * _settings.Repeats);
         var tail = Measure.SupportedTail(tunnel.Count);
+        _report.Add(section, "processes.rtt.tunnel_voluntary_switches", "context switches per round trip (opening and closing included), all node processes: waits", (nodesSwitched.Voluntary - nodesSwitches.Voluntary) / trips, "", "F1");
+        _report.Add(section, "processes.rtt.plain_chain_voluntary_switches", "the same, all chain processes", (chainSwitched.Voluntary - chainSwitches.Voluntary) / trips, "", "F1");
         _report.Add(section, "processes.rtt.tunnel_p50_ms", $"tunnel via the control API, 64 B, p50 of {tunnel.Count}", Measure.Median(tunnel), "ms", "F3");
         _report.Add(section, $"processes.rtt.tunnel_p{tail}_ms", $"tunnel, p{tail}", Measure.Percentile(tunnel, tail), "ms", "F3");
         _report.Add(section, "processes.rtt.plain_chain_p50_ms", $"plain chain, {ChainPath.PingBytes} B, p50 of {chain.Count}", Measure.Median(chain), "ms", "F3");
@@ -512,15 +518,25 @@ internal sealed class ProcessesCommand : IAsyncDisposable
         // The same route back to back: every process on it has just been busy (no parked thread to wake), unlike random routes over 8 nodes.
         var tunnelHot = new List<double>();
         var chainHot = new List<double>();
+        var nodesSwitches = Nodes.ContextSwitches();
         for (var i = 0; i < _settings.FreshCalls; i++)
         {
             tunnelHot.Add(await Tunnel.FirstReplyAsync(LatencyRoute, _cancellationToken));
         }
 
+        var nodesSwitched = Nodes.ContextSwitches();
+        var chainSwitches = Chain.ContextSwitches();
         for (var i = 0; i < _settings.FreshCalls; i++)
         {
             chainHot.Add(await ChainPath.FirstReplyAsync(LatencyRoute, _cancellationToken));
         }
+
+        var chainSwitched = Chain.ContextSwitches();
+        double PerCall(long before, long after) => (after - before) / (double)_settings.FreshCalls;
+        _report.Add(section, "processes.first_reply.back_to_back_tunnel_voluntary_switches", "of which context switches per new tunnel, all node processes: waits (a thread parked and woken)", PerCall(nodesSwitches.Voluntary, nodesSwitched.Voluntary), "", "F0");
+        _report.Add(section, "processes.first_reply.back_to_back_tunnel_involuntary_switches", "… and preemptions", PerCall(nodesSwitches.Involuntary, nodesSwitched.Involuntary), "", "F0");
+        _report.Add(section, "processes.first_reply.back_to_back_plain_chain_voluntary_switches", "context switches per new plain-chain call, all chain processes: waits", PerCall(chainSwitches.Voluntary, chainSwitched.Voluntary), "", "F0");
+        _report.Add(section, "processes.first_reply.back_to_back_plain_chain_involuntary_switches", "… and preemptions", PerCall(chainSwitches.Involuntary, chainSwitched.Involuntary), "", "F0");
 
         _report.Add(section, "processes.first_reply.back_to_back_tunnel_p50_ms", $"new tunnels on one route back to back ({_settings.FreshCalls}), p50", Measure.Median(tunnelHot), "ms", "F3");
         _report.Add(section, "processes.first_reply.back_to_back_plain_chain_p50_ms", $"new plain-chain calls on one route back to back ({_settings.FreshCalls}), p50", Measure.Median(chainHot), "ms", "F3");
