@@ -28,6 +28,19 @@ internal static class Measure
         }
     }
 
+    /// <summary>
+    /// Whether the nodes export telemetry: they do when an OTLP endpoint is configured or an
+    /// OTEL_EXPORTER_OTLP_*ENDPOINT variable is set (TelemetrySetup); the figures are taken without.
+    /// </summary>
+    public static string TelemetryDescription(IEnumerable<string> nodeArguments)
+    {
+        var variable = Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT");
+        var argument = nodeArguments.FirstOrDefault(a => a.Contains("OtlpEndpoint", StringComparison.OrdinalIgnoreCase));
+        return argument is not null ? $"OTLP export on ({argument})"
+            : variable is not null ? $"OTLP export on (OTEL_EXPORTER_OTLP_ENDPOINT {variable})"
+            : "off: no OTLP endpoint configured, no OTEL_EXPORTER_OTLP_*ENDPOINT variable (traces and metrics are created but not exported)";
+    }
+
     /// <summary>A full, blocking, compacting collection (large-object heap included), then both figures.</summary>
     public static MemorySnapshot Settle()
     {

@@ -100,6 +100,7 @@ internal sealed class NetworkCommand
         _report.Context["mode"] = _settings.Quick ? "quick" : "full";
         _report.Context["machine"] = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}";
         _report.Context["gc"] = Measure.GcDescription;
+        _report.Context["telemetry"] = Measure.TelemetryDescription([]);
         var started = Stopwatch.GetTimestamp();
         Progress($"starting {_settings.Nodes} nodes");
         _cluster = await BenchCluster.StartAsync(_settings.Nodes, TimeSpan.FromSeconds(60), _cancellationToken);

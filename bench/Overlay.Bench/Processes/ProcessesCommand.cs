@@ -115,13 +115,12 @@ internal sealed class ProcessesCommand : IAsyncDisposable
 
     private async Task RunPhasesAsync()
     {
-        var telemetry = _settings.NodeArguments.Any(a => a.Contains("OtlpEndpoint", StringComparison.OrdinalIgnoreCase)) ? "OTLP export on (node arguments)" : "off (no OTLP endpoint configured: the node's default)";
         _report.Context["mode"] = _settings.Quick ? "quick" : "full";
         _report.Context["machine"] = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}";
         _report.Context["shape"] = $"{_settings.Nodes} node processes (deploy/local/run.sh's settings, but gossip every {_settings.GossipInterval} and proof cooldown {_settings.ProofCooldown}) and {_settings.Nodes} chain-hop processes, all started at once; the application (this process) on node 0's control API";
         _report.Context["node binary"] = _settings.HostPath;
         _report.Context["environment of started processes"] = _settings.Environment.Count == 0 ? "inherited, nothing added" : string.Join(' ', _settings.Environment.Select(e => $"{e.Key}={e.Value}"));
-        _report.Context["telemetry"] = telemetry;
+        _report.Context["telemetry"] = Measure.TelemetryDescription(_settings.NodeArguments);
 
         var cold = await StartAsync();
         await WarmUpAsync();
