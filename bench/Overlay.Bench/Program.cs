@@ -212,7 +212,18 @@ internal static class Program
             e.Cancel = true;
             stop.Cancel();
         };
-        var code = await ProcessesCommand.RunAsync(settings, report, Console.Out, stop.Token);
+        int code;
+        try
+        {
+            code = await ProcessesCommand.RunAsync(settings, report, Console.Out, stop.Token);
+        }
+        catch (Exception exception) when (exception is InvalidOperationException or OperationCanceledException or Grpc.Core.RpcException or IOException)
+        {
+            // A process exited, the overlay did not form in time, or a path failed outside a probe: no figures to trust.
+            Console.Error.WriteLine($"processes: {exception}");
+            return 1;
+        }
+
         report.Print(Console.Out);
         if (json is not null)
         {
