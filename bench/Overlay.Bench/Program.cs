@@ -1,4 +1,5 @@
 using Overlay.Bench.Network;
+using Overlay.Bench.Processes;
 
 namespace Overlay.Bench;
 
@@ -12,6 +13,8 @@ internal static class Program
                Overlay.Bench profile WORKLOAD [--relays N] [--seconds S] [--phases]  one workload alone, in a loop, for a CPU profiler
                Overlay.Bench soak [--trips N] [--nodes N] [--seed S] [--kill-every K]  random round trips over 0-32 relays while nodes are killed
                Overlay.Bench fairness [--trips N] [--flood-streams S] [--shared]   tunnels through one previous hop while another floods headers
+               Overlay.Bench processes [--quick] [--json FILE] [--nodes N] [--host PATH] [--env K=V]... [--node-arg ARG]...
+                                                                                 node processes on the control API against a plain chain of processes
 
           --quick        fewer and shorter runs (under 2 minutes); the default is the full run (under 10)
           --json FILE    also write every figure, ratio and target to FILE
@@ -26,6 +29,10 @@ internal static class Program
           --trips N      fairness: round trips per phase (400 by default)
           --flood-streams S  fairness: the flooder's streams in flight (40 by default: 10 x the tunnels')
           --shared       fairness: nodes and flooder on every CPU (by default the nodes run on CPU 0, the flooder on CPU 1)
+          --nodes N      processes: node processes, and as many chain hops (9 by default; at least 5)
+          --host PATH    processes: the node binary, an Overlay.Host.dll or a published executable (default: this repository's Release build)
+          --env K=V      processes: an environment variable for every started process (e.g. DOTNET_TieredPGO=0); repeatable
+          --node-arg ARG processes: one more node argument (e.g. --Overlay:Telemetry:OtlpEndpoint=http://127.0.0.1:4317); repeatable
         """;
 
     private static async Task<int> Main(string[] args)
@@ -57,6 +64,16 @@ internal static class Program
         {
             // The fairness verb's flooder, started by it.
             return await Fairness.FloodCommand.RunAsync(args[1..]);
+        }
+
+        if (verb == "processes")
+        {
+            return await ProcessesAsync(args);
+        }
+
+        if (verb == "chain-hop")
+        {
+            return args is [_, "--url", var url, "--data", var data] ? await ChainHopCommand.RunAsync(url, data) : PrintUsage();
         }
 
         var rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
@@ -166,6 +183,82 @@ internal static class Program
             stop.Cancel();
         };
         return await SoakCommand.RunAsync(trips, nodes, seed, killEvery, Console.Out, stop.Token);
+    }
+
+    private static async Task<int> ProcessesAsync(string[] args)
+    {
+        var quick = false;
+        var nodes = 9;
+        string? host = null;
+        string? json = null;
+        var environment = new Dictionary<string, string>();
+        var nodeArguments = new List<string>();
+        for (var i = 1; i < args.Length; i++)
+        {
+            var hasValue = i + 1 < args.Length;
+            switch (args[i])
+            {
+                case "--quick":
+                    quick = true;
+                    break;
+                case "--json" when hasValue:
+                    json = args[++i];
+                    break;
+                case "--nodes" when hasValue && int.TryParse(args[i + 1], out nodes) && nodes >= 5:
+                    i++;
+                    break;
+                case "--host" when hasValue && File.Exists(args[i + 1]):
+                    host = Path.GetFullPath(args[++i]);
+                    break;
+                case "--env" when hasValue && args[i + 1].Split('=', 2) is [{ Length: > 0 } key, var value] && environment.TryAdd(key, value):
+                    i++;
+                    break;
+                case "--node-arg" when hasValue:
+                    nodeArguments.Add(args[++i]);
+                    break;
+                default:
+                    return PrintUsage();
+            }
+        }
+
+        var settings = new ProcessesSettings(quick) { Nodes = nodes };
+        if (host is not null)
+        {
+            settings = settings with { HostPath = host };
+        }
+
+        settings = settings with { Environment = environment, NodeArguments = nodeArguments };
+        var report = new Report { Title = "Multi-process harness" };
+        report.Context["command"] = string.Join(' ', ["Overlay.Bench", .. args]);
+        report.Context["commit"] = Commit();
+        report.Context["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", System.Globalization.CultureInfo.InvariantCulture);
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        int code;
+        try
+        {
+            code = await ProcessesCommand.RunAsync(settings, report, Console.Out, stop.Token);
+        }
+        catch (Exception exception) when (exception is InvalidOperationException or OperationCanceledException or Grpc.Core.RpcException or IOException)
+        {
+            // A process exited, the overlay did not form in time, or a path failed outside a probe: no figures to trust.
+            Console.Error.WriteLine($"processes: {exception}");
+            return 1;
+        }
+
+        report.Print(Console.Out);
+        if (json is not null)
+        {
+            report.WriteJson(json);
+            Console.WriteLine();
+            Console.WriteLine($"wrote {Path.GetFullPath(json)}");
+        }
+
+        return code;
     }
 
     private static bool TryParse(string[] args, out bool quick, out string? json, out HashSet<string>? only)

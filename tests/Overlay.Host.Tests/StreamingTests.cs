@@ -1,7 +1,13 @@
 using System.Diagnostics;
+using Google.Protobuf;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Overlay.Host.Options;
 using Overlay.Host.Tests.Infrastructure;
 using Overlay.Host.Tunnels;
 using Overlay.Identity;
+using V1 = Overlay.Protocol.Control.V1;
 
 namespace Overlay.Host.Tests;
 
@@ -42,6 +48,38 @@ public sealed class StreamingTests(FiveNodeFixture fixture, ITestOutputHelper ou
             var calls = await Cluster.LinkMessages.WaitForCallsAsync(seen, Links, deadline.Token);
             Assert.All(calls, call => Assert.Equal(1, call.Messages));
             Assert.Equal(Links, calls.Select(c => c.Node).Distinct().Count());
+        }
+        finally
+        {
+            Cluster.LinkMessages.Enabled = false;
+        }
+    }
+
+    [Fact]
+    public async Task A_short_request_opened_through_the_control_api_travels_with_the_header_one_message_per_hop()
+    {
+        using var deadline = TestTimeouts.After(30);
+        var request = new byte[5000];
+        Random.Shared.NextBytes(request);
+        using var control = new ControlCall(Origin.Node);
+        var seen = Cluster.LinkMessages.Calls.Count;
+        Cluster.LinkMessages.Enabled = true;
+        try
+        {
+            using var call = control.OpenTunnel(cancellationToken: deadline.Token);
+            var target = new V1.TunnelTarget();
+            target.Route.AddRange(Route.Select(id => id.ToString()));
+            await call.RequestStream.WriteAsync(new V1.OpenTunnelRequest { Open = target, Data = ByteString.CopyFrom(request), End = true }, deadline.Token);
+            await call.RequestStream.CompleteAsync();
+            var reply = new List<byte>();
+            while (await call.ResponseStream.MoveNext(deadline.Token))
+            {
+                reply.AddRange(call.ResponseStream.Current.Data);
+            }
+
+            Assert.Equal(request, reply);
+            var calls = await Cluster.LinkMessages.WaitForCallsAsync(seen, Links, deadline.Token);
+            Assert.All(calls, call => Assert.Equal(1, call.Messages));
         }
         finally
         {

@@ -28,6 +28,19 @@ internal static class Measure
         }
     }
 
+    /// <summary>
+    /// Whether the nodes export telemetry: they do when an OTLP endpoint is configured or an
+    /// OTEL_EXPORTER_OTLP_*ENDPOINT variable is set (TelemetrySetup); the figures are taken without.
+    /// </summary>
+    public static string TelemetryDescription(IEnumerable<string> nodeArguments)
+    {
+        var variable = Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT");
+        var argument = nodeArguments.FirstOrDefault(a => a.Contains("OtlpEndpoint", StringComparison.OrdinalIgnoreCase));
+        return argument is not null ? $"OTLP export on ({argument})"
+            : variable is not null ? $"OTLP export on (OTEL_EXPORTER_OTLP_ENDPOINT {variable})"
+            : "off: no OTLP endpoint configured, no OTEL_EXPORTER_OTLP_*ENDPOINT variable (traces and metrics are created but not exported)";
+    }
+
     /// <summary>A full, blocking, compacting collection (large-object heap included), then both figures.</summary>
     public static MemorySnapshot Settle()
     {
@@ -57,6 +70,13 @@ internal static class Measure
         var rank = (int)Math.Ceiling(percent / 100 * sorted.Length);
         return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
     }
+
+    /// <summary>
+    /// The highest tail percentile (99, 95 or 90) that <paramref name="count"/> samples support,
+    /// taken as at least 5 samples at or beyond it; 0 when not even p90 is supported. Over 60
+    /// samples a "p99" is the maximum: this says p90.
+    /// </summary>
+    public static int SupportedTail(int count) => count >= 500 ? 99 : count >= 100 ? 95 : count >= 50 ? 90 : 0;
 
     public static double Milliseconds(long startTimestamp) => Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds;
 }

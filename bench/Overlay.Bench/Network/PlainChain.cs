@@ -62,14 +62,17 @@ internal sealed class ChainChannels : IDisposable
         return (channel, new Chain.Chain.ChainClient(channel));
     })).Value.Client;
 
-    /// <summary>Opens a call through <paramref name="hops"/> (the first is dialled, the rest travel in the route header).</summary>
-    public AsyncDuplexStreamingCall<Chunk, Chunk> Open(IReadOnlyList<Uri> hops, CancellationToken cancellationToken)
+    /// <summary>
+    /// Opens a call through <paramref name="hops"/> (the first is dialled, the rest travel in the route header).
+    /// With <paramref name="sink"/> the last hop discards what it receives and answers one empty message once the request has ended.
+    /// </summary>
+    public AsyncDuplexStreamingCall<Chunk, Chunk> Open(IReadOnlyList<Uri> hops, CancellationToken cancellationToken, bool sink = false)
     {
         var previous = Activity.Current;
         Activity.Current = null;
         try
         {
-            return Client(hops[0]).Pipe(ChainService.RouteHeaders(hops.Skip(1)), cancellationToken: cancellationToken);
+            return Client(hops[0]).Pipe(ChainService.RouteHeaders(hops.Skip(1), sink), cancellationToken: cancellationToken);
         }
         finally
         {
@@ -95,16 +98,24 @@ internal sealed class ChainChannels : IDisposable
 /// One hop of the plain chain, served by every benchmark node next to its Link service (same
 /// Kestrel, same HTTP/2 limits). A hop with more hops to go dials the next one and runs one pump
 /// per direction, each awaiting its write before reading more, as a tunnel relay does, and
-/// returns only after both directions have ended; the last hop echoes every message.
+/// returns only after both directions have ended; the last hop echoes every message, or with the
+/// sink header (one-way bulk) answers one empty message once the request has ended.
 /// </summary>
 internal sealed class ChainService(ChainChannels channels) : Chain.Chain.ChainBase
 {
     private const string RouteHeader = "chain-route";
+    private const string SinkHeader = "chain-sink";
 
-    public static Metadata RouteHeaders(IEnumerable<Uri> rest)
+    public static Metadata RouteHeaders(IEnumerable<Uri> rest, bool sink = false)
     {
         var route = string.Join(',', rest.Select(u => u.ToString()));
-        return route.Length == 0 ? [] : new Metadata { { RouteHeader, route } };
+        var headers = route.Length == 0 ? new Metadata() : new Metadata { { RouteHeader, route } };
+        if (sink)
+        {
+            headers.Add(SinkHeader, "1");
+        }
+
+        return headers;
     }
 
     public override async Task Pipe(IAsyncStreamReader<Chunk> requestStream, IServerStreamWriter<Chunk> responseStream, ServerCallContext context)
@@ -112,18 +123,27 @@ internal sealed class ChainService(ChainChannels channels) : Chain.Chain.ChainBa
         Activity.Current = null;
         var token = context.CancellationToken;
         var route = context.RequestHeaders.GetValue(RouteHeader);
+        var sink = context.RequestHeaders.GetValue(SinkHeader) is not null;
         if (string.IsNullOrEmpty(route))
         {
             while (await requestStream.MoveNext(token))
             {
-                await responseStream.WriteAsync(requestStream.Current, token);
+                if (!sink)
+                {
+                    await responseStream.WriteAsync(requestStream.Current, token);
+                }
+            }
+
+            if (sink)
+            {
+                await responseStream.WriteAsync(new Chunk(), token);
             }
 
             return;
         }
 
         var hops = route.Split(',').Select(h => new Uri(h)).ToArray();
-        using var call = channels.Open(hops, token);
+        using var call = channels.Open(hops, token, sink);
         await Task.WhenAll(ForwardAsync(requestStream, call, token), BackwardAsync(call, responseStream, token));
     }
 

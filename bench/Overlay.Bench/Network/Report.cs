@@ -23,6 +23,9 @@ internal sealed class Report
 
     public Dictionary<string, string> Context { get; } = [];
 
+    /// <summary>The heading of the printed report.</summary>
+    public string Title { get; init; } = "Network harness";
+
     public void Add(string section, string name, string label, double value, string unit, string format = "F1") =>
         _figures.Add(new Figure(section, name, label, value, unit, format));
 
@@ -39,7 +42,7 @@ internal sealed class Report
     public void Print(TextWriter output)
     {
         output.WriteLine();
-        output.WriteLine("## Network harness");
+        output.WriteLine($"## {Title}");
         output.WriteLine();
         foreach (var (key, value) in Context)
         {

@@ -50,6 +50,14 @@ internal sealed partial class ControlService
 
         var first = requestStream.Current;
         var target = ParseTarget(first.Open, TunnelMode.Duplex, context);
+        // A first message's data that fits one link message travels in the header's message, its end
+        // marker too: a short request costs every hop one message instead of two (as RoundTripAsync sends it).
+        var withHeader = !first.Data.IsEmpty && first.Data.Length <= tunnelClient.MaxInitialDataBytes;
+        if (withHeader)
+        {
+            target = target with { Request = target.Request with { InitialData = first.Data.Memory, CompleteWithInitialData = first.End } };
+        }
+
         using var lease = tunnels.Reserve(caller, Control.MaxTunnelsPerClient);
         var id = ControlTunnels.NewId();
         await using var tunnel = await OpenOriginAsync(id, target, context);
@@ -63,7 +71,7 @@ internal sealed partial class ControlService
             opened.Route.AddRange(tunnel.Route.Select(r => r.ToString()));
             await responseStream.WriteAsync(new V1.OpenTunnelResponse { Opened = opened }, context.CancellationToken);
             await ControlStreams.PumpBothAsync(entry, context,
-                token => ForwardRequestAsync(first, requestStream, tunnel, token),
+                token => ForwardRequestAsync(first, withHeader, requestStream, tunnel, token),
                 token => ForwardReplyAsync(tunnel, responseStream, token));
         }
         catch (TunnelException exception)
@@ -214,12 +222,14 @@ internal sealed partial class ControlService
     }
 
     // Request bytes from the application into the tunnel, until `end` or the request stream closes.
-    private static async Task ForwardRequestAsync(V1.OpenTunnelRequest first, IAsyncStreamReader<V1.OpenTunnelRequest> requests, OverlayTunnel tunnel, CancellationToken token)
+    // With `sentWithHeader` the first message's data (and its end) already went with the header.
+    private static async Task ForwardRequestAsync(V1.OpenTunnelRequest first, bool sentWithHeader, IAsyncStreamReader<V1.OpenTunnelRequest> requests, OverlayTunnel tunnel, CancellationToken token)
     {
         var message = first;
+        var written = sentWithHeader;
         while (true)
         {
-            if (!message.Data.IsEmpty || message.End)
+            if (!written && (!message.Data.IsEmpty || message.End))
             {
                 await tunnel.WriteAsync(message.Data.Memory, final: message.End, token);
             }
@@ -237,6 +247,7 @@ internal sealed partial class ControlService
             }
 
             message = requests.Current;
+            written = false;
             if (message.Open is not null)
             {
                 throw ControlErrors.InvalidArgument("only the first message may carry `open`");
