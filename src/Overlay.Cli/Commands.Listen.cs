@@ -59,6 +59,9 @@ internal sealed partial class Commands
             await slots.WaitAsync(token);
         }
 
+        // A tunnel cut short by the cancel may have counted as failed before the cancel reached this wait:
+        // a cancelled listen exits as cancelled whatever finished first.
+        token.ThrowIfCancellationRequested();
         return failed == 0 ? ExitCodes.Ok : ExitCodes.Failed;
     }, token);
 
