@@ -194,20 +194,8 @@ internal sealed partial class Commands
         }
     }
 
-    private static void Kill(Process process)
-    {
-        try
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // It exited between the check and the kill: nothing left to stop.
-        }
-    }
+    // Kill is a no-op for a process that already exited, so a child that ends on its own races nothing here.
+    private static void Kill(Process process) => process.Kill(entireProcessTree: true);
 
     private static void Keep(MemoryStream printed, ReadOnlySpan<byte> data)
     {
