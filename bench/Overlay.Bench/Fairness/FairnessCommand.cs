@@ -128,6 +128,14 @@ internal static class FairnessCommand
             $"  {name,-13} {quiet.P50Ms,7:F2} ms {flooded.P50Ms,7:F2} ms ({flooded.P50Ms / quiet.P50Ms,4:F2}x) {again.P50Ms,7:F2} ms {flooded.Succeeded,5}/{trips,-5} {flooded.PerSecond,10:F0} {floodRate,16:F0} ({floodRate / flooded.PerSecond,5:F1}x) {(end.Processed - start.Processed) / seconds,17:F0}");
         await log.WriteLineAsync(Header);
         await log.WriteLineAsync(row);
+        foreach (var (phase, outcome) in new[] { ("quiet", quiet), ("flooded", flooded), ("after", again) })
+        {
+            if (outcome.Failures.Length > 0)
+            {
+                await log.WriteLineAsync($"  {name} {phase}: typed failures {outcome.Failures}");
+            }
+        }
+
         return row;
     }
 
@@ -135,6 +143,7 @@ internal static class FairnessCommand
     {
         var times = new List<double>(trips);
         var clockAll = Stopwatch.GetTimestamp();
+        var failures = new System.Collections.Concurrent.ConcurrentBag<TunnelErrorKind>();
         var next = -1;
         var request = new byte[] { 1 };
         await Task.WhenAll(Enumerable.Range(0, Concurrency).Select(_ => Task.Run(async () =>
@@ -152,15 +161,16 @@ internal static class FairnessCommand
                         times.Add(Stopwatch.GetElapsedTime(clock).TotalMilliseconds);
                     }
                 }
-                catch (TunnelException)
+                catch (TunnelException failure)
                 {
-                    // Counted: not in the times.
+                    failures.Add(failure.Kind);
                 }
             }
         }, cancellationToken)));
         var elapsed = Stopwatch.GetElapsedTime(clockAll).TotalSeconds;
         times.Sort();
-        return new Outcome(times.Count, times.Count == 0 ? double.NaN : times[times.Count / 2], times.Count / elapsed);
+        var failed = string.Join(", ", failures.GroupBy(k => k).Select(g => $"{g.Key.ToTag()} {g.Count()}"));
+        return new Outcome(times.Count, times.Count == 0 ? double.NaN : times[times.Count / 2], times.Count / elapsed, failed);
     }
 
     // Runs this program again under a launcher (taskset), forwarding its output.
@@ -178,5 +188,5 @@ internal static class FairnessCommand
         return process.ExitCode;
     }
 
-    private readonly record struct Outcome(int Succeeded, double P50Ms, double PerSecond);
+    private readonly record struct Outcome(int Succeeded, double P50Ms, double PerSecond, string Failures);
 }

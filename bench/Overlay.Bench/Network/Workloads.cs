@@ -175,10 +175,17 @@ internal static class Workloads
     }
 
     /// <summary>The same through the plain chain: a fresh call, one message, end of request, first reply message.</summary>
-    public static async Task<double> FreshChainFirstReplyAsync(ChainChannels channels, IReadOnlyList<Uri> hops, Chunk message, CancellationToken cancellationToken)
+    public static Task<double> FreshChainFirstReplyAsync(ChainChannels channels, IReadOnlyList<Uri> hops, Chunk message, CancellationToken cancellationToken) =>
+        ChainFirstReplyAsync(() => channels.Open(hops, cancellationToken), message, cancellationToken);
+
+    /// <summary>
+    /// Opens a plain-chain call with <paramref name="open"/>, sends <paramref name="message"/> and ends the request;
+    /// returns the milliseconds from the open to the first reply message, after reading the reply to its end.
+    /// </summary>
+    public static async Task<double> ChainFirstReplyAsync(Func<AsyncDuplexStreamingCall<Chunk, Chunk>> open, Chunk message, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        using var call = channels.Open(hops, cancellationToken);
+        using var call = open();
         await call.RequestStream.WriteAsync(message, cancellationToken);
         await call.RequestStream.CompleteAsync();
         if (!await call.ResponseStream.MoveNext(cancellationToken))

@@ -68,24 +68,8 @@ internal sealed class ChainPath : IPathUnderTest, IDisposable
     public Task<IRoundTrips> OpenAsync(int[] route, CancellationToken cancellationToken) =>
         Task.FromResult<IRoundTrips>(new OpenCall(Open(route, sink: false, cancellationToken), _ping));
 
-    public async Task<double> FirstReplyAsync(int[] route, CancellationToken cancellationToken)
-    {
-        var started = Stopwatch.GetTimestamp();
-        using var call = Open(route, sink: false, cancellationToken);
-        await call.RequestStream.WriteAsync(_ping, cancellationToken);
-        await call.RequestStream.CompleteAsync();
-        if (!await call.ResponseStream.MoveNext(cancellationToken))
-        {
-            throw new InvalidOperationException("a fresh plain-chain call ended without a reply");
-        }
-
-        var elapsed = Measure.Milliseconds(started);
-        while (await call.ResponseStream.MoveNext(cancellationToken))
-        {
-        }
-
-        return elapsed;
-    }
+    public Task<double> FirstReplyAsync(int[] route, CancellationToken cancellationToken) =>
+        Workloads.ChainFirstReplyAsync(() => Open(route, sink: false, cancellationToken), _ping, cancellationToken);
 
     public void Dispose() => _channel.Dispose();
 
