@@ -38,6 +38,11 @@ public sealed class DestinationCellCodec : IDisposable
             _mac = parameters.Construction == CellConstruction.MacArray ? new MacArrayKey(keys.ForwardMac) : null;
             _sealBackwardCell = SealBackwardCell;
         }
+        catch
+        {
+            replyRoute?.Dispose();
+            throw;
+        }
         finally
         {
             keys.Dispose();

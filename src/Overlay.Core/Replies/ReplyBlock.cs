@@ -102,9 +102,15 @@ public sealed class ReplyBlock : IDisposable
     /// The holder's codec: seals the reply's cells end to end (no relay layers: the relays add theirs)
     /// and opens the maker's receipt. It works like an origin's codec for a route without relays.
     /// </summary>
-    public OriginCellCodec CreateCodec(NetworkParameters parameters)
+    /// <exception cref="TunnelException"><see cref="TunnelErrorKind.Expired"/> at or after <see cref="ExpiresAt"/>: a block parsed in time may be used too late.</exception>
+    public OriginCellCodec CreateCodec(NetworkParameters parameters, DateTimeOffset now)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (now >= ExpiresAt)
+        {
+            throw new TunnelException(TunnelErrorKind.Expired, 0, $"the reply block expired at {ExpiresAt:O}");
+        }
+
         if (parameters.Construction != CellConstruction.Baseline)
         {
             throw new InvalidOperationException("reply blocks need the Baseline cell construction (docs/protocol.md §7.8)");

@@ -94,10 +94,19 @@ public sealed class ReplyBlockSecret : IDisposable
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         var forward = new AesCtr[RelayCount];
         var backward = new AesCtr[RelayCount];
-        for (var i = 0; i < RelayCount; i++)
+        try
         {
-            forward[i] = new AesCtr(_layers.AsSpan(i * LayerPairSize, HopKeys.KeySize));
-            backward[i] = new AesCtr(_layers.AsSpan((i * LayerPairSize) + HopKeys.KeySize, HopKeys.KeySize));
+            for (var i = 0; i < RelayCount; i++)
+            {
+                forward[i] = new AesCtr(_layers.AsSpan(i * LayerPairSize, HopKeys.KeySize));
+                backward[i] = new AesCtr(_layers.AsSpan((i * LayerPairSize) + HopKeys.KeySize, HopKeys.KeySize));
+            }
+        }
+        catch
+        {
+            // No layer key outlives a failed build.
+            new ReplyRouteLayers(forward, backward).Dispose();
+            throw;
         }
 
         return new ReplyRouteLayers(forward, backward);

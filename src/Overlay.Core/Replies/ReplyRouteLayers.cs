@@ -40,14 +40,15 @@ internal sealed class ReplyRouteLayers : IDisposable
 
     public void Dispose()
     {
+        // A partly built set (a failed build) has null entries.
         foreach (var layer in _forward)
         {
-            layer.Dispose();
+            layer?.Dispose();
         }
 
         foreach (var layer in _backward)
         {
-            layer.Dispose();
+            layer?.Dispose();
         }
     }
 }

@@ -164,6 +164,9 @@ internal sealed class PeerChannels : IDisposable
             KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
             ConnectTimeout = _options.ConnectTimeout,
             PooledConnectionIdleTimeout = pooledIdleTimeout,
+            // A certificate is checked at the handshake only: a busy connection must not carry one past its
+            // rotation, so new calls move to a fresh handshake (calls in flight finish on the old one).
+            PooledConnectionLifetime = cleartext ? Timeout.InfiniteTimeSpan : _options.CertificateRotation,
             AutomaticDecompression = DecompressionMethods.None,
             UseProxy = false,
             // No traceparent, tracestate, baggage or Request-Id on any link request (docs/protocol.md).

@@ -31,7 +31,7 @@ public sealed class ReplyBlockTests
         var reply = "the tally is 12 to 8"u8.ToArray();
 
         using var block = Parse(encoded);
-        using var holder = block.CreateCodec(Parameters);
+        using var holder = block.CreateCodec(Parameters, Now);
         var cells = new byte[Parameters.CellSize];
         Assert.Equal(reply.Length, holder.SealForwardCells(reply, final: true, cells));
 
@@ -89,6 +89,19 @@ public sealed class ReplyBlockTests
     }
 
     [Fact]
+    public void A_block_parsed_in_time_is_refused_when_used_after_its_expiry()
+    {
+        using var network = new TestNetwork(Parameters, 2, seed: 15);
+        var (encoded, secret) = Make(network, 1, lifetime: TimeSpan.FromMinutes(10));
+        using var owned = secret;
+        using var block = Parse(encoded);
+
+        var failure = Assert.Throws<TunnelException>(() => block.CreateCodec(Parameters, Now.AddMinutes(10)));
+
+        Assert.Equal(TunnelErrorKind.Expired, failure.Kind);
+    }
+
+    [Fact]
     public void A_tampered_header_fails_at_the_hop_whose_layer_it_touched()
     {
         using var network = new TestNetwork(Parameters, 3, seed: 10);
@@ -112,7 +125,7 @@ public sealed class ReplyBlockTests
         Assert.False(other.Matches(secret.ReplyId.Span));
 
         using var block = Parse(encoded);
-        using var holder = block.CreateCodec(Parameters);
+        using var holder = block.CreateCodec(Parameters, Now);
         var cells = new byte[Parameters.CellSize];
         holder.SealForwardCells("x"u8, final: true, cells);
         using var route = Walk(network, 2, block.Header.ToArray(), other);
@@ -132,7 +145,7 @@ public sealed class ReplyBlockTests
         var (encoded, secret) = Make(network, 2);
         using var _ = secret;
         using var block = Parse(encoded);
-        using var holder = block.CreateCodec(Parameters);
+        using var holder = block.CreateCodec(Parameters, Now);
         using var route = Walk(network, 2, block.Header.ToArray(), secret);
         var cell = new byte[Parameters.CellSize];
         route.Relays[1].WriteErrorCell(TunnelErrorKind.NextHopUnreachable, cell, nextHop: true);
