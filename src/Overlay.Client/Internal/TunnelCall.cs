@@ -34,13 +34,50 @@ internal sealed class TunnelCall<TRequest, TResponse>(
     }
 
     // The message is serialized before WriteAsync completes, so wrapping the caller's buffer is safe.
-    public Task WriteAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken) =>
-        call.RequestStream.WriteAsync(data(UnsafeByteOperations.UnsafeWrap(bytes)), cancellationToken);
+    public async Task WriteAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await call.RequestStream.WriteAsync(data(UnsafeByteOperations.UnsafeWrap(bytes)), cancellationToken);
+        }
+        catch (Exception exception) when (EndedByNode(exception, cancellationToken) is { } ended)
+        {
+            throw ended;
+        }
+    }
 
     public async Task WriteEndAsync(CancellationToken cancellationToken)
     {
-        await call.RequestStream.WriteAsync(end(), cancellationToken);
-        await call.RequestStream.CompleteAsync();
+        try
+        {
+            await call.RequestStream.WriteAsync(end(), cancellationToken);
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (Exception exception) when (EndedByNode(exception, cancellationToken) is { } ended)
+        {
+            throw ended;
+        }
+    }
+
+    // A write that races the node ending the call fails as "cancelled" or "call is complete", depending on
+    // timing: the caller must see the node's status instead, as a read would.
+    private RpcException? EndedByNode(Exception exception, CancellationToken cancellationToken)
+    {
+        if (exception is not (InvalidOperationException or OperationCanceledException) || cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+
+        try
+        {
+            var status = call.GetStatus();
+            return status.StatusCode == StatusCode.OK ? null : new RpcException(status, call.GetTrailers());
+        }
+        catch (InvalidOperationException)
+        {
+            // The call has no status yet: the write failed for a reason of its own, reported as it is.
+            return null;
+        }
     }
 
     public void Dispose() => call.Dispose();
