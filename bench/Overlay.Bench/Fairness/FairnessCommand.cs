@@ -3,7 +3,10 @@ using System.Globalization;
 using System.Net;
 using Overlay.Bench.Network;
 using Overlay.Errors;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Overlay.Host;
+using Overlay.Host.Options;
 using Overlay.Host.Tunnels;
 using Overlay.Onion;
 
@@ -75,7 +78,7 @@ internal static class FairnessCommand
             return await RunSelfAsync(["taskset", "-c", "0"], ["fairness", .. args, PinnedFlag], log, cancellationToken);
         }
 
-        await log.WriteLineAsync("settings: shipped = the default limits; turns only = HeaderConcurrency 1 and no header rate limit, so only the turns between sources keep it fair");
+        await log.WriteLineAsync("settings: shipped = the default limits (a flood past its burst is paced at the header rate); turns only = HeaderConcurrency 1 and no header rate limit, so only the turns between sources keep it fair");
         await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"fairness: {(shared ? "nodes and flooder share every CPU" : "nodes on CPU 0, the flooder on CPU 1")}; {trips} round trips per phase, {Concurrency} at a time; the flood {floodStreams} streams at a time"));
         var rows = new List<string>();
@@ -111,8 +114,9 @@ internal static class FairnessCommand
         Outcome flooded;
         try
         {
-            // Measure only once the flood reaches the node.
-            start = await flooder.WaitForAsync(c => c.Processed >= 100, TimeSpan.FromSeconds(60), cancellationToken);
+            // Measure only once the flood reaches the node and has spent its burst (from then on it is paced).
+            var burst = target.Services.GetRequiredService<IOptions<OverlayOptions>>().Value.Tunnels.HeaderBurstPerPeer;
+            start = await flooder.WaitForAsync(c => c.Processed >= Math.Min(burst, 10_000) + 100, TimeSpan.FromSeconds(60), cancellationToken);
             flooded = await MeasureAsync(origin, target, trips, cancellationToken);
             end = await flooder.WaitForAsync(c => c.Sent > start.Sent, TimeSpan.FromSeconds(60), cancellationToken);
         }

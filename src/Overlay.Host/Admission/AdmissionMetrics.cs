@@ -21,15 +21,19 @@ internal sealed class AdmissionMetrics
 
     private readonly Counter<long> _refused;
     private readonly Counter<long> _abandoned;
+    private readonly Counter<long> _paced;
 
     public AdmissionMetrics(IMeterFactory meterFactory, NodeState node)
     {
         var meter = OverlayTelemetry.NodeMeter(meterFactory, node);
         _refused = meter.CreateCounter<long>("overlay.admission.refused", "{refusal}", "Connections, streams and requests refused at the link endpoint, by overlay.limit");
         _abandoned = meter.CreateCounter<long>("overlay.admission.abandoned", "{stream}", "Relay streams the previous hop reset or abandoned before sending their header");
+        _paced = meter.CreateCounter<long>("overlay.admission.paced", "{stream}", "Relay streams held until their previous hop's header rate allowed them");
     }
 
     public void Refused(string limit) => _refused.Add(1, new KeyValuePair<string, object?>(LimitTag, limit));
 
     public void Abandoned() => _abandoned.Add(1);
+
+    public void Paced() => _paced.Add(1);
 }

@@ -36,7 +36,7 @@ internal sealed class LinkAdmission
     /// <summary>Relay streams accepted whose header has not been processed yet.</summary>
     public KeyedLimiter PendingHeaders { get; }
 
-    /// <summary>New relay streams per second.</summary>
+    /// <summary>New relay streams per second: over it, streams are held (paced), then refused.</summary>
     public HeaderRateLimiter HeaderRate { get; }
 
     /// <summary>Turns at header processing.</summary>
@@ -54,6 +54,9 @@ internal sealed class LinkAdmission
 
     /// <summary>Counts a stream its previous hop reset before its header: not an error (an origin may give up), so not logged.</summary>
     public void Abandoned() => _metrics.Abandoned();
+
+    /// <summary>Counts a stream held for its source's header rate.</summary>
+    public void Paced() => _metrics.Paced();
 
     /// <summary>Logs input a peer should never send (throttled per source, no stack trace).</summary>
     public void BadInput(string source, string reason)

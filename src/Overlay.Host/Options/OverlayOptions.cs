@@ -205,11 +205,14 @@ public sealed class TunnelOptions
     /// <summary>Time a peer has to send the header (and have it processed) after opening a hop. Default 2 s.</summary>
     public TimeSpan HeaderTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>New relay streams accepted per second from one fairness key (token bucket). Default 2,000.</summary>
+    /// <summary>
+    /// New relay streams served per second from one fairness key (token bucket); past it a stream is
+    /// held until the rate allows it, for at most half the header timeout, then refused Busy. Default 2,000.
+    /// </summary>
     public double HeadersPerSecondPerPeer { get; set; } = 2000;
 
-    /// <summary>Burst of the per-key header bucket. Default 4,000.</summary>
-    public int HeaderBurstPerPeer { get; set; } = 4000;
+    /// <summary>Burst of the per-key header bucket: served at once before pacing starts. Default 500.</summary>
+    public int HeaderBurstPerPeer { get; set; } = 500;
 
     /// <summary>Relay streams waiting for their header (or its processing), all keys together. Default 1,024.</summary>
     public int MaxPendingHeaders { get; set; } = 1024;

@@ -64,11 +64,6 @@ internal sealed class TunnelServer
         var callToken = context.CancellationToken;
         // Fairness is per previous hop: past the first hop the origin is hidden, so its address block is the only honest key.
         var source = PeerAddress.FairnessKey(context.GetHttpContext().Connection.RemoteIpAddress);
-        if (!_admission.HeaderRate.TryAcquire(source))
-        {
-            throw Refuse(source, AdmissionLimits.HeaderRate);
-        }
-
         if (!_admission.PendingHeaders.TryEnter(source))
         {
             throw Refuse(source, AdmissionLimits.PendingHeaders);
@@ -83,6 +78,7 @@ internal sealed class TunnelServer
             using (var headerWait = CancellationTokenSource.CreateLinkedTokenSource(callToken))
             {
                 headerWait.CancelAfter(_options.HeaderTimeout);
+                await PaceAsync(source, headerWait, callToken);
                 first = await ReadFirstAsync(requests, source, headerWait, callToken);
                 var cellSize = _node.Network.CellSize;
                 if (first.Message.Header.Length != _node.Processor.HeaderSize || (first.Message.Cells.Length % cellSize) != 0)
@@ -148,6 +144,36 @@ internal sealed class TunnelServer
         }
     }
 
+    // Holds the stream while its source is over its header rate (at most half the header timeout, else Busy):
+    // a flood through one previous hop is spread at that hop's rate, and a held stream costs no CPU, where a
+    // refused one would be sent again at once and cost a stream's set-up and refusal each time.
+    private async Task PaceAsync(string source, CancellationTokenSource headerWait, CancellationToken callToken)
+    {
+        if (!_admission.HeaderRate.TryReserve(source, _options.HeaderTimeout / 2, out var delay))
+        {
+            throw Refuse(source, AdmissionLimits.HeaderRate);
+        }
+
+        if (delay <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        _admission.Paced();
+        try
+        {
+            await Task.Delay(delay, _time, headerWait.Token);
+        }
+        catch (OperationCanceledException) when (!callToken.IsCancellationRequested)
+        {
+            throw Refuse(TunnelErrorKind.DeadlineExceeded);
+        }
+        catch (OperationCanceledException)
+        {
+            throw Abandoned();
+        }
+    }
+
     // The first message within the header timeout. What the transport refuses (a message over the limit, bytes
     // that are not protobuf) becomes a typed refusal; a peer that sends nothing in time gets DeadlineExceeded.
     private async Task<FirstMessage> ReadFirstAsync(IAsyncStreamReader<LinkMessage> requests, string source, CancellationTokenSource headerWait, CancellationToken callToken)
@@ -173,8 +199,7 @@ internal sealed class TunnelServer
         {
             // The previous hop reset or abandoned the stream before its header: nobody is left to answer, and
             // it is not this node's fault, so no error and no stack (grpc-dotnet logs both for any other exception).
-            _admission.Abandoned();
-            throw new RpcException(new Status(StatusCode.Cancelled, "the stream was reset before its header"));
+            throw Abandoned();
         }
 
         return new FirstMessage(requests.Current);
@@ -212,6 +237,12 @@ internal sealed class TunnelServer
         {
             log(_logger, suppressed == 0 ? reason : string.Create(CultureInfo.InvariantCulture, $"{reason} ({suppressed} more not logged)"), null);
         }
+    }
+
+    private RpcException Abandoned()
+    {
+        _admission.Abandoned();
+        return new RpcException(new Status(StatusCode.Cancelled, "the stream was reset before its header"));
     }
 
     private RpcException Refuse(string source, string limit)

@@ -197,6 +197,42 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
     }
 
     [Fact]
+    public async Task Headers_over_a_previous_hops_rate_are_held_and_served_not_refused()
+    {
+        await using var cluster = await TestCluster.StartAsync(2, new ClusterOptions
+        {
+            NodeDefaultHandler = true,
+            Configuration = new Dictionary<string, string?>
+            {
+                // One token at once, then 20 a second; a header may be held for up to half the 2 s header timeout.
+                ["Overlay:Tunnels:HeadersPerSecondPerPeer"] = "20",
+                ["Overlay:Tunnels:HeaderBurstPerPeer"] = "1",
+                ["Overlay:Tunnels:HeaderTimeout"] = "00:00:02",
+            },
+        });
+        var target = cluster[1];
+        using var deadline = TestTimeouts.After(60);
+        using var client = new RawLinkClient(target.LinkEndpoint, Stranger);
+
+        // Ten at once is eleven times the burst: each is held its turn at the rate, then processed (its MAC fails: Tampered).
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => client.CallAsync(RawLinkClient.Relay, [FloodHeader(target)], deadline.Token)));
+        Assert.All(outcomes, outcome => Assert.Equal((int)TunnelErrorKind.Tampered, outcome.OverlayError));
+
+        // Beyond what the rate allows within the hold, the rest are refused Busy: 200 at once at 20 a second.
+        var flood = await Task.WhenAll(Enumerable.Range(0, 200).Select(_ => client.CallAsync(RawLinkClient.Relay, [FloodHeader(target)], deadline.Token)));
+        var processed = flood.Count(outcome => outcome.OverlayError == (int)TunnelErrorKind.Tampered);
+        output.WriteLine($"200 headers at once at 20/s: {processed} processed, {flood.Length - processed} refused");
+        Assert.All(flood.Where(outcome => outcome.OverlayError != (int)TunnelErrorKind.Tampered), outcome => MalformedInputTests.AssertRefused(outcome, ResourceExhausted, TunnelErrorKind.Busy));
+        Assert.InRange(flood.Length - processed, 1, 200);
+    }
+
+    private static byte[] FloodHeader(ClusterNode target)
+    {
+        using var sample = HostileWire.HeaderTo(target);
+        return RawProtobuf.LinkMessage(HostileWire.AgreementHeader(sample.Header), default);
+    }
+
+    [Fact]
     public async Task Streams_waiting_for_their_header_are_capped_per_previous_hop()
     {
         await using var cluster = await TestCluster.StartAsync(2, new ClusterOptions

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Overlay.Host.Admission;
 using Overlay.Host.Options;
 using Overlay.Host.Tunnels;
@@ -44,6 +45,43 @@ public sealed class FairShareTests
         Assert.True(await other); // then the other key, ahead of the flooder's three still queued
         Assert.All(flood.Skip(1), task => Assert.False(task.IsCompleted));
     }
+
+    [Fact]
+    public void A_source_over_its_header_rate_is_paced_then_refused_and_others_are_not()
+    {
+        var time = new FakeTimeProvider();
+        var limiter = new HeaderRateLimiter(perSecond: 10, burst: 2, time);
+        var holdAtMost = TimeSpan.FromSeconds(1);
+
+        Assert.True(limiter.TryReserve("flooder", holdAtMost, out var first));
+        Assert.True(limiter.TryReserve("flooder", holdAtMost, out var second));
+        Assert.Equal(TimeSpan.Zero, first);
+        Assert.Equal(TimeSpan.Zero, second); // the burst
+
+        // Past the burst, each is held a tenth of a second longer than the one before, up to the hold allowed.
+        var holds = new List<TimeSpan>();
+        while (limiter.TryReserve("flooder", holdAtMost, out var hold))
+        {
+            holds.Add(hold);
+        }
+
+        Assert.Equal(10, holds.Count);
+        AssertClose(TimeSpan.FromSeconds(0.1), holds[0]);
+        AssertClose(holdAtMost, holds[^1]);
+        Assert.False(limiter.TryAcquire("flooder"));
+
+        // Another source has its own bucket.
+        Assert.True(limiter.TryReserve("other", holdAtMost, out var other));
+        Assert.Equal(TimeSpan.Zero, other);
+
+        // The debt is paid at the rate: after the longest hold, the next waits a tenth of a second again.
+        time.Advance(holdAtMost);
+        Assert.True(limiter.TryReserve("flooder", holdAtMost, out var after));
+        AssertClose(TimeSpan.FromSeconds(0.1), after);
+    }
+
+    private static void AssertClose(TimeSpan expected, TimeSpan actual) =>
+        Assert.InRange(actual.TotalMilliseconds, expected.TotalMilliseconds - 1, expected.TotalMilliseconds + 1);
 
     [Theory]
     [InlineData(double.NaN)]

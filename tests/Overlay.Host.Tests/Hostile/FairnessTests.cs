@@ -46,12 +46,9 @@ public sealed class FairnessTests(ITestOutputHelper output)
         using var sample = HostileWire.HeaderTo(target);
         var flood = Enumerable.Range(0, FloodConcurrency).Select(_ => Task.Run(async () =>
         {
-            var header = new byte[sample.Header.Length];
             while (!stopFlood.IsCancellationRequested)
             {
-                Random.Shared.NextBytes(header);
-                sample.Header.AsSpan(0, 5).CopyTo(header);
-                header[5 + 31] &= 0x7F;
+                var header = HostileWire.AgreementHeader(sample.Header);
                 try
                 {
                     var outcome = await flooder.CallAsync(RawLinkClient.Relay, [RawProtobuf.LinkMessage(header, default)], stopFlood.Token);

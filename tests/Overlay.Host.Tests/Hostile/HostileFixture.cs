@@ -24,4 +24,17 @@ internal static class HostileWire
     /// <summary>A valid header for the one-hop route to <paramref name="destination"/>, with its origin keys.</summary>
     public static RawTunnelKeys HeaderTo(ClusterNode destination) =>
         RawOrigin.Build(destination.Node.State.Network, [destination.Descriptor]);
+
+    /// <summary>
+    /// A header that costs the node a full X25519 agreement before its MAC fails: the version and epoch of
+    /// <paramref name="valid"/>, a canonical point, random bytes after.
+    /// </summary>
+    public static byte[] AgreementHeader(ReadOnlySpan<byte> valid)
+    {
+        var header = new byte[valid.Length];
+        Random.Shared.NextBytes(header);
+        valid[..5].CopyTo(header);
+        header[5 + 31] &= 0x7F;
+        return header;
+    }
 }
