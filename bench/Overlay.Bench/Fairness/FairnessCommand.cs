@@ -33,15 +33,21 @@ internal static class FairnessCommand
     private static readonly IPAddress FloodSource = IPAddress.Parse("127.0.0.2");
     private static readonly TimeSpan TripDeadline = TimeSpan.FromSeconds(15);
 
-    private static readonly (string Name, Dictionary<string, string?> Configuration)[] Settings =
+    private static readonly Setting[] Settings =
     [
-        ("shipped", new Dictionary<string, string?>()),
-        ("turns only", new Dictionary<string, string?>
+        new("shipped", new Dictionary<string, string?>()),
+        new("turns only", new Dictionary<string, string?>
         {
             ["Overlay:Tunnels:HeaderConcurrency"] = "1",
             ["Overlay:Tunnels:HeadersPerSecondPerPeer"] = "1000000",
             ["Overlay:Tunnels:HeaderBurstPerPeer"] = "1000000",
         }),
+        new("wrong epoch", new Dictionary<string, string?>
+        {
+            ["Overlay:Tunnels:HeaderConcurrency"] = "1",
+            ["Overlay:Tunnels:HeadersPerSecondPerPeer"] = "1000000",
+            ["Overlay:Tunnels:HeaderBurstPerPeer"] = "1000000",
+        }, WrongEpoch: true),
     ];
 
     public static async Task<int> RunAsync(string[] args, TextWriter log, CancellationToken cancellationToken)
@@ -78,13 +84,14 @@ internal static class FairnessCommand
             return await RunSelfAsync(["taskset", "-c", "0"], ["fairness", .. args, PinnedFlag], log, cancellationToken);
         }
 
-        await log.WriteLineAsync("settings: shipped = the default limits (a flood past its burst is paced at the header rate); turns only = HeaderConcurrency 1 and no header rate limit, so only the turns between sources keep it fair");
+        await log.WriteLineAsync("settings: shipped = the default limits (a flood past its burst is paced at the header rate); turns only = HeaderConcurrency 1 and no header rate limit, so only the turns between sources keep it fair; wrong epoch = turns only, the flood's headers naming an epoch the node does not hold (refused before the agreement)");
+        await log.WriteLineAsync("node CPU per flood stream: the nodes' process CPU time over the flooded phase, less the quiet phase's CPU per round trip for the round trips made, per flood stream answered");
         await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"fairness: {(shared ? "nodes and flooder share every CPU" : "nodes on CPU 0, the flooder on CPU 1")}; {trips} round trips per phase, {Concurrency} at a time; the flood {floodStreams} streams at a time"));
         var rows = new List<string>();
-        foreach (var (name, configuration) in Settings)
+        foreach (var setting in Settings)
         {
-            rows.Add(await MeasureSettingAsync(name, configuration, trips, floodStreams, shared, log, cancellationToken));
+            rows.Add(await MeasureSettingAsync(setting, trips, floodStreams, shared, log, cancellationToken));
         }
 
         await log.WriteLineAsync();
@@ -98,27 +105,34 @@ internal static class FairnessCommand
     }
 
     private const string Header =
-        "  setting        p50 quiet  p50 flooded (x)     p50 after  ok flooded  tunnels/s flooded  flood headers/s (x tunnels)  agreements/s";
+        "  setting        p50 quiet  p50 flooded (x)     p50 after  ok flooded  tunnels/s flooded  flood headers/s (x tunnels)  read past admission/s  node CPU per flood stream";
 
-    private static async Task<string> MeasureSettingAsync(string name, Dictionary<string, string?> configuration, int trips, int floodStreams, bool shared, TextWriter log, CancellationToken cancellationToken)
+    private static async Task<string> MeasureSettingAsync(Setting setting, int trips, int floodStreams, bool shared, TextWriter log, CancellationToken cancellationToken)
     {
-        await using var cluster = await BenchCluster.StartAsync(2, TimeSpan.FromSeconds(60), cancellationToken, configuration);
+        var name = setting.Name;
+        await using var cluster = await BenchCluster.StartAsync(2, TimeSpan.FromSeconds(60), cancellationToken, setting.Configuration);
         var origin = cluster[0].Node;
         var target = cluster[1].Node;
         await MeasureAsync(origin, target, trips / 4, cancellationToken); // warm-up
+        var cpuQuiet = CpuNow();
         var quiet = await MeasureAsync(origin, target, trips, cancellationToken);
+        var cpuPerTrip = (CpuNow() - cpuQuiet) / quiet.Succeeded;
 
         var descriptor = target.State.Descriptor ?? throw new InvalidOperationException("the target has no descriptor");
-        var flooder = Flooder.Start(shared, target.LinkEndpoint, descriptor.OnionEpoch, OnionHeader.SizeFor(target.State.Network), floodStreams, FloodSource);
+        var epoch = setting.WrongEpoch ? descriptor.OnionEpoch + 1000 : descriptor.OnionEpoch;
+        var flooder = Flooder.Start(shared, target.LinkEndpoint, epoch, OnionHeader.SizeFor(target.State.Network), floodStreams, FloodSource);
         FloodCount start, end;
+        TimeSpan cpuStart, cpuEnd;
         Outcome flooded;
         try
         {
             // Measure only once the flood reaches the node and has spent its burst (from then on it is paced).
             var burst = target.Services.GetRequiredService<IOptions<OverlayOptions>>().Value.Tunnels.HeaderBurstPerPeer;
             start = await flooder.WaitForAsync(c => c.Processed >= Math.Min(burst, 10_000) + 100, TimeSpan.FromSeconds(60), cancellationToken);
+            cpuStart = CpuNow();
             flooded = await MeasureAsync(origin, target, trips, cancellationToken);
             end = await flooder.WaitForAsync(c => c.Sent > start.Sent, TimeSpan.FromSeconds(60), cancellationToken);
+            cpuEnd = CpuNow();
         }
         finally
         {
@@ -128,8 +142,9 @@ internal static class FairnessCommand
         var again = await MeasureAsync(origin, target, trips, cancellationToken);
         var seconds = (end.At - start.At).TotalSeconds;
         var floodRate = (end.Sent - start.Sent) / seconds;
+        var cpuPerFlood = (cpuEnd - cpuStart - (cpuPerTrip * flooded.Succeeded)) / Math.Max(1, end.Sent - start.Sent);
         var row = string.Create(CultureInfo.InvariantCulture,
-            $"  {name,-13} {quiet.P50Ms,7:F2} ms {flooded.P50Ms,7:F2} ms ({flooded.P50Ms / quiet.P50Ms,4:F2}x) {again.P50Ms,7:F2} ms {flooded.Succeeded,5}/{trips,-5} {flooded.PerSecond,10:F0} {floodRate,16:F0} ({floodRate / flooded.PerSecond,5:F1}x) {(end.Processed - start.Processed) / seconds,17:F0}");
+            $"  {name,-13} {quiet.P50Ms,7:F2} ms {flooded.P50Ms,7:F2} ms ({flooded.P50Ms / quiet.P50Ms,4:F2}x) {again.P50Ms,7:F2} ms {flooded.Succeeded,5}/{trips,-5} {flooded.PerSecond,10:F0} {floodRate,16:F0} ({floodRate / flooded.PerSecond,5:F1}x) {(end.Processed - start.Processed) / seconds,22:F0} {cpuPerFlood.TotalMicroseconds,20:F0} µs");
         await log.WriteLineAsync(Header);
         await log.WriteLineAsync(row);
         foreach (var (phase, outcome) in new[] { ("quiet", quiet), ("flooded", flooded), ("after", again) })
@@ -191,6 +206,14 @@ internal static class FairnessCommand
         await process.WaitForExitAsync(cancellationToken);
         return process.ExitCode;
     }
+
+    private static TimeSpan CpuNow()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime;
+    }
+
+    private sealed record Setting(string Name, Dictionary<string, string?> Configuration, bool WrongEpoch = false);
 
     private readonly record struct Outcome(int Succeeded, double P50Ms, double PerSecond, string Failures);
 }
