@@ -126,6 +126,7 @@ public sealed class OverlayNode : IAsyncDisposable
         settings.ConfigureApplication?.Invoke(app);
         app.UseListenerScoping();
         app.UseLinkRequestLimits();
+        app.UseRelayStreamGate();
         app.MapGrpcService<LinkService>().WithMetadata(new ServedOnAttribute(ListenerRole.Link));
         // The link endpoint offers Check (the kubelet's probe) but not Watch: a stream that never ends, for anyone who connects.
         app.MapGrpcHealthChecksService().Add(endpoint =>
@@ -211,6 +212,7 @@ public sealed class OverlayNode : IAsyncDisposable
         services.AddOverlayTelemetry(configuration);
         services.AddSingleton<AdmissionMetrics>();
         services.AddSingleton<LinkAdmission>();
+        services.AddSingleton<RelayStreamGate>();
         services.AddSingleton<TunnelServer>();
         services.AddSingleton(sp => new TunnelClient(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<RouteSelector>(), sp.GetRequiredService<PeerDirectory>(),
             sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<TunnelRegistry>(), sp.GetRequiredService<OverlayMetrics>(),

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Grpc.Core;
+using Microsoft.AspNetCore.Http;
 using Overlay.Errors;
 
 namespace Overlay.Host.Link;
@@ -12,17 +13,32 @@ internal static class LinkErrors
 {
     public const string TrailerName = "overlay-error";
 
-    public static RpcException Refuse(TunnelErrorKind kind)
+    public static RpcException Refuse(TunnelErrorKind kind) =>
+        new(new Status(StatusOf(kind), kind.ToTag()), new Metadata { { TrailerName, Code(kind) } });
+
+    /// <summary>
+    /// The same refusal as <see cref="Refuse"/>, written before the gRPC pipeline as a trailers-only
+    /// response (the status in the only HEADERS frame, as gRPC itself answers a call that fails before
+    /// any message).
+    /// </summary>
+    public static void WriteRefusal(HttpResponse response, TunnelErrorKind kind)
     {
-        var status = kind switch
-        {
-            TunnelErrorKind.Busy or TunnelErrorKind.LimitExceeded => StatusCode.ResourceExhausted,
-            TunnelErrorKind.Malformed or TunnelErrorKind.ProtocolViolation => StatusCode.InvalidArgument,
-            TunnelErrorKind.DeadlineExceeded => StatusCode.DeadlineExceeded,
-            _ => StatusCode.FailedPrecondition,
-        };
-        return new RpcException(new Status(status, kind.ToTag()), new Metadata { { TrailerName, ((byte)kind).ToString(CultureInfo.InvariantCulture) } });
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "application/grpc";
+        response.Headers["grpc-status"] = ((int)StatusOf(kind)).ToString(CultureInfo.InvariantCulture);
+        response.Headers["grpc-message"] = kind.ToTag();
+        response.Headers[TrailerName] = Code(kind);
     }
+
+    private static StatusCode StatusOf(TunnelErrorKind kind) => kind switch
+    {
+        TunnelErrorKind.Busy or TunnelErrorKind.LimitExceeded => StatusCode.ResourceExhausted,
+        TunnelErrorKind.Malformed or TunnelErrorKind.ProtocolViolation => StatusCode.InvalidArgument,
+        TunnelErrorKind.DeadlineExceeded => StatusCode.DeadlineExceeded,
+        _ => StatusCode.FailedPrecondition,
+    };
+
+    private static string Code(TunnelErrorKind kind) => ((byte)kind).ToString(CultureInfo.InvariantCulture);
 
     /// <summary>
     /// The typed reason a peer ended a call with; <see cref="TunnelErrorKind.LinkUnauthenticated"/>

@@ -63,13 +63,10 @@ internal sealed class TunnelServer
         Activity.Current = null;
         var callToken = context.CancellationToken;
         // Fairness is per previous hop: past the first hop the origin is hidden, so its address block is the only honest key.
-        var source = PeerAddress.FairnessKey(context.GetHttpContext().Connection.RemoteIpAddress);
-        if (!_admission.PendingHeaders.TryEnter(source))
-        {
-            throw Refuse(source, AdmissionLimits.PendingHeaders);
-        }
-
-        var pending = true;
+        // RelayStreamGate admitted the stream before the gRPC pipeline: its place among the streams waiting for a header.
+        var pending = context.GetHttpContext().Features.Get<PendingHeader>()
+            ?? throw new InvalidOperationException("a relay stream reached the tunnel server without passing the relay stream gate");
+        var source = pending.Source;
         var served = false;
         try
         {
@@ -78,7 +75,7 @@ internal sealed class TunnelServer
             using (var headerWait = CancellationTokenSource.CreateLinkedTokenSource(callToken))
             {
                 headerWait.CancelAfter(_options.HeaderTimeout);
-                await PaceAsync(source, headerWait, callToken);
+                await PaceAsync(pending.Pace, headerWait, callToken);
                 first = await ReadFirstAsync(requests, source, headerWait, callToken);
                 var cellSize = _node.Network.CellSize;
                 if (first.Message.Header.Length != _node.Processor.HeaderSize || (first.Message.Cells.Length % cellSize) != 0)
@@ -103,8 +100,7 @@ internal sealed class TunnelServer
                 }
             }
 
-            _admission.PendingHeaders.Exit(source);
-            pending = false;
+            pending.Release();
 
             // A local id for this hop's logs: meaningless anywhere else, so logs never link hops.
             using var scope = _logger.BeginScope(TunnelScope.New());
@@ -132,11 +128,7 @@ internal sealed class TunnelServer
         }
         finally
         {
-            if (pending)
-            {
-                _admission.PendingHeaders.Exit(source);
-            }
-
+            pending.Release();
             if (served)
             {
                 _registry.ExitServed(source);
@@ -144,16 +136,11 @@ internal sealed class TunnelServer
         }
     }
 
-    // Holds the stream while its source is over its header rate (at most half the header timeout, else Busy):
-    // a flood through one previous hop is spread at that hop's rate, and a held stream costs no CPU, where a
-    // refused one would be sent again at once and cost a stream's set-up and refusal each time.
-    private async Task PaceAsync(string source, CancellationTokenSource headerWait, CancellationToken callToken)
+    // Holds the stream while its source is over its header rate (the gate reserved the token): a flood through
+    // one previous hop is spread at that hop's rate, and a held stream costs a timer, where a refused one would
+    // be sent again at once and cost a stream's set-up and refusal each time.
+    private async Task PaceAsync(TimeSpan delay, CancellationTokenSource headerWait, CancellationToken callToken)
     {
-        if (!_admission.HeaderRate.TryReserve(source, _options.HeaderTimeout / 2, out var delay))
-        {
-            throw Refuse(source, AdmissionLimits.HeaderRate);
-        }
-
         if (delay <= TimeSpan.Zero)
         {
             return;
