@@ -47,6 +47,11 @@ internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<Over
     private readonly ControlEndpointOptions _options = options.Value.Control;
     private readonly HashSet<string> _allowedCertificates = new(options.Value.Control.AllowedClientCertificates, StringComparer.OrdinalIgnoreCase);
 
+    // Certificates that identify a named application (Overlay:Control:Applications:<name>:ClientCertificate).
+    private readonly Dictionary<string, string> _applicationCertificates = options.Value.Control.Applications
+        .Where(a => a.Value.ClientCertificate is not null)
+        .ToDictionary(a => a.Value.ClientCertificate!, a => a.Key, StringComparer.OrdinalIgnoreCase);
+
     public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
         Authorize(context);
@@ -96,13 +101,27 @@ internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<Over
         {
             var certificate = context.GetHttpContext().Connection.ClientCertificate;
             var thumbprint = certificate?.GetCertHashString(HashAlgorithmName.SHA256);
-            if (thumbprint is null || !_allowedCertificates.Contains(thumbprint))
+            if (thumbprint is not null && role == ControlRole.Application && _applicationCertificates.TryGetValue(thumbprint, out var application))
+            {
+                // The certificate names the application; a token may only be its own or the shared one.
+                if (name != application && name != ControlTokens.ApplicationName)
+                {
+                    throw Refuse(context, StatusCode.PermissionDenied, "not_permitted",
+                        $"client certificate {thumbprint} identifies application '{application}', but the token is another application's");
+                }
+
+                name = application;
+                tokenName = application;
+            }
+            else if (thumbprint is null || !_allowedCertificates.Contains(thumbprint))
             {
                 throw Refuse(context, StatusCode.PermissionDenied, "not_permitted",
-                    $"client certificate {thumbprint ?? "(none)"} is not in Overlay:Control:AllowedClientCertificates");
+                    $"client certificate {thumbprint ?? "(none)"} is not in Overlay:Control:AllowedClientCertificates nor an application's ClientCertificate");
             }
-
-            name = $"{name}:{thumbprint[..16].ToLowerInvariant()}";
+            else
+            {
+                name = $"{name}:{thumbprint[..16].ToLowerInvariant()}";
+            }
         }
 
         if (role != ControlRole.Operator && !ApplicationAllowed.Contains(context.Method))

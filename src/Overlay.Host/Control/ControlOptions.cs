@@ -128,14 +128,14 @@ internal sealed class ControlOptionsValidator : IValidateOptions<OverlayOptions>
             }
         }
 
-        if (control.RequireClientCertificate && control.AllowedClientCertificates.Count == 0)
+        if (control.RequireClientCertificate && control.AllowedClientCertificates.Count == 0 && control.Applications.Values.All(a => a.ClientCertificate is null))
         {
-            failures.Add("Overlay:Control:RequireClientCertificate needs Overlay:Control:AllowedClientCertificates (SHA-256 thumbprints)");
+            failures.Add("Overlay:Control:RequireClientCertificate needs Overlay:Control:AllowedClientCertificates or an application's ClientCertificate (SHA-256 thumbprints)");
         }
 
         foreach (var thumbprint in control.AllowedClientCertificates)
         {
-            if (thumbprint.Length != 64 || !thumbprint.All(Uri.IsHexDigit))
+            if (!IsThumbprint(thumbprint))
             {
                 failures.Add($"Overlay:Control:AllowedClientCertificates: '{thumbprint}' is not a SHA-256 thumbprint (64 hex digits)");
             }
@@ -163,10 +163,29 @@ internal sealed class ControlOptionsValidator : IValidateOptions<OverlayOptions>
                 failures.Add($"Overlay:Control:Applications:{application}: a name is 1 to 32 lower-case letters, digits or '-', and not 'operator' or 'application'");
             }
 
-            if (string.IsNullOrWhiteSpace(settings.TokenFile))
+            if (string.IsNullOrWhiteSpace(settings.TokenFile) && settings.ClientCertificate is null)
             {
-                failures.Add($"Overlay:Control:Applications:{application}:TokenFile must name the application's token file");
+                failures.Add($"Overlay:Control:Applications:{application}: give the application a TokenFile (its token) or a ClientCertificate (with mTLS)");
             }
+
+            if (settings.ClientCertificate is { } thumbprint)
+            {
+                if (!IsThumbprint(thumbprint))
+                {
+                    failures.Add($"Overlay:Control:Applications:{application}:ClientCertificate: '{thumbprint}' is not a SHA-256 thumbprint (64 hex digits)");
+                }
+
+                if (!control.RequireClientCertificate)
+                {
+                    failures.Add($"Overlay:Control:Applications:{application}:ClientCertificate needs Overlay:Control:RequireClientCertificate");
+                }
+            }
+        }
+
+        foreach (var shared in control.Applications.Where(a => a.Value.ClientCertificate is not null)
+            .GroupBy(a => a.Value.ClientCertificate!, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
+        {
+            failures.Add($"Overlay:Control:Applications: {string.Join(" and ", shared.Select(a => a.Key))} name the same ClientCertificate; a certificate identifies one application");
         }
 
         foreach (var (service, settings) in control.Services)
@@ -193,4 +212,6 @@ internal sealed class ControlOptionsValidator : IValidateOptions<OverlayOptions>
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
+
+    private static bool IsThumbprint(string value) => value.Length == 64 && value.All(Uri.IsHexDigit);
 }

@@ -69,7 +69,7 @@ internal sealed class ControlTokens
             applications.Add((ApplicationName, ReadApplication(applicationFile, "Overlay:Control:ApplicationTokenFile", logger), "Overlay:Control:ApplicationTokenFile"));
         }
 
-        foreach (var (name, application) in options.Applications.OrderBy(a => a.Key, StringComparer.Ordinal))
+        foreach (var (name, application) in options.Applications.Where(a => a.Value.TokenFile is not null).OrderBy(a => a.Key, StringComparer.Ordinal))
         {
             var setting = $"Overlay:Control:Applications:{name}:TokenFile";
             applications.Add((name, ReadApplication(application.TokenFile!, setting, logger), setting));
