@@ -26,8 +26,8 @@ internal sealed partial class Commands
             await log.WriteLineAsync($"warning: {listen} is not a loopback address: whoever reaches it uses your tunnels");
         }
 
-        await log.WriteLineAsync($"forwarding {listen} to {(service ?? "the default service")} at {node} through {target.Relays} relays (a tunnel per connection, at most {maxConnections} at once, each for at most {target.Deadline})");
-        await ConnectionLoop.RunAsync(listen, maxConnections, async (connection, stop) =>
+        var announcement = $"forwarding {listen} to {(service ?? "the default service")} at {node} through {target.Relays} relays (a tunnel per connection, at most {maxConnections} at once, each for at most {target.Deadline})";
+        await ConnectionLoop.RunAsync(listen, maxConnections, announcement, async (connection, stop) =>
         {
             await using var tunnel = await client.OpenTunnelAsync(target, stop);
             await TunnelPump.RunAsync(connection, tunnel, stop);

@@ -27,8 +27,8 @@ internal sealed partial class Commands
         var handshakeTimeout = Seconds(parse, o.HandshakeTimeout);
         var maxConnections = MaxConnections(parse);
         var log = TextWriter.Synchronized(io.Error);
-        await log.WriteLineAsync($"SOCKS5 on {listen} for <service>.<node id in base32>{OverlayHostName.Suffix} through {relays} relays (at most {maxConnections} connections at once); every other destination is refused");
-        await ConnectionLoop.RunAsync(listen, maxConnections,
+        var announcement = $"SOCKS5 on {listen} for <service>.<node id in base32>{OverlayHostName.Suffix} through {relays} relays (at most {maxConnections} connections at once); every other destination is refused";
+        await ConnectionLoop.RunAsync(listen, maxConnections, announcement,
             (connection, stop) => ServeSocksAsync(client, connection, relays, deadline, handshakeTimeout, log, stop), log, token);
         return ExitCodes.Ok;
     }, token);

@@ -7,11 +7,12 @@ namespace Overlay.Cli.Forwarding;
 /// Accepts TCP connections on a local address and serves each with its own task, at most a given
 /// number at once (the rest wait in the listen backlog). A connection whose service fails is reset
 /// and logged with the reason; cancelling stops accepting and ends every connection.
+/// The announcement goes to the log once the address is bound.
 /// </summary>
 internal static class ConnectionLoop
 {
-    public static async Task RunAsync(IPEndPoint endpoint, int maxConnections, Func<Socket, CancellationToken, Task> serve, TextWriter log,
-        CancellationToken cancellationToken)
+    public static async Task RunAsync(IPEndPoint endpoint, int maxConnections, string announcement, Func<Socket, CancellationToken, Task> serve,
+        TextWriter log, CancellationToken cancellationToken)
     {
         using var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
@@ -23,6 +24,8 @@ internal static class ConnectionLoop
         {
             throw new CliException(ExitCodes.Failed, $"cannot listen on {endpoint}: {exception.Message}");
         }
+
+        await log.WriteLineAsync(announcement); // once connections are taken: scripts may wait for it
 
         using var slots = new SemaphoreSlim(maxConnections);
         try

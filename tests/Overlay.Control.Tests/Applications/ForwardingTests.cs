@@ -1,0 +1,221 @@
+using System.Net;
+using System.Net.Sockets;
+using Overlay.Client;
+using V1 = Overlay.Protocol.Control.V1;
+
+namespace Overlay.Control.Tests.Applications;
+
+/// <summary>
+/// Any TCP program through the overlay: a real ASP.NET Core app behind `overlay expose` on B,
+/// reached by HttpClient through `overlay forward` or `overlay socks` on A, over three relays.
+/// </summary>
+[Collection(ForwardingOverlayCollection.Name)]
+public sealed class ForwardingTests(ForwardingOverlay fixture)
+{
+    private TestOverlay Overlay => fixture.Overlay;
+
+    private string ServiceHost => OverlayHostName.Format(fixture.B, ForwardingOverlay.Service);
+
+    [Fact]
+    public async Task A_web_app_behind_expose_serves_10_MiB_through_three_relays_to_HttpClient_via_forward()
+    {
+        using var deadline = TestTimeouts.After(120);
+        await using var expose = await ExposeAsync(deadline.Token);
+        var (forward, port) = await ForwardAsync(deadline.Token);
+        await using var _ = forward;
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false });
+
+        var body = await http.GetByteArrayAsync($"http://127.0.0.1:{port}/big", deadline.Token);
+
+        Assert.True(TestWebApp.Big.AsSpan().SequenceEqual(body), $"{body.Length} bytes arrived, not the {TestWebApp.Big.Length} sent");
+        Assert.DoesNotContain("closed:", expose.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_web_app_behind_expose_serves_10_MiB_through_three_relays_to_HttpClient_via_socks()
+    {
+        using var deadline = TestTimeouts.After(120);
+        await using var expose = await ExposeAsync(deadline.Token);
+        var (socks, port) = await SocksAsync(deadline.Token);
+        await using var _ = socks;
+        using var http = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"socks5://127.0.0.1:{port}"), UseProxy = true });
+
+        var body = await http.GetByteArrayAsync($"http://{ServiceHost}/big", deadline.Token);
+
+        Assert.True(TestWebApp.Big.AsSpan().SequenceEqual(body), $"{body.Length} bytes arrived, not the {TestWebApp.Big.Length} sent");
+    }
+
+    [Fact]
+    public async Task Fifty_concurrent_connections_are_fifty_tunnels_served_side_by_side()
+    {
+        using var deadline = TestTimeouts.After(120);
+        await using var expose = await ExposeAsync(deadline.Token);
+        var (forward, port) = await ForwardAsync(deadline.Token);
+        await using var _ = forward;
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = fixture.Web.Gate });
+
+        // The app answers none until all fifty wait at once: fifty connections open together.
+        var connections = await Task.WhenAll(Enumerable.Range(0, fixture.Web.Gate)
+            .Select(_ => http.GetStringAsync($"http://127.0.0.1:{port}/gate", deadline.Token)));
+
+        Assert.Equal(fixture.Web.Gate, connections.Distinct(StringComparer.Ordinal).Count());
+    }
+
+    [Fact]
+    public async Task A_connection_quiet_for_several_idle_timeouts_still_works()
+    {
+        using var deadline = TestTimeouts.After(120);
+        await using var expose = await ExposeAsync(deadline.Token);
+        var (forward, port) = await ForwardAsync(deadline.Token);
+        await using var _ = forward;
+        using var http = new HttpClient(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            MaxConnectionsPerServer = 1,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+        });
+        var first = await http.GetStringAsync($"http://127.0.0.1:{port}/connection", deadline.Token);
+
+        // One tunnel left open, quiet both ways: every forward cell a relay passes now is the
+        // origin's padding, and each one follows at least a sixth of the idle timeout of silence.
+        using var a = Overlay.Client(0);
+        using var b = Overlay.Client(1);
+        await ListenTests.WaitAsync(async () =>
+            (await a.Api.ListTunnelsAsync(new V1.ListTunnelsRequest())).Tunnels.Count == 1
+            && (await b.Api.ListTunnelsAsync(new V1.ListTunnelsRequest())).Tunnels.Count == 1, deadline.Token);
+        using var relayed = new NodeCounter(Overlay.Nodes[2].Id, "overlay.relay.cells", "overlay.cell.direction");
+        const int IdleTimeoutsQuiet = 4;
+        await ListenTests.WaitAsync(() => Task.FromResult(relayed.Count("forward") >= IdleTimeoutsQuiet * 6), deadline.Token);
+
+        var second = await http.GetStringAsync($"http://127.0.0.1:{port}/connection", deadline.Token);
+        Assert.Equal(first, second); // the same TCP connection, so the same tunnel
+        Assert.Single((await a.Api.ListTunnelsAsync(new V1.ListTunnelsRequest())).Tunnels);
+    }
+
+    [Fact]
+    public async Task A_service_that_goes_away_mid_response_is_a_closed_connection_with_the_reason_logged()
+    {
+        using var deadline = TestTimeouts.After(60);
+        await using var expose = await ExposeAsync(deadline.Token);
+        var (forward, port) = await ForwardAsync(deadline.Token);
+        await using var _ = forward;
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false });
+
+        var failure = await Assert.ThrowsAnyAsync<Exception>(() => http.GetByteArrayAsync($"http://127.0.0.1:{port}/cut", deadline.Token));
+
+        Assert.False(deadline.IsCancellationRequested, "the cut connection hung until the test's deadline");
+        Assert.True(failure is HttpRequestException or IOException, failure.ToString());
+        await expose.WaitForErrorAsync("closed: connection ConnectionReset", deadline.Token);
+        await forward.WaitForErrorAsync("closed: the tunnel failed", deadline.Token);
+    }
+
+    [Fact]
+    public async Task Socks_refuses_other_names_and_IP_literals_with_their_reply_codes()
+    {
+        using var deadline = TestTimeouts.After(60);
+        var (socks, port) = await SocksAsync(deadline.Token);
+        await using var _ = socks;
+
+        Assert.Equal(0x02, await RawSocksConnectAsync(port, Domain("example.com"), deadline.Token)); // not allowed by ruleset
+        Assert.Equal(0x08, await RawSocksConnectAsync(port, [0x01, 93, 184, 215, 14], deadline.Token)); // IPv4: address type not supported
+        Assert.Equal(0x08, await RawSocksConnectAsync(port, [0x04, .. IPAddress.IPv6Loopback.GetAddressBytes()], deadline.Token));
+        Assert.Equal(0x08, await RawSocksConnectAsync(port, Domain("127.0.0.1"), deadline.Token)); // an IP literal as a name
+        Assert.Equal(0x04, await RawSocksConnectAsync(port, Domain("web.not-a-node.overlay"), deadline.Token)); // host unreachable
+        Assert.Equal(0x07, await RawSocksConnectAsync(port, Domain(ServiceHost), deadline.Token, command: 0x02)); // BIND: command not supported
+
+        // And as a program sees it: no connection, nothing fetched from outside the overlay.
+        using var http = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"socks5://127.0.0.1:{port}"), UseProxy = true });
+        await Assert.ThrowsAsync<HttpRequestException>(() => http.GetStringAsync("http://example.com/", deadline.Token));
+        await socks.WaitForErrorAsync("refused (NotAllowedByRuleset)", deadline.Token);
+    }
+
+    [Fact]
+    public async Task A_half_close_travels_end_to_end_and_the_other_direction_goes_on()
+    {
+        using var deadline = TestTimeouts.After(60);
+        using var server = new TcpListener(IPAddress.Loopback, 0);
+        server.Start();
+
+        // A target that reads the whole request up to the client's FIN, and only then answers.
+        var serving = Task.Run(async () =>
+        {
+            using var accepted = await server.AcceptSocketAsync(deadline.Token);
+            var buffer = new byte[64 * 1024];
+            long total = 0;
+            int read;
+            while ((read = await accepted.ReceiveAsync(buffer, SocketFlags.None, deadline.Token)) > 0)
+            {
+                total += read;
+            }
+
+            await accepted.SendAsync(System.Text.Encoding.ASCII.GetBytes($"got {total}"), SocketFlags.None, deadline.Token);
+            accepted.Shutdown(SocketShutdown.Send);
+        }, deadline.Token);
+
+        await using var expose = await ExposeAsync(deadline.Token, $"127.0.0.1:{((IPEndPoint)server.LocalEndpoint).Port}");
+        var (forward, port) = await ForwardAsync(deadline.Token);
+        await using var _ = forward;
+        using var client = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(IPAddress.Loopback, port, deadline.Token);
+        await client.SendAsync(TestWebApp.Big.AsMemory(0, 1024 * 1024), SocketFlags.None, deadline.Token);
+        client.Shutdown(SocketShutdown.Send);
+
+        using var reply = new MemoryStream();
+        var buffer = new byte[1024];
+        int read;
+        while ((read = await client.ReceiveAsync(buffer, SocketFlags.None, deadline.Token)) > 0)
+        {
+            reply.Write(buffer, 0, read);
+        }
+
+        Assert.Equal("got 1048576", System.Text.Encoding.ASCII.GetString(reply.ToArray()));
+        await serving;
+    }
+
+    private static byte[] Domain(string name) => [0x03, (byte)name.Length, .. System.Text.Encoding.ASCII.GetBytes(name)];
+
+    // A SOCKS5 client of its own (RFC 1928): no authentication, then one request; the reply code.
+    private static async Task<byte> RawSocksConnectAsync(int port, byte[] address, CancellationToken token, byte command = 0x01)
+    {
+        using var client = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(IPAddress.Loopback, port, token);
+        await using var stream = new NetworkStream(client);
+        await stream.WriteAsync(new byte[] { 0x05, 0x01, 0x00 }, token);
+        var answer = new byte[2];
+        await stream.ReadExactlyAsync(answer, token);
+        Assert.Equal(new byte[] { 0x05, 0x00 }, answer);
+        await stream.WriteAsync((byte[])[0x05, command, 0x00, .. address, 0x00, 0x50], token);
+        var reply = new byte[10];
+        await stream.ReadExactlyAsync(reply, token);
+        Assert.Equal(0x05, reply[0]);
+        Assert.Equal(0, await stream.ReadAsync(new byte[1], token)); // and then the connection ends
+        return reply[1];
+    }
+
+    private async Task<RunningCli> ExposeAsync(CancellationToken token, string? target = null)
+    {
+        using var b = Overlay.Client(1);
+        await ListenTests.WaitAsync(async () => (await b.Api.GetInfoAsync(new V1.GetInfoRequest())).Listeners == 0, token);
+        var expose = RunningCli.Start(Overlay, 1, "expose", "--service", ForwardingOverlay.Service, "--target", target ?? fixture.Web.Endpoint.ToString());
+        await ListenTests.WaitAsync(async () => (await b.Api.GetInfoAsync(new V1.GetInfoRequest())).Listeners == 1 || expose.Exited, token);
+        await expose.WaitForErrorAsync("warning: every node of the overlay can now reach", token);
+        return expose;
+    }
+
+    private async Task<(RunningCli Forward, int Port)> ForwardAsync(CancellationToken token)
+    {
+        var port = Ports.Unused();
+        var forward = RunningCli.Start(Overlay, 0, "forward", "--listen", $"127.0.0.1:{port}", "--to", $"{fixture.B}/{ForwardingOverlay.Service}", "--relays", "3");
+        await forward.WaitForErrorAsync("forwarding 127.0.0.1:", token);
+        return (forward, port);
+    }
+
+    private async Task<(RunningCli Socks, int Port)> SocksAsync(CancellationToken token)
+    {
+        var port = Ports.Unused();
+        var socks = RunningCli.Start(Overlay, 0, "socks", "--listen", $"127.0.0.1:{port}", "--relays", "3");
+        await socks.WaitForErrorAsync("SOCKS5 on 127.0.0.1:", token);
+        return (socks, port);
+    }
+}
