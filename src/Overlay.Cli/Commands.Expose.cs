@@ -114,7 +114,8 @@ internal sealed partial class Commands
         ? max
         : throw new CliException(ExitCodes.Usage, "--max-connections must be at least 1");
 
-    private static TimeSpan Seconds(ParseResult parse, Option<double> option) => parse.GetValue(option) is > 0 and <= 3600 and var seconds
+    // A tunnel deadline may be as long as the protocol allows (6 h); a handshake or dial timeout an hour.
+    private static TimeSpan Seconds(ParseResult parse, Option<double> option, double most = 3600) => parse.GetValue(option) is > 0 and var seconds && seconds <= most
         ? TimeSpan.FromSeconds(seconds)
-        : throw new CliException(ExitCodes.Usage, $"{option.Name} must be a number of seconds above 0 and at most 3600");
+        : throw new CliException(ExitCodes.Usage, $"{option.Name} must be a number of seconds above 0 and at most {most}");
 }

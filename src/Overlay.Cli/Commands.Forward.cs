@@ -17,7 +17,7 @@ internal sealed partial class Commands
             Destination = node,
             Service = service,
             Relays = (int)parse.GetValue(o.Relays),
-            Deadline = Seconds(parse, o.ConnectionDeadline),
+            Deadline = Seconds(parse, o.ConnectionDeadline, most: 6 * 3600),
         };
         var log = TextWriter.Synchronized(io.Error);
         var maxConnections = MaxConnections(parse);

@@ -23,7 +23,7 @@ internal sealed partial class Commands
         }
 
         var relays = (int)parse.GetValue(o.Relays);
-        var deadline = Seconds(parse, o.ConnectionDeadline);
+        var deadline = Seconds(parse, o.ConnectionDeadline, most: 6 * 3600);
         var handshakeTimeout = Seconds(parse, o.HandshakeTimeout);
         var maxConnections = MaxConnections(parse);
         var log = TextWriter.Synchronized(io.Error);

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Overlay.Cli;
 using Overlay.Client;
 using V1 = Overlay.Protocol.Control.V1;
 
@@ -171,6 +172,25 @@ public sealed class ForwardingTests(ForwardingOverlay fixture)
 
         Assert.Equal("got 1048576", System.Text.Encoding.ASCII.GetString(reply.ToArray()));
         await serving;
+    }
+
+    [Theory]
+    [InlineData("socks --listen 0.0.0.0:1080", "--listen 0.0.0.0:1080: the SOCKS listener serves loopback only")]
+    [InlineData("forward --listen localhost:9000 --to {B}/web", "--listen 'localhost:9000' is not an IP address and port")]
+    [InlineData("forward --listen 127.0.0.1:9000 --to nobody/web", "--to 'nobody/web' is not <node id>/<service>")]
+    [InlineData("expose --service web --target 127.0.0.1", "--target '127.0.0.1' is not a host and port")]
+    [InlineData("forward --listen 127.0.0.1:9000 --to {B}/web --deadline 0", "--deadline must be a number of seconds above 0")]
+    public async Task A_bad_address_or_limit_is_a_usage_error_naming_its_option(string args, string expected)
+    {
+        using var deadline = TestTimeouts.After(30);
+        using var error = new StringWriter();
+        var io = new CliIO { Input = new MemoryStream(), Output = new MemoryStream(), Error = error };
+        var code = await OverlayCli.RunAsync(
+            ["--node", Overlay.Nodes[0].Control.Url.ToString(), "--token-file", Overlay.Nodes[0].Control.TokenFile, .. args.Replace("{B}", fixture.B, StringComparison.Ordinal).Split(' ')],
+            io, deadline.Token);
+
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains(expected, error.ToString(), StringComparison.Ordinal);
     }
 
     private static byte[] Domain(string name) => [0x03, (byte)name.Length, .. System.Text.Encoding.ASCII.GetBytes(name)];
