@@ -23,6 +23,10 @@ internal sealed partial class Commands
         var log = TextWriter.Synchronized(io.Error);
         using var listener = await client.ListenAsync(service, token);
         await log.WriteLineAsync($"exposing {target} as {(service is null ? "the node's default service" : $"service '{service}'")} of {parse.GetValue(o.Node)} (at most {maxConnections} connections at once)");
+        var node = (await client.GetInfoAsync(token)).NodeId;
+        await log.WriteLineAsync(service is null || !OverlayHostName.IsValidService(service)
+            ? $"reach it with `overlay forward --to {node}{(service is null ? "" : $"/{service}")}`"
+            : $"reach it with `overlay forward --to {node}/{service}`, or through `overlay socks` as {OverlayHostName.Format(node, service)}");
         await log.WriteLineAsync($"warning: every node of the overlay can now reach {target}; a service that trusts connections from 127.0.0.1 trusts the whole overlay");
 
         using var slots = new SemaphoreSlim(maxConnections);

@@ -59,6 +59,10 @@ internal sealed partial class Commands
             {
                 throw new SocksRefusal(ReplyFor(exception), $"{request.Host}: {FailureText.Of(exception)}");
             }
+            catch (OperationCanceledException) when (handshake.IsCancellationRequested && !token.IsCancellationRequested)
+            {
+                throw new SocksRefusal(SocksReply.TtlExpired, $"{request.Host}: the tunnel did not open within {handshakeTimeout.TotalSeconds:0.#} s (--handshake-timeout)");
+            }
 
             handshake.CancelAfter(Timeout.InfiniteTimeSpan);
             await Socks5Handshake.ReplyAsync(stream, SocksReply.Succeeded, token);
@@ -67,11 +71,11 @@ internal sealed partial class Commands
         {
             if (refusal.Reply is { } reply)
             {
-                await Socks5Handshake.ReplyAsync(stream, reply, handshake.Token);
+                await Socks5Handshake.ReplyAsync(stream, reply, token);
             }
 
             await log.WriteLineAsync($"overlay: SOCKS request from {connection.RemoteEndPoint} refused ({refusal.Reply?.ToString() ?? "no reply"}): {refusal.Message}");
-            connection.Shutdown(SocketShutdown.Send);
+            await Socks5Handshake.CloseAfterReplyAsync(connection, token);
             return;
         }
         catch (Exception exception)
@@ -97,7 +101,6 @@ internal sealed partial class Commands
 
     private static SocksReply ReplyFor(OverlayException exception) => exception switch
     {
-        OverlayTunnelException { Reason: "destination_refused" } => SocksReply.ConnectionRefused,
         OverlayTunnelException { Reason: "timeout" } => SocksReply.TtlExpired,
         OverlayTunnelException => SocksReply.NetworkUnreachable,
         OverlayNotFoundException => SocksReply.HostUnreachable,

@@ -74,7 +74,8 @@ public static class OverlayHostName
         return true;
     }
 
-    private static bool IsValidService(string service) =>
+    /// <summary>True when <paramref name="service"/> fits a host name: one label of 1 to 32 bytes, no '.'.</summary>
+    public static bool IsValidService(string service) =>
         service.Length > 0 && Encoding.UTF8.GetByteCount(service) <= MaxServiceBytes && !service.Contains('.') && !service.Contains('\0');
 
     private static byte[] NodeIdFromHex(string nodeId)

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 
 namespace Overlay.Cli.Socks;
@@ -18,6 +19,8 @@ internal static class Socks5Handshake
     private const byte IPv4 = 0x01;
     private const byte DomainName = 0x03;
     private const byte IPv6 = 0x04;
+    private const int MaxDroppedAfterRefusal = 4096;
+    private static readonly TimeSpan LingerAfterRefusal = TimeSpan.FromSeconds(2);
     private static readonly UTF8Encoding StrictUtf8 = new(false, throwOnInvalidBytes: true);
 
     /// <summary>
@@ -86,6 +89,36 @@ internal static class Socks5Handshake
         }
 
         return new SocksRequest(host, port);
+    }
+
+    /// <summary>
+    /// Ends a refused connection cleanly: FIN, then what the client still sends (the rest of a
+    /// refused request) is read and dropped for a moment, since closing with unread input would
+    /// reset the connection and could discard the reply before the client reads it.
+    /// </summary>
+    public static async Task CloseAfterReplyAsync(Socket connection, CancellationToken cancellationToken)
+    {
+        connection.Shutdown(SocketShutdown.Send);
+        using var linger = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        linger.CancelAfter(LingerAfterRefusal);
+        var buffer = new byte[512];
+        try
+        {
+            for (var dropped = 0; dropped < MaxDroppedAfterRefusal;)
+            {
+                var read = await connection.ReceiveAsync(buffer, SocketFlags.None, linger.Token);
+                if (read == 0)
+                {
+                    return;
+                }
+
+                dropped += read;
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The client neither closed nor stopped sending in time: the close below may reset it, its reply long sent.
+        }
     }
 
     /// <summary>Sends a reply; the bound address is all zeros (the tunnel has no address to show).</summary>

@@ -125,6 +125,11 @@ public sealed class ForwardingTests(ForwardingOverlay fixture)
         Assert.Equal(0x04, await RawSocksConnectAsync(port, Domain("web.not-a-node.overlay"), deadline.Token)); // host unreachable
         Assert.Equal(0x07, await RawSocksConnectAsync(port, Domain(ServiceHost), deadline.Token, command: 0x02)); // BIND: command not supported
 
+        // A service nobody exposes is refused by the destination after the tunnel opened: success, then a reset.
+        var (reply, reset) = await RawSocksExchangeAsync(port, Domain(ServiceHost), 0x01, deadline.Token);
+        Assert.Equal((0x00, true), (reply, reset));
+        await socks.WaitForErrorAsync("destination_refused", deadline.Token);
+
         // And as a program sees it: no connection, nothing fetched from outside the overlay.
         using var http = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"socks5://127.0.0.1:{port}"), UseProxy = true });
         await Assert.ThrowsAsync<HttpRequestException>(() => http.GetStringAsync("http://example.com/", deadline.Token));
@@ -195,22 +200,46 @@ public sealed class ForwardingTests(ForwardingOverlay fixture)
 
     private static byte[] Domain(string name) => [0x03, (byte)name.Length, .. System.Text.Encoding.ASCII.GetBytes(name)];
 
-    // A SOCKS5 client of its own (RFC 1928): no authentication, then one request; the reply code.
+    // A SOCKS5 client of its own (RFC 1928): no authentication, then one request; the reply code, then the connection ends.
     private static async Task<byte> RawSocksConnectAsync(int port, byte[] address, CancellationToken token, byte command = 0x01)
+    {
+        var (reply, reset) = await RawSocksExchangeAsync(port, address, command, token);
+        Assert.False(reset, "a refusal closes the connection after its reply, it does not reset it");
+        return reply;
+    }
+
+    // The reply code, and whether the connection then ended with a reset (true) or a clean end (false).
+    private static async Task<(byte Reply, bool Reset)> RawSocksExchangeAsync(int port, byte[] address, byte command, CancellationToken token)
     {
         using var client = new Socket(SocketType.Stream, ProtocolType.Tcp);
         await client.ConnectAsync(IPAddress.Loopback, port, token);
-        await using var stream = new NetworkStream(client);
-        await stream.WriteAsync(new byte[] { 0x05, 0x01, 0x00 }, token);
-        var answer = new byte[2];
-        await stream.ReadExactlyAsync(answer, token);
-        Assert.Equal(new byte[] { 0x05, 0x00 }, answer);
-        await stream.WriteAsync((byte[])[0x05, command, 0x00, .. address, 0x00, 0x50], token);
-        var reply = new byte[10];
-        await stream.ReadExactlyAsync(reply, token);
+        await client.SendAsync(new byte[] { 0x05, 0x01, 0x00 }, SocketFlags.None, token);
+        Assert.Equal(new byte[] { 0x05, 0x00 }, await ReceiveExactlyAsync(client, 2, token));
+        await client.SendAsync((byte[])[0x05, command, 0x00, .. address, 0x00, 0x50], SocketFlags.None, token);
+        var reply = await ReceiveExactlyAsync(client, 10, token);
         Assert.Equal(0x05, reply[0]);
-        Assert.Equal(0, await stream.ReadAsync(new byte[1], token)); // and then the connection ends
-        return reply[1];
+        try
+        {
+            Assert.Equal(0, await client.ReceiveAsync(new byte[1], SocketFlags.None, token));
+            return (reply[1], false);
+        }
+        catch (SocketException exception) when (exception.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            return (reply[1], true);
+        }
+    }
+
+    private static async Task<byte[]> ReceiveExactlyAsync(Socket socket, int count, CancellationToken token)
+    {
+        var buffer = new byte[count];
+        for (var got = 0; got < count;)
+        {
+            var read = await socket.ReceiveAsync(buffer.AsMemory(got), SocketFlags.None, token);
+            Assert.True(read > 0, $"the connection ended after {got} of {count} bytes");
+            got += read;
+        }
+
+        return buffer;
     }
 
     private async Task<RunningCli> ExposeAsync(CancellationToken token, string? target = null)
