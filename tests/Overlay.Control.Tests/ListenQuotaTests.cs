@@ -1,5 +1,7 @@
 using Google.Protobuf;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Overlay.Client;
 using V1 = Overlay.Protocol.Control.V1;
 
 namespace Overlay.Control.Tests;
@@ -51,6 +53,44 @@ public sealed class ListenQuotaTests
         await TunnelTests.ReadReplyAsync(first.ResponseStream, deadline.Token);
         await ListenTests.WaitAsync(async () => (await application.Api.ListTunnelsAsync(new V1.ListTunnelsRequest())).Tunnels.Count == 0, deadline.Token);
         Assert.True((await TunnelTests.PingOnceAsync(application, c, 0, deadline.Token)).Ok);
+    }
+
+    [Fact]
+    public async Task A_library_listener_over_its_quota_passes_the_offer_by_and_takes_the_next()
+    {
+        await using var overlay = await TestOverlay.StartAsync(3, (_, c) => c["Overlay:Control:MaxTunnelsPerClient"] = "1");
+        using var deadline = TestTimeouts.After(60);
+        var b = overlay.Nodes[1].Id.ToString();
+        var c = overlay.Nodes[2].Id.ToString();
+        await using var services = ClientTests.Services(overlay.Nodes[1].Control.Url, o => o.Token = TestOverlay.ApplicationToken);
+        var application = services.GetRequiredService<OverlayClient>();
+        using var listener = await application.ListenAsync(cancellationToken: deadline.Token);
+        await using var accepted = listener.GetAsyncEnumerator(deadline.Token);
+        var next = accepted.MoveNextAsync().AsTask();
+
+        // The application's one slot is its own tunnel: the offer that arrives now is refused, not fatal.
+        var own = await application.OpenTunnelAsync(OverlayTarget.To(c, relays: 0), deadline.Token);
+        using var origin = overlay.Client(0);
+        var refused = await Rpc.ThrowsAsync(StatusCode.Unavailable, () => TunnelTests.SendAndReadAsync(origin, b, "first"u8.ToArray(), deadline.Token));
+        Assert.Equal("destination_refused", refused.Reason());
+        Assert.False(next.IsCompleted);
+
+        // Once it ends, the listener takes the next offer.
+        await own.CompleteWritingAsync(deadline.Token);
+        Assert.Equal(0, await own.ReadAsync(new byte[1], deadline.Token));
+        await own.DisposeAsync();
+        await ListenTests.WaitAsync(async () => (await application.ListTunnelsAsync(deadline.Token)).Tunnels.Count == 0, deadline.Token);
+        var sending = TunnelTests.SendAndReadAsync(origin, b, "second"u8.ToArray(), deadline.Token);
+        Assert.True(await next);
+        await using (var tunnel = accepted.Current)
+        {
+            using var request = new MemoryStream();
+            await tunnel.CopyToAsync(request, deadline.Token);
+            await tunnel.WriteAsync(request.ToArray(), deadline.Token);
+            await tunnel.CompleteWritingAsync(deadline.Token);
+        }
+
+        Assert.Equal("second"u8.ToArray(), await sending);
     }
 
     private static async Task<AsyncDuplexStreamingCall<V1.OpenTunnelRequest, V1.OpenTunnelResponse>> OpenAsync(ControlClient origin, string destination, CancellationToken token)

@@ -38,6 +38,11 @@ internal static class ConnectionLoop
                 {
                     connection = await listener.AcceptAsync(cancellationToken);
                 }
+                catch (SocketException exception)
+                {
+                    slots.Release();
+                    throw new CliException(ExitCodes.Failed, $"accepting connections on {endpoint} failed: {exception.SocketErrorCode} ({exception.Message})");
+                }
                 catch
                 {
                     slots.Release();
