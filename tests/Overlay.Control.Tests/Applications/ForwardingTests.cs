@@ -124,6 +124,24 @@ public sealed class ForwardingTests(ForwardingOverlay fixture, ITestOutputHelper
     }
 
     [Fact]
+    public async Task A_target_nobody_listens_on_refuses_the_tunnel_and_both_sides_say_why()
+    {
+        using var deadline = TestTimeouts.After(60);
+        await using var expose = await ExposeAsync(deadline.Token, $"127.0.0.1:{Ports.Unused()}");
+        var (forward, port) = await ForwardAsync(deadline.Token);
+        await using var _ = forward;
+        using var client = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(IPAddress.Loopback, port, deadline.Token);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray(), SocketFlags.None, deadline.Token);
+
+        var ended = await Assert.ThrowsAsync<SocketException>(async () => await client.ReceiveAsync(new byte[1], SocketFlags.None, deadline.Token));
+
+        Assert.Equal(SocketError.ConnectionReset, ended.SocketErrorCode);
+        await expose.WaitForErrorAsync("refused: cannot reach 127.0.0.1:", deadline.Token);
+        await forward.WaitForErrorAsync("destination_refused", deadline.Token);
+    }
+
+    [Fact]
     public async Task Socks_refuses_other_names_and_IP_literals_with_their_reply_codes()
     {
         using var deadline = TestTimeouts.After(60);
