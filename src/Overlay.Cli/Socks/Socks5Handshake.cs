@@ -82,6 +82,12 @@ internal static class Socks5Handshake
             throw new SocksRefusal(SocksReply.HostUnreachable, "a host name that is not UTF-8 refused");
         }
 
+        if (host.Length == 0 || host.Any(char.IsControl))
+        {
+            // Not a host name, and not to be echoed into the log either.
+            throw new SocksRefusal(SocksReply.NotAllowedByRuleset, "an empty host name or one with control characters refused");
+        }
+
         var port = BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(nameLength, 2));
         if (IPAddress.TryParse(host, out _))
         {

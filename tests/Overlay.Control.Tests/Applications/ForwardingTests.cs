@@ -153,6 +153,7 @@ public sealed class ForwardingTests(ForwardingOverlay fixture, ITestOutputHelper
         Assert.Equal(0x08, await RawSocksConnectAsync(port, [0x04, .. IPAddress.IPv6Loopback.GetAddressBytes()], deadline.Token));
         Assert.Equal(0x08, await RawSocksConnectAsync(port, Domain("127.0.0.1"), deadline.Token)); // an IP literal as a name
         Assert.Equal(0x04, await RawSocksConnectAsync(port, Domain("web.not-a-node.overlay"), deadline.Token)); // host unreachable
+        Assert.Equal(0x02, await RawSocksConnectAsync(port, Domain("web\n.overlay"), deadline.Token)); // control characters: never logged
         Assert.Equal(0x07, await RawSocksConnectAsync(port, Domain(ServiceHost), deadline.Token, command: 0x02)); // BIND: command not supported
 
         // A service nobody exposes is refused by the destination after the tunnel opened: success, then a reset.
