@@ -124,6 +124,44 @@ public sealed class ForwardingTests(ForwardingOverlay fixture, ITestOutputHelper
     }
 
     [Fact]
+    public async Task A_service_that_ends_its_side_first_still_receives_everything_sent_after()
+    {
+        using var deadline = TestTimeouts.After(60);
+        using var server = new TcpListener(IPAddress.Loopback, 0);
+        server.Start();
+
+        // A target that says goodbye and closes its sending side at once, then counts what still comes.
+        var received = Task.Run(async () =>
+        {
+            using var accepted = await server.AcceptSocketAsync(deadline.Token);
+            await accepted.SendAsync("bye"u8.ToArray(), SocketFlags.None, deadline.Token);
+            accepted.Shutdown(SocketShutdown.Send);
+            var buffer = new byte[64 * 1024];
+            long total = 0;
+            int read;
+            while ((read = await accepted.ReceiveAsync(buffer, SocketFlags.None, deadline.Token)) > 0)
+            {
+                total += read;
+            }
+
+            return total;
+        }, deadline.Token);
+
+        await using var expose = await ExposeAsync(deadline.Token, $"127.0.0.1:{((IPEndPoint)server.LocalEndpoint).Port}");
+        var (forward, port) = await ForwardAsync(deadline.Token);
+        await using var _ = forward;
+        using var client = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(IPAddress.Loopback, port, deadline.Token);
+        Assert.Equal("bye"u8.ToArray(), await ReceiveExactlyAsync(client, 3, deadline.Token));
+        Assert.Equal(0, await client.ReceiveAsync(new byte[1], SocketFlags.None, deadline.Token)); // its FIN came through
+
+        await client.SendAsync(TestWebApp.Big.AsMemory(0, 1024 * 1024), SocketFlags.None, deadline.Token);
+        client.Shutdown(SocketShutdown.Send);
+
+        Assert.Equal(1024 * 1024, await received);
+    }
+
+    [Fact]
     public async Task A_target_nobody_listens_on_refuses_the_tunnel_and_both_sides_say_why()
     {
         using var deadline = TestTimeouts.After(60);
