@@ -248,6 +248,22 @@ public sealed class ForwardingTests(ForwardingOverlay fixture, ITestOutputHelper
         await serving;
     }
 
+    [Fact]
+    public async Task A_SOCKS_client_that_never_finishes_its_handshake_is_cut_off_at_the_deadline()
+    {
+        using var deadline = TestTimeouts.After(60);
+        var (socks, port) = await SocksAsync(deadline.Token, "--handshake-timeout", "1");
+        await using var _ = socks;
+        using var client = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(IPAddress.Loopback, port, deadline.Token);
+        await client.SendAsync(new byte[] { 0x05, 0x02, 0x00 }, SocketFlags.None, deadline.Token); // one of two methods, then silence
+
+        var ended = await Assert.ThrowsAsync<SocketException>(async () => await client.ReceiveAsync(new byte[1], SocketFlags.None, deadline.Token));
+
+        Assert.Equal(SocketError.ConnectionReset, ended.SocketErrorCode);
+        await socks.WaitForErrorAsync("the SOCKS handshake did not finish within 1 s (--handshake-timeout)", deadline.Token);
+    }
+
     [Theory]
     [InlineData("socks --listen 0.0.0.0:1080", "--listen 0.0.0.0:1080: the SOCKS listener serves loopback only")]
     [InlineData("forward --listen localhost:9000 --to {B}/web", "--listen 'localhost:9000' is not an IP address and port")]
@@ -336,10 +352,10 @@ public sealed class ForwardingTests(ForwardingOverlay fixture, ITestOutputHelper
         return (forward, port);
     }
 
-    private async Task<(RunningCli Socks, int Port)> SocksAsync(CancellationToken token)
+    private async Task<(RunningCli Socks, int Port)> SocksAsync(CancellationToken token, params string[] more)
     {
         var port = Ports.Unused();
-        var socks = RunningCli.Start(Overlay, 0, "socks", "--listen", $"127.0.0.1:{port}", "--relays", "3");
+        var socks = RunningCli.Start(Overlay, 0, ["socks", "--listen", $"127.0.0.1:{port}", "--relays", "3", .. more]);
         await socks.WaitForErrorAsync("SOCKS5 on 127.0.0.1:", token);
         return (socks, port);
     }
