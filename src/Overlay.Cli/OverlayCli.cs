@@ -102,6 +102,33 @@ public static class OverlayCli
         listen.SetAction(commands.ListenAsync);
         root.Subcommands.Add(listen);
 
+        var expose = new Command("expose", "Serve a named service from a local TCP target: each tunnel for it becomes a connection this process dials.");
+        foreach (var option in new Option[] { o.Service, o.Target, o.MaxConnections, o.ConnectTimeout })
+        {
+            expose.Options.Add(option);
+        }
+
+        expose.SetAction(commands.ExposeAsync);
+        root.Subcommands.Add(expose);
+
+        var forward = new Command("forward", "Listen on a local TCP port: each connection becomes one tunnel to a service.");
+        foreach (var option in new Option[] { o.Listen, o.ForwardTo, o.Relays, o.ConnectionDeadline, o.MaxConnections })
+        {
+            forward.Options.Add(option);
+        }
+
+        forward.SetAction(commands.ForwardAsync);
+        root.Subcommands.Add(forward);
+
+        var socks = new Command("socks", "A SOCKS5 proxy on loopback for <service>.<node id in base32>.overlay names only.");
+        foreach (var option in new Option[] { o.Listen, o.Relays, o.ConnectionDeadline, o.HandshakeTimeout, o.MaxConnections })
+        {
+            socks.Options.Add(option);
+        }
+
+        socks.SetAction(commands.SocksAsync);
+        root.Subcommands.Add(socks);
+
         var tunnels = new Command("tunnels", "List the tunnels open through the control API.");
         tunnels.SetAction(commands.TunnelsAsync);
         var close = new Command("close", "Close an open tunnel.");
@@ -160,6 +187,20 @@ internal sealed class GlobalOptions
     public Option<bool> OneWay { get; } = new("--one-way") { Description = "Send only: no reply" };
 
     public Option<string?> Exec { get; } = new("--exec") { Description = "Reply with this shell command's output (the request on its standard input); default: echo" };
+
+    public Option<string?> Target { get; } = new("--target") { Description = "The TCP address this process dials for each tunnel, e.g. 127.0.0.1:8080", Required = true };
+
+    public Option<string?> Listen { get; } = new("--listen") { Description = "The local address to listen on, e.g. 127.0.0.1:9000", Required = true };
+
+    public Option<string?> ForwardTo { get; } = new("--to") { Description = "The service: <node id>/<service> (the id in 64 hex digits or its base32)", Required = true };
+
+    public Option<double> ConnectionDeadline { get; } = new("--deadline") { Description = "Each connection's tunnel deadline in seconds (at most the network's)", DefaultValueFactory = _ => 3600 };
+
+    public Option<double> ConnectTimeout { get; } = new("--connect-timeout") { Description = "Seconds to reach the target before the tunnel is refused", DefaultValueFactory = _ => 5 };
+
+    public Option<double> HandshakeTimeout { get; } = new("--handshake-timeout") { Description = "Seconds for a client's SOCKS handshake and its tunnel's opening", DefaultValueFactory = _ => 15 };
+
+    public Option<int> MaxConnections { get; } = new("--max-connections") { Description = "Connections served at once (more wait)", DefaultValueFactory = _ => 64 };
 
     public Option<bool> Current { get; } = new("--current") { Description = "Print the known peers first" };
 

@@ -7,7 +7,8 @@ namespace Overlay.Client;
 /// <summary>
 /// A registration to receive the tunnels that end at the node. Enumerate it for accepted tunnels
 /// (each its own <see cref="TunnelStream"/>; serve them side by side, an offer not accepted within
-/// the node's accept timeout is refused), or enumerate <see cref="OffersAsync"/> to decide per
+/// the node's accept timeout, or while the caller holds its
+/// MaxTunnelsPerClient, is refused), or enumerate <see cref="OffersAsync"/> to decide per
 /// offer. Lasts until disposed.
 /// </summary>
 public sealed class TunnelListener : IAsyncEnumerable<TunnelStream>, IDisposable
@@ -68,6 +69,12 @@ public sealed class TunnelListener : IAsyncEnumerable<TunnelStream>, IDisposable
         {
             // It waited past the node's accept timeout, or its origin gave up: the origin has its
             // answer (destination_refused) already; the next offer is unaffected.
+            return null;
+        }
+        catch (OverlayLimitException)
+        {
+            // The caller holds its MaxTunnelsPerClient already: the node refused this offer (its
+            // origin heard destination_refused); the next one is taken once a tunnel has ended.
             return null;
         }
     }

@@ -101,6 +101,20 @@ internal sealed partial class ControlService
             return;
         }
 
+        // An accepted tunnel is one of the caller's tunnels. Over its quota the caller cannot take it,
+        // and nobody else may: its origin hears at once that the destination refused it.
+        ControlTunnels.Lease lease;
+        try
+        {
+            lease = tunnels.Reserve(caller, Control.MaxTunnelsPerClient);
+        }
+        catch (RpcException)
+        {
+            pending.TryRefuse();
+            throw;
+        }
+
+        using var _ = lease;
         if (!pending.TryTake())
         {
             throw ControlErrors.NotFound("unknown_tunnel", $"tunnel {first.TunnelId} was already taken or refused");

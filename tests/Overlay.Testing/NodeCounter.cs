@@ -1,7 +1,7 @@
 using System.Diagnostics.Metrics;
 using Overlay.Identity;
 
-namespace Overlay.Host.Tests.Infrastructure;
+namespace Overlay.Testing;
 
 /// <summary>Counts one counter instrument of one node (its meter's instance tag), by the value of one measurement tag.</summary>
 internal sealed class NodeCounter : IDisposable
