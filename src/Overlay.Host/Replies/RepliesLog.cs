@@ -1,0 +1,16 @@
+using Microsoft.Extensions.Logging;
+
+namespace Overlay.Host.Replies;
+
+/// <summary>Log events of the reply blocks this node keeps (never a key, a reply id or a route).</summary>
+internal static partial class RepliesLog
+{
+    [LoggerMessage(700, LogLevel.Information, "Kept {Count} outstanding reply blocks across the restart ({Expired} had expired)")]
+    public static partial void SecretsRestored(ILogger logger, int count, int expired);
+
+    [LoggerMessage(701, LogLevel.Warning, "A reply secret file was deleted unread: {Problem}")]
+    public static partial void SecretDiscarded(ILogger logger, string problem);
+
+    [LoggerMessage(702, LogLevel.Information, "A reply arrived over the reply block {Handle} that nobody waits for any more; it is kept until the block's expiry")]
+    public static partial void ReplyUnclaimed(ILogger logger, string handle);
+}
