@@ -11,6 +11,6 @@ internal static partial class RepliesLog
     [LoggerMessage(701, LogLevel.Warning, "A reply secret file was deleted unread: {Problem}")]
     public static partial void SecretDiscarded(ILogger logger, string problem);
 
-    [LoggerMessage(702, LogLevel.Information, "A reply arrived over the reply block {Handle} that nobody waits for any more; it is kept until the block's expiry")]
+    [LoggerMessage(702, LogLevel.Information, "A reply arrived over the reply block {Handle} while nobody waited for it; it is kept until collected or until the block expires")]
     public static partial void ReplyUnclaimed(ILogger logger, string handle);
 }

@@ -421,6 +421,11 @@ internal sealed class TunnelServer
         Exception? error = null;
         try
         {
+            if (header.ReplyBlockAttached)
+            {
+                incoming.ReplyBlock = await AttachedReplyBlock.ReadAsync(incoming, _node.Network, tunnel.Token);
+            }
+
             if (replyHandle is not null)
             {
                 await _replies.ReceiveAsync(incoming, replyHandle, tunnel.Token);

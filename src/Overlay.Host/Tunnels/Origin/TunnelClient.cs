@@ -237,7 +237,8 @@ public sealed partial class TunnelClient
 
             try
             {
-                keys = _node.HeaderBuilder.Build([.. route.Select(d => d.ToRouteHop())], mode, deadlineClass, header, sealedContexts, request.Service);
+                keys = _node.HeaderBuilder.Build([.. route.Select(d => d.ToRouteHop())], mode, deadlineClass, header, sealedContexts, request.Service,
+                    replyBlockAttached: request.ReplyBlockAttached);
             }
             catch (ArgumentException exception)
             {
