@@ -158,6 +158,11 @@ internal sealed partial class ControlService
         finally
         {
             tunnels.Remove(entry, failure);
+            if (replyBlock is not null)
+            {
+                // Nobody waits for its reply any more (collected, failed or given up): a late one is refused.
+                replies.Abandon(replyBlock.Handle);
+            }
         }
     }
 

@@ -11,6 +11,9 @@ internal static partial class RepliesLog
     [LoggerMessage(701, LogLevel.Warning, "A reply secret file was deleted unread: {Problem}")]
     public static partial void SecretDiscarded(ILogger logger, string problem);
 
-    [LoggerMessage(702, LogLevel.Information, "A reply arrived over the reply block {Handle} while nobody waited for it; it is kept until collected or until the block expires")]
+    [LoggerMessage(702, LogLevel.Debug, "A reply arrived over the reply block {Handle} while nobody waited for it; it is kept until collected or until the block expires")]
     public static partial void ReplyUnclaimed(ILogger logger, string handle);
+
+    [LoggerMessage(703, LogLevel.Error, "The secret file of reply block {Handle} could not be deleted")]
+    public static partial void SecretNotDeleted(ILogger logger, string handle, Exception exception);
 }

@@ -103,6 +103,12 @@ internal sealed class ReplyBlockStore : IDisposable
 
                 ReplySecretFiles.Save(_dataDirectory, handle, secret);
             }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                block.Dispose();
+                secret.Dispose();
+                throw new TunnelException(TunnelErrorKind.Internal, 0, $"the reply block's secret could not be saved in the key directory: {exception.Message}", exception);
+            }
             catch
             {
                 block.Dispose();
@@ -150,7 +156,16 @@ internal sealed class ReplyBlockStore : IDisposable
             }
 
             // The file goes before the secret leaves the store: a crash from here on cannot bring the block back.
-            ReplySecretFiles.Delete(_dataDirectory, found.Handle);
+            try
+            {
+                ReplySecretFiles.Delete(_dataDirectory, found.Handle);
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                RepliesLog.SecretNotDeleted(_logger, found.Handle, exception);
+                return TunnelErrorKind.Internal;
+            }
+
             secret = found.Secret;
             found.Secret = null;
             handle = found.Handle;
@@ -267,6 +282,18 @@ internal sealed class ReplyBlockStore : IDisposable
         }
     }
 
+    /// <summary>Forgets the block <paramref name="handle"/> if it is still kept (its reply, if one comes, is then refused).</summary>
+    public void Abandon(string handle)
+    {
+        lock (_lock)
+        {
+            if (_entries.TryGetValue(handle, out var entry))
+            {
+                Forget(entry, TunnelErrorKind.Cancelled);
+            }
+        }
+    }
+
     public void Dispose()
     {
         lock (_lock)
@@ -316,9 +343,17 @@ internal sealed class ReplyBlockStore : IDisposable
         _entries.Remove(entry.Handle);
         if (entry.Secret is { } secret)
         {
-            ReplySecretFiles.Delete(_dataDirectory, entry.Handle);
             secret.Dispose();
             entry.Secret = null;
+            try
+            {
+                ReplySecretFiles.Delete(_dataDirectory, entry.Handle);
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                // The block is forgotten here; its file goes at the next start, as expired, or as unusable.
+                RepliesLog.SecretNotDeleted(_logger, entry.Handle, exception);
+            }
         }
 
         // Only a waiter observes the failure (an unobserved one would surface as an unobserved task exception).

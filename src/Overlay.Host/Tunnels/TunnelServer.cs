@@ -391,8 +391,16 @@ internal sealed class TunnelServer
         DestinationCellCodec codec;
         using (replySecret)
         {
-            // The codec holds the relays' layers from here on; the secret's copy is zeroed.
-            codec = header.CreateDestinationCodec(_node.Network, replySecret);
+            try
+            {
+                // The codec holds the relays' layers from here on; the secret's copy is zeroed.
+                codec = header.CreateDestinationCodec(_node.Network, replySecret);
+            }
+            catch when (replyHandle is not null)
+            {
+                _replies.Fail(replyHandle, TunnelErrorKind.Internal);
+                throw;
+            }
         }
 
         using var ownedCodec = codec;
