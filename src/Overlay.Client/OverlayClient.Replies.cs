@@ -13,7 +13,8 @@ public sealed partial class OverlayClient
     /// Sends <paramref name="content"/> one way with a reply block attached (its relays share none with the
     /// message's route) and completes when the reply arrives: <see cref="SendResponse.Reply"/> holds it,
     /// <see cref="SendResponse.ReplyRoute"/> the route it came over. No reply within <paramref name="wait"/>
-    /// (default: until the block expires) fails with reason <c>no_reply</c>; the message itself was delivered.
+    /// (default: until the block expires) throws <see cref="OverlayNoReplyException"/>: the message itself was
+    /// delivered, and a later reply can be collected with <see cref="AwaitReplyAsync"/>.
     /// </summary>
     /// <param name="target">Where the message goes.</param>
     /// <param name="content">The message.</param>
@@ -35,6 +36,30 @@ public sealed partial class OverlayClient
         }
 
         return SendAsync(target, async (write, token) => await write(content, token), cancellationToken, reply);
+    }
+
+    /// <summary>
+    /// Waits for the reply over a block this node made, by the handle an <see cref="OverlayNoReplyException"/>
+    /// gave (also after the node restarted). No reply within <paramref name="wait"/> (default: until the block
+    /// expires) throws <see cref="OverlayNoReplyException"/> again; a handle the node no longer holds,
+    /// <see cref="OverlayNotFoundException"/>.
+    /// </summary>
+    public async Task<ReadOnlyMemory<byte>> AwaitReplyAsync(string replyHandle, TimeSpan? wait = null, CancellationToken cancellationToken = default)
+    {
+        var request = new AwaitReplyRequest { ReplyHandle = replyHandle };
+        if (wait is { } value)
+        {
+            request.Wait = Duration.FromTimeSpan(value);
+        }
+
+        try
+        {
+            return (await Api.AwaitReplyAsync(request, cancellationToken: cancellationToken)).Reply.Memory;
+        }
+        catch (RpcException exception)
+        {
+            throw OverlayErrors.From(exception, Endpoint);
+        }
     }
 
     /// <summary>

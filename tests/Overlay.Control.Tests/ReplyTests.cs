@@ -60,7 +60,7 @@ public sealed class ReplyTests
     }
 
     [Fact]
-    public async Task Send_and_listen_in_the_cli_reply_over_another_route_and_an_unanswered_or_expired_block_ends_typed()
+    public async Task Send_and_listen_in_the_cli_reply_over_another_route_an_unanswered_or_expired_block_ends_typed_and_a_late_reply_is_kept()
     {
         await using var overlay = await TestOverlay.StartAsync(4);
         using var deadline = TestTimeouts.After(60);
@@ -94,9 +94,11 @@ public sealed class ReplyTests
         await unanswered.RequestStream.CompleteAsync();
         var noReply = await Assert.ThrowsAsync<RpcException>(() => unanswered.ResponseAsync);
         Assert.Equal((StatusCode.DeadlineExceeded, "no_reply"), (noReply.StatusCode, noReply.Trailers.GetValue("overlay-reason")));
+        Assert.NotNull(noReply.Trailers.GetValue("overlay-reply-handle"));
 
         // A block past its expiry is refused by the replier's node before anything is sent.
-        var expired = await CaptureBlockAsync(overlay, deadline.Token);
+        var (captured, handle) = await CaptureBlockAsync(overlay, deadline.Token);
+        var expired = captured.ToArray();
         BinaryPrimitives.WriteInt64BigEndian(expired.AsSpan(ExpiryOffset), DateTimeOffset.UtcNow.AddSeconds(-1).ToUnixTimeSeconds());
         var refused = await Assert.ThrowsAsync<RpcException>(() => destinationClient.Api.SendReplyAsync(
             new V1.SendReplyRequest { ReplyBlock = Google.Protobuf.ByteString.CopyFrom(expired), Data = Google.Protobuf.ByteString.CopyFromUtf8("late") },
@@ -106,10 +108,19 @@ public sealed class ReplyTests
         var malformed = await Assert.ThrowsAsync<RpcException>(() => destinationClient.Api.SendReplyAsync(
             new V1.SendReplyRequest { ReplyBlock = Google.Protobuf.ByteString.CopyFrom(expired.AsSpan(1)) }, cancellationToken: deadline.Token).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, malformed.StatusCode);
+
+        // A reply that comes after the sender stopped waiting is kept for AwaitReply, once.
+        using var replierServices = ClientTests.Services(destination.Control.Url, o => o.Token = TestOverlay.ApplicationToken);
+        await replierServices.GetRequiredService<OverlayClient>().SendReplyAsync(captured, "late but kept"u8.ToArray(), deadline.Token);
+        using var senderServices = ClientTests.Services(origin.Control.Url, o => o.Token = TestOverlay.ApplicationToken);
+        var sender = senderServices.GetRequiredService<OverlayClient>();
+        Assert.Equal("late but kept"u8.ToArray(), (await sender.AwaitReplyAsync(handle, cancellationToken: deadline.Token)).ToArray());
+        var collected = await Assert.ThrowsAsync<OverlayNotFoundException>(() => sender.AwaitReplyAsync(handle, cancellationToken: deadline.Token));
+        Assert.Equal("unknown_reply_block", collected.Reason);
     }
 
     // A block as a listener receives it: one message with a reply block to node 3, taken through the control API.
-    private static async Task<byte[]> CaptureBlockAsync(TestOverlay overlay, CancellationToken token)
+    private static async Task<(byte[] Block, string Handle)> CaptureBlockAsync(TestOverlay overlay, CancellationToken token)
     {
         using var services = ClientTests.Services(overlay.Nodes[3].Control.Url, o => o.Token = TestOverlay.ApplicationToken);
         var client = services.GetRequiredService<OverlayClient>();
@@ -129,7 +140,7 @@ public sealed class ReplyTests
         await tunnel.CompleteWritingAsync(token);
         var failure = await Assert.ThrowsAsync<RpcException>(() => send.ResponseAsync);
         Assert.Equal("no_reply", failure.Trailers.GetValue("overlay-reason"));
-        return tunnel.ReplyBlock.ToArray();
+        return (tunnel.ReplyBlock.ToArray(), failure.Trailers.GetValue("overlay-reply-handle")!);
     }
 
     private static async Task WaitForListenerAsync(ControlClient client, CancellationToken token)

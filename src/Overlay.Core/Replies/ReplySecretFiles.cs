@@ -145,7 +145,8 @@ public static class ReplySecretFiles
         return Path.Combine(KeyDirectory.Open(dataDirectory), Prefix + handle + Suffix);
     }
 
-    private static bool IsHandle(string handle) =>
+    /// <summary>True when <paramref name="handle"/> has the form of a handle (32 lower-case hex digits).</summary>
+    public static bool IsHandle(string handle) =>
         handle.Length == 2 * HandleSize && handle.AsSpan().IndexOfAnyExcept("0123456789abcdef") < 0;
 }
 

@@ -16,6 +16,8 @@ namespace Overlay.Host.Control;
 /// </summary>
 internal sealed partial class ControlService
 {
+    private const string ReplyHandleTrailer = "overlay-reply-handle";
+
     public override async Task<V1.SendReplyResponse> SendReply(V1.SendReplyRequest request, ServerCallContext context)
     {
         var started = time.GetTimestamp();
@@ -43,6 +45,18 @@ internal sealed partial class ControlService
         }
     }
 
+    public override async Task<V1.AwaitReplyResponse> AwaitReply(V1.AwaitReplyRequest request, ServerCallContext context)
+    {
+        if (!ReplySecretFiles.IsHandle(request.ReplyHandle))
+        {
+            throw ControlErrors.InvalidArgument("reply_handle is not a reply block handle (32 lower-case hex digits, from a no_reply Send)");
+        }
+
+        var wait = ParseWait(request.Wait, "wait");
+        var received = await WaitForReplyAsync(request.ReplyHandle, wait, context);
+        return new V1.AwaitReplyResponse { Reply = ByteString.CopyFrom(received.Data) };
+    }
+
     // The request's `reply`, checked before anything is opened; null when the caller wants none.
     private ReplyRequest? ParseReply(V1.ReplyOverOtherRoute? reply)
     {
@@ -57,16 +71,20 @@ internal sealed partial class ControlService
             throw ControlErrors.InvalidArgument($"reply.relays must be between 0 and {node.Network.MaxRelays}, not {relays}");
         }
 
-        TimeSpan? wait = null;
-        if (reply.Wait is { } requested)
+        return new ReplyRequest((int)relays, ParseWait(reply.Wait, "reply.wait"));
+    }
+
+    private TimeSpan? ParseWait(Duration? requested, string field)
+    {
+        if (requested is null)
         {
-            var value = requested.ToTimeSpan();
-            wait = value > TimeSpan.Zero && value <= _options.Replies.MaxLifetime
-                ? value
-                : throw ControlErrors.InvalidArgument($"reply.wait must be above zero and at most Overlay:Replies:MaxLifetime ({_options.Replies.MaxLifetime})");
+            return null;
         }
 
-        return new ReplyRequest((int)relays, wait);
+        var value = requested.ToTimeSpan();
+        return value > TimeSpan.Zero && value <= _options.Replies.MaxLifetime
+            ? value
+            : throw ControlErrors.InvalidArgument($"{field} must be above zero and at most Overlay:Replies:MaxLifetime ({_options.Replies.MaxLifetime})");
     }
 
     // Makes the block over relays off the message's route and sends it as the message's first bytes.
@@ -84,27 +102,43 @@ internal sealed partial class ControlService
     // After the message's receipt: the reply, or no_reply once the caller's wait (or the block's life) is over.
     private async Task AwaitReplyAsync(ReplyRequest reply, OutstandingReply made, V1.SendResponse response, ServerCallContext context)
     {
-        using var wait = new CancellationTokenSource(reply.Wait ?? Timeout.InfiniteTimeSpan, time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(wait.Token, context.CancellationToken);
-        ReceivedReply received;
+        var received = await WaitForReplyAsync(made.Handle, reply.Wait, context);
+        response.Reply = ByteString.CopyFrom(received.Data);
+        response.ReplyRoute.AddRange(made.Route.Select(id => id.ToString()));
+    }
+
+    // The reply over the block `handle`; a wait that passes keeps the block (its reply can be collected later).
+    private async Task<ReceivedReply> WaitForReplyAsync(string handle, TimeSpan? wait, ServerCallContext context)
+    {
+        using var waiting = new CancellationTokenSource(wait ?? Timeout.InfiniteTimeSpan, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(waiting.Token, context.CancellationToken);
         try
         {
-            received = await replies.WaitAsync(made.Handle, abandonOnCancel: true, linked.Token);
+            return await replies.WaitAsync(handle, abandonOnCancel: false, linked.Token);
         }
-        catch (OperationCanceledException) when (wait.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (waiting.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
-            throw ControlErrors.Error(StatusCode.DeadlineExceeded, "no_reply",
-                $"the message was delivered (tunnel {response.TunnelId}) but no reply came over its reply block within {reply.Wait}; a later reply is refused");
+            throw NoReply(handle, $"no reply came over the reply block within {wait}; collect a later one with AwaitReply (reply handle {handle}) until the block expires");
+        }
+        catch (TunnelException failure) when (failure.Kind == TunnelErrorKind.DestinationRefused)
+        {
+            throw ControlErrors.NotFound("unknown_reply_block", "this node holds no reply block by that handle: answered and collected, expired, or never made");
+        }
+        catch (TunnelException failure) when (failure.Kind == TunnelErrorKind.Expired)
+        {
+            throw NoReply(handle, $"no reply came over the reply block before it expired: {failure.Message}");
         }
         catch (TunnelException failure)
         {
-            var reason = failure.Kind == TunnelErrorKind.Expired ? "no_reply" : failure.Kind.ToTag();
-            throw ControlErrors.Error(failure.Kind == TunnelErrorKind.Expired ? StatusCode.DeadlineExceeded : StatusCode.Unavailable, reason,
-                $"the message was delivered (tunnel {response.TunnelId}) but no reply came over its reply block: {failure.Message}");
+            throw ControlErrors.FromTunnel(failure);
         }
+    }
 
-        response.Reply = ByteString.CopyFrom(received.Data);
-        response.ReplyRoute.AddRange(made.Route.Select(id => id.ToString()));
+    private static RpcException NoReply(string handle, string detail)
+    {
+        var exception = ControlErrors.Error(StatusCode.DeadlineExceeded, "no_reply", detail);
+        exception.Trailers.Add(ReplyHandleTrailer, handle);
+        return exception;
     }
 
     private sealed record ReplyRequest(int Relays, TimeSpan? Wait);

@@ -107,6 +107,7 @@ internal sealed partial class ControlService
         tunnels.Add(entry);
         TunnelException? failure = null;
         Replies.OutstandingReply? replyBlock = null;
+        var delivered = false;
         try
         {
             await ControlStreams.PumpBothAsync(entry, context, async token =>
@@ -142,6 +143,7 @@ internal sealed partial class ControlService
             }, _ => Task.CompletedTask);
             var response = new V1.SendResponse { TunnelId = id, BytesSent = (ulong)tunnel.BytesSent, Elapsed = Duration.FromTimeSpan(time.GetElapsedTime(started)) };
             response.Route.AddRange(tunnel.Route.Select(r => r.ToString()));
+            delivered = true;
             if (reply is not null)
             {
                 await AwaitReplyAsync(reply, replyBlock!, response, context);
@@ -158,9 +160,9 @@ internal sealed partial class ControlService
         finally
         {
             tunnels.Remove(entry, failure);
-            if (replyBlock is not null)
+            if (replyBlock is not null && !delivered)
             {
-                // Nobody waits for its reply any more (collected, failed or given up): a late one is refused.
+                // The message never arrived, so neither can a reply: the block goes.
                 replies.Abandon(replyBlock.Handle);
             }
         }

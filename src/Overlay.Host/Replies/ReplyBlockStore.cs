@@ -262,6 +262,8 @@ internal sealed class ReplyBlockStore : IDisposable
                     return entry.Reply.Task.Result;
                 }
 
+                // This waiter reports the expiry itself; nobody else observes the entry's task.
+                entry.Waited = false;
                 Forget(entry, TunnelErrorKind.Expired);
             }
 
