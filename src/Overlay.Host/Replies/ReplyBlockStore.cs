@@ -133,7 +133,12 @@ internal sealed class ReplyBlockStore : IDisposable
         var now = _time.GetUtcNow();
         lock (_lock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_disposed)
+            {
+                // The node is stopping: refused as any hop that is shutting down refuses.
+                return TunnelErrorKind.Busy;
+            }
+
             Entry? found = null;
             // Every kept id is compared, matched or not: no early exit.
             foreach (var entry in _entries.Values)
