@@ -26,6 +26,7 @@ internal sealed class ReplyBlockStore : IDisposable
     private readonly ILogger<ReplyBlockStore> _logger;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private int _reserved;
     private bool _disposed;
 
     public ReplyBlockStore(NodeState node, RouteSelector routes, IOptions<OverlayOptions> options, TimeProvider time, ILogger<ReplyBlockStore> logger)
@@ -87,37 +88,62 @@ internal sealed class ReplyBlockStore : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             RemoveExpired(now);
-            if (_entries.Count >= _options.MaxOutstanding)
+            if (_entries.Count + _reserved >= _options.MaxOutstanding)
             {
                 throw new TunnelException(TunnelErrorKind.LimitExceeded, 0,
                     $"this node keeps {_options.MaxOutstanding} reply blocks already (Overlay:Replies:MaxOutstanding); wait for their replies or expiry");
             }
 
-            var block = ReplyBlocks.Create(_node.HeaderBuilder, route, DeadlineClasses.FromTimeSpan(_options.ReplyDeadline), now + _options.MaxLifetime, out var secret);
-            try
-            {
-                if (block.ExpiresAt <= now)
-                {
-                    throw new TunnelException(TunnelErrorKind.Expired, 0, "an onion key on the reply route has expired; try again once the directory has its successor");
-                }
+            // A place held while the block is built and saved outside the lock (an agreement per hop, a flushed write).
+            _reserved++;
+        }
 
-                ReplySecretFiles.Save(_dataDirectory, handle, secret);
-            }
-            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        ReplyBlock? block = null;
+        ReplyBlockSecret? secret = null;
+        try
+        {
+            block = ReplyBlocks.Create(_node.HeaderBuilder, route, DeadlineClasses.FromTimeSpan(_options.ReplyDeadline), now + _options.MaxLifetime, out secret);
+            if (block.ExpiresAt <= now)
             {
-                block.Dispose();
-                secret.Dispose();
+                throw new TunnelException(TunnelErrorKind.Expired, 0, "an onion key on the reply route has expired; try again once the directory has its successor");
+            }
+
+            ReplySecretFiles.Save(_dataDirectory, handle, secret);
+        }
+        catch (Exception exception)
+        {
+            block?.Dispose();
+            secret?.Dispose();
+            Release();
+            if (exception is IOException or UnauthorizedAccessException)
+            {
                 throw new TunnelException(TunnelErrorKind.Internal, 0, $"the reply block's secret could not be saved in the key directory: {exception.Message}", exception);
             }
-            catch
-            {
-                block.Dispose();
-                secret.Dispose();
-                throw;
-            }
 
-            _entries[handle] = new Entry(handle, secret);
-            return new OutstandingReply(handle, block, [.. route.Select(d => d.Id)]);
+            throw;
+        }
+
+        lock (_lock)
+        {
+            _reserved--;
+            if (!_disposed)
+            {
+                _entries[handle] = new Entry(handle, secret);
+                return new OutstandingReply(handle, block, [.. route.Select(d => d.Id)]);
+            }
+        }
+
+        // The node stopped meanwhile: its file stays for the next start, these keys go now.
+        block.Dispose();
+        secret.Dispose();
+        throw new ObjectDisposedException(nameof(ReplyBlockStore));
+
+        void Release()
+        {
+            lock (_lock)
+            {
+                _reserved--;
+            }
         }
     }
 
