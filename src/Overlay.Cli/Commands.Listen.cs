@@ -41,7 +41,7 @@ internal sealed partial class Commands
                 }
 
                 accepted++;
-                _ = ServeAsync(tunnels.Current, command, json, token).ContinueWith(served =>
+                _ = ServeAsync(client, tunnels.Current, command, json, token).ContinueWith(served =>
                 {
                     if (!served.IsCompletedSuccessfully || !served.Result)
                     {
@@ -66,12 +66,18 @@ internal sealed partial class Commands
     }, token);
 
     /// <summary>Serves one tunnel; false (with the reason on standard error) when it failed.</summary>
-    private async Task<bool> ServeAsync(TunnelStream tunnel, string? command, bool json, CancellationToken token)
+    private async Task<bool> ServeAsync(OverlayClient client, TunnelStream tunnel, string? command, bool json, CancellationToken token)
     {
         await using (tunnel)
         {
             try
             {
+                if (!tunnel.ReplyBlock.IsEmpty)
+                {
+                    await ReplyOverBlockAsync(client, tunnel, command, json, token);
+                    return true;
+                }
+
                 if (command is not null && tunnel.Mode == TunnelMode.Duplex)
                 {
                     await ExecAsync(tunnel, command, json, token);
@@ -114,13 +120,7 @@ internal sealed partial class Commands
     // The request streams into the command's standard input as it arrives, its output back as the reply.
     private async Task ExecAsync(TunnelStream tunnel, string command, bool json, CancellationToken token)
     {
-        var start = OperatingSystem.IsWindows()
-            ? new ProcessStartInfo("cmd.exe", ["/c", command])
-            : new ProcessStartInfo("/bin/sh", ["-c", command]);
-        start.RedirectStandardInput = true;
-        start.RedirectStandardOutput = true;
-        start.UseShellExecute = false;
-        using var process = Process.Start(start) ?? throw new CliException(ExitCodes.Failed, $"cannot start `{command}`");
+        using var process = StartCommand(command);
         using var killOnCancel = token.Register(() => Kill(process));
         try
         {
@@ -153,6 +153,18 @@ internal sealed partial class Commands
         {
             Kill(process); // no command outlives its tunnel
         }
+    }
+
+    // The command through the shell, its standard input and output redirected.
+    private static Process StartCommand(string command)
+    {
+        var start = OperatingSystem.IsWindows()
+            ? new ProcessStartInfo("cmd.exe", ["/c", command])
+            : new ProcessStartInfo("/bin/sh", ["-c", command]);
+        start.RedirectStandardInput = true;
+        start.RedirectStandardOutput = true;
+        start.UseShellExecute = false;
+        return Process.Start(start) ?? throw new CliException(ExitCodes.Failed, $"cannot start `{command}`");
     }
 
     private static async Task ReplyWithOutputAsync(Process process, TunnelStream tunnel, CancellationToken token)

@@ -19,6 +19,11 @@ internal sealed partial class Commands
             Service = parse.GetValue(o.Service),
             Deadline = parse.GetValue(o.Deadline) is > 0 and var seconds ? TimeSpan.FromSeconds(seconds) : null,
         };
+        if (parse.GetValue(o.ReplyViaOtherRoute))
+        {
+            return await SendWithReplyAsync(client, parse, target, token);
+        }
+
         using var progress = Progress.Start(io, parse.GetValue(o.Json));
         if (parse.GetValue(o.OneWay))
         {

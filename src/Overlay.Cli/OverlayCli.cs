@@ -87,7 +87,7 @@ public static class OverlayCli
         root.Subcommands.Add(ping);
 
         var send = new Command("send", "Send standard input through a tunnel and write the reply to standard output.");
-        foreach (var option in new Option[] { o.To, o.Relays, o.Service, o.OneWay, o.Deadline })
+        foreach (var option in new Option[] { o.To, o.Relays, o.Service, o.OneWay, o.Deadline, o.ReplyViaOtherRoute, o.ReplyRelays, o.ReplyWait })
         {
             send.Options.Add(option);
         }
@@ -185,6 +185,15 @@ internal sealed class GlobalOptions
     public Option<string?> Service { get; } = new("--service") { Description = "A named service at the destination (send), or the one to listen for (listen); default: the node's default service" };
 
     public Option<bool> OneWay { get; } = new("--one-way") { Description = "Send only: no reply" };
+
+    public Option<bool> ReplyViaOtherRoute { get; } = new("--reply-via-other-route")
+    {
+        Description = "Send one way with a reply block; the reply comes back over relays none of which is on the message's route",
+    };
+
+    public Option<uint> ReplyRelays { get; } = new("--reply-relays") { Description = "Relays of the reply route (with --reply-via-other-route)", DefaultValueFactory = _ => 3 };
+
+    public Option<double> ReplyWait { get; } = new("--reply-wait") { Description = "Seconds to wait for the reply once the message is delivered (default: until the reply block expires)" };
 
     public Option<string?> Exec { get; } = new("--exec") { Description = "Reply with this shell command's output (the request on its standard input); default: echo" };
 

@@ -13,7 +13,7 @@ namespace Overlay.Client;
 /// <see cref="OverlayClientServiceCollectionExtensions.AddOverlayClient"/>. Every failure is an
 /// <see cref="OverlayException"/>; cancelling a token throws <see cref="OperationCanceledException"/>.
 /// </summary>
-public sealed class OverlayClient(Protocol.Control.V1.Control.ControlClient api, IOptions<OverlayClientOptions> options)
+public sealed partial class OverlayClient(Protocol.Control.V1.Control.ControlClient api, IOptions<OverlayClientOptions> options)
 {
     private readonly OverlayClientOptions _options = options.Value;
 
@@ -120,12 +120,12 @@ public sealed class OverlayClient(Protocol.Control.V1.Control.ControlClient api,
         }, cancellationToken);
 
     private async Task<SendResponse> SendAsync(OverlayTarget target, Func<Func<ReadOnlyMemory<byte>, CancellationToken, Task>, CancellationToken, Task> produce,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, ReplyOverOtherRoute? reply = null)
     {
         using var call = Api.Send(cancellationToken: cancellationToken);
         try
         {
-            await call.RequestStream.WriteAsync(new SendRequest { Target = target.ToWire() }, cancellationToken);
+            await call.RequestStream.WriteAsync(new SendRequest { Target = target.ToWire(), Reply = reply }, cancellationToken);
             await produce(async (data, token) =>
             {
                 for (var offset = 0; offset < data.Length; offset += _options.TunnelWriteChunkBytes)
@@ -192,9 +192,10 @@ public sealed class OverlayClient(Protocol.Control.V1.Control.ControlClient api,
             }
 
             var mode = call.ResponseStream.Current.Mode;
+            var replyBlock = call.ResponseStream.Current.ReplyBlock.Memory;
             var tunnel = new TunnelCall<AcceptRequest, AcceptResponse>(call,
                 data => new AcceptRequest { Data = data }, () => new AcceptRequest { End = true }, r => (r.Data, r.End));
-            return new TunnelStream(tunnel, Endpoint, _options.TunnelWriteChunkBytes, tunnelId, mode, []) { Service = service };
+            return new TunnelStream(tunnel, Endpoint, _options.TunnelWriteChunkBytes, tunnelId, mode, []) { Service = service, ReplyBlock = replyBlock };
         }
         catch (RpcException exception)
         {

@@ -46,6 +46,9 @@ public sealed class TunnelStream : Stream
     /// <summary>At the destination: the named service the tunnel asked for, when it came through a listener's offer; null for the default.</summary>
     public string? Service { get; init; }
 
+    /// <summary>At the destination: the reply block a one-way message carried, to answer it with <see cref="OverlayClient.SendReplyAsync"/>; empty if none.</summary>
+    public ReadOnlyMemory<byte> ReplyBlock { get; init; }
+
     /// <summary>At the origin: the relays in order, then the destination. Empty at the destination, which never learns it.</summary>
     public IReadOnlyList<string> Route { get; }
 

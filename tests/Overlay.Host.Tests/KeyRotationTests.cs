@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Overlay.Errors;
 using Overlay.Host.Keys;
+using Overlay.Host.Replies;
 using Overlay.Host.Tests.Infrastructure;
 using Overlay.Identity;
 using Overlay.Onion;
@@ -130,6 +131,38 @@ public sealed class KeyRotationTests
     {
         var refused = await Assert.ThrowsAsync<OptionsValidationException>(() => FakeClockNode.StartAsync(TimeSpan.Zero, new Dictionary<string, string?> { [key] = value }));
         Assert.Contains($"Overlay:OnionKeys: {named} must be", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_reply_block_survives_an_early_rotation_of_its_hops_key_within_the_overlap_window_and_not_after()
+    {
+        await using var node = await FakeClockNode.StartAsync(minEarlyRotationInterval: TimeSpan.Zero);
+        using var deadline = TestTimeouts.After(30);
+        // Blocks without relays: the node is the reply route's only hop, and its epoch the block's.
+        var store = node.Node.Services.GetRequiredService<ReplyBlockStore>();
+        var inTime = await store.CreateAsync(0, [], deadline.Token);
+        var late = await store.CreateAsync(0, [], deadline.Token);
+        var before = node.CurrentEpoch;
+        var rotated = node.WaitForNewEpochAsync(before, deadline.Token);
+        node.Keys.RotateSoon();
+        await rotated;
+
+        await ReplyAsync(node, inTime, deadline.Token);
+        Assert.Equal([7], (await store.WaitAsync(inTime.Handle, abandonOnCancel: true, deadline.Token)).Data);
+
+        await node.AdvanceAsync(OverlapWindow, deadline.Token);
+        Assert.DoesNotContain(before, node.LiveEpochs);
+        Assert.True(node.Time.GetUtcNow() < late.Block.ExpiresAt, "the block itself has not expired: its epoch has");
+        var refused = await Assert.ThrowsAsync<TunnelException>(() => ReplyAsync(node, late, deadline.Token));
+        Assert.Equal((TunnelErrorKind.UnknownEpoch, 1), (refused.Kind, refused.Hop));
+    }
+
+    // The holder's side, raw: the block's header and one cell sealed under its key, to the block's first hop.
+    private static async Task ReplyAsync(FakeClockNode node, OutstandingReply made, CancellationToken cancellationToken)
+    {
+        using var keys = new RawTunnelKeys(made.Block.Header.ToArray(), made.Block.CreateCodec(node.Node.State.Network, node.Time.GetUtcNow()));
+        Assert.Equal(made.Block.FirstHop, node.Node.Id);
+        await RawOrigin.RoundTripAsync(node.Node.LinkEndpoint, keys, new byte[] { 7 }, cancellationToken);
     }
 
     /// <summary>One real node on a fake clock, with its control endpoint.</summary>

@@ -8,6 +8,8 @@ internal static class OverlayErrors
 {
     public const string ReasonTrailer = "overlay-reason";
     public const string HopTrailer = "overlay-hop";
+    public const string ReplyHandleTrailer = "overlay-reply-handle";
+    public const string NoReplyReason = "no_reply";
 
     /// <summary>The response header a Listen call carries once its registration is in place.</summary>
     public const string ListeningHeader = "overlay-listening";
@@ -25,6 +27,11 @@ internal static class OverlayErrors
             && int.TryParse(hopText, NumberStyles.None, CultureInfo.InvariantCulture, out var hop))
         {
             return new OverlayTunnelException(exception.StatusCode, reason, hop, detail, exception);
+        }
+
+        if (reason == NoReplyReason)
+        {
+            return new OverlayNoReplyException(exception.Trailers.GetValue(ReplyHandleTrailer), detail, exception);
         }
 
         return exception.StatusCode switch

@@ -9,7 +9,7 @@ namespace Overlay.Identity;
 /// </summary>
 /// <remarks>
 /// The key files are <c>identity.key</c>, <c>onion-&lt;epoch&gt;.state</c> and <c>onion-epoch.counter</c>
-/// (docs/protocol.md §5.0). Key files left in the data directory by an earlier version are moved into
+/// (docs/protocol.md §5.0), and <c>reply-&lt;handle&gt;.secret</c> for outstanding reply blocks (§7.8). Key files left in the data directory by an earlier version are moved into
 /// <c>keys/</c> once, after the same checks a key file gets (a regular file of this user, no access for
 /// group or others); anything that fails them stops the node with a message naming the path.
 /// </remarks>

@@ -64,6 +64,9 @@ internal readonly struct HeaderLayout
     public const byte CommandDeliver = 2;
     public const byte FlagSealedTrace = 0x01;
 
+    // Deliver slots of one-way tunnels only: the message starts with a reply block (docs/protocol.md §7.8).
+    public const byte FlagReplyBlockAttached = 0x02;
+
     public HeaderLayout(NetworkParameters parameters) => SlotCount = parameters.MaxRelays + 1;
 
     /// <summary>N: the number of hop slots (MaxRelays + 1).</summary>

@@ -44,6 +44,7 @@ public sealed class OnionHeaderBuilder
     /// <param name="sealedTraceContexts">Empty, or 32 bytes per hop sealed into each hop's slot (all zero: none for that hop).</param>
     /// <param name="service">The service to reach at the destination (1..32 bytes of UTF-8); null for its default service.</param>
     /// <param name="replyId">For <see cref="TunnelMode.ReplyBlock"/> only: the 16-byte id under which the destination (the block's maker) keeps its keys.</param>
+    /// <param name="replyBlockAttached">For <see cref="TunnelMode.OneWay"/> on Baseline networks only: the message starts with a reply block for the destination (docs/protocol.md §7.8).</param>
     public OriginTunnelKeys Build(
         IReadOnlyList<RouteHop> route,
         TunnelMode mode,
@@ -51,7 +52,8 @@ public sealed class OnionHeaderBuilder
         Span<byte> header,
         ReadOnlySpan<byte> sealedTraceContexts = default,
         string? service = null,
-        ReadOnlySpan<byte> replyId = default)
+        ReadOnlySpan<byte> replyId = default,
+        bool replyBlockAttached = false)
     {
         var n = route.Count;
         var slots = _layout.SlotCount;
@@ -81,6 +83,11 @@ public sealed class OnionHeaderBuilder
             : !replyId.IsEmpty)
         {
             throw new ArgumentException("a reply-block header needs a non-zero 16-byte reply id, no service and the Baseline construction; other modes take no reply id", nameof(replyId));
+        }
+
+        if (replyBlockAttached && (mode != TunnelMode.OneWay || Parameters.Construction != CellConstruction.Baseline))
+        {
+            throw new ArgumentException("a reply block travels only in a one-way message on a Baseline network", nameof(replyBlockAttached));
         }
 
         if (deadline > Parameters.MaxDeadlineClass)
@@ -125,6 +132,11 @@ public sealed class OnionHeaderBuilder
             WriteSlot(beta[..S], HeaderLayout.CommandDeliver, (byte)mode, deadline, TraceFor(sealedTraceContexts, last));
             serviceField.CopyTo(beta[HeaderLayout.SlotService..]);
             replyId.CopyTo(beta[HeaderLayout.SlotReplyId..]);
+            if (replyBlockAttached)
+            {
+                beta[HeaderLayout.SlotFlags] |= HeaderLayout.FlagReplyBlockAttached;
+            }
+
             _random.Fill(beta[S..plainLength]);
             ByteOps.Xor(beta[..plainLength], Rho(last));
             filler.CopyTo(beta[plainLength..]);

@@ -58,6 +58,9 @@ public sealed class HeaderResult : IDisposable
     /// <summary>For <see cref="TunnelMode.ReplyBlock"/>: the 16-byte id of the reply block this header belongs to (empty otherwise).</summary>
     public ReadOnlyMemory<byte> ReplyId { get; private init; }
 
+    /// <summary>For a one-way <see cref="HeaderOutcome.Deliver"/>: the message starts with a reply block for this node to answer over (docs/protocol.md §7.8).</summary>
+    public bool ReplyBlockAttached { get; private init; }
+
     /// <summary>The tunnel's coarse deadline, the same at every hop.</summary>
     public DeadlineClass Deadline { get; private init; }
 
@@ -104,8 +107,12 @@ public sealed class HeaderResult : IDisposable
     internal static HeaderResult Relay(HopKeys keys, uint epoch, NodeId next, DeadlineClass deadline, ReadOnlyMemory<byte> trace) =>
         new(HeaderOutcome.Relay, TunnelErrorKind.None, keys) { Epoch = epoch, NextHop = next, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext };
 
-    internal static HeaderResult Deliver(HopKeys keys, uint epoch, TunnelMode mode, DeadlineClass deadline, ReadOnlyMemory<byte> trace, string? service, ReadOnlyMemory<byte> replyId) =>
-        new(HeaderOutcome.Deliver, TunnelErrorKind.None, keys) { Epoch = epoch, Mode = mode, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext, Service = service, ReplyId = replyId };
+    internal static HeaderResult Deliver(HopKeys keys, uint epoch, TunnelMode mode, DeadlineClass deadline, ReadOnlyMemory<byte> trace, string? service, ReadOnlyMemory<byte> replyId, bool replyBlockAttached) =>
+        new(HeaderOutcome.Deliver, TunnelErrorKind.None, keys)
+        {
+            Epoch = epoch, Mode = mode, Deadline = deadline, SealedTraceContext = trace, TraceContext = keys.TraceContext, Service = service, ReplyId = replyId,
+            ReplyBlockAttached = replyBlockAttached,
+        };
 
     /// <inheritdoc />
     public void Dispose() => Interlocked.Exchange(ref _keys, null)?.Dispose();
@@ -203,7 +210,7 @@ public sealed class OnionHeaderProcessor
         deadline = (DeadlineClass)slot[HeaderLayout.SlotDeadline];
         service = null;
         var flags = slot[HeaderLayout.SlotFlags];
-        if ((flags & ~HeaderLayout.FlagSealedTrace) != 0
+        if ((flags & ~(HeaderLayout.FlagSealedTrace | HeaderLayout.FlagReplyBlockAttached)) != 0
             || slot[HeaderLayout.SlotReserved..].IndexOfAnyExcept((byte)0) >= 0
             || ((flags & HeaderLayout.FlagSealedTrace) == 0 && slot.Slice(HeaderLayout.SlotTrace, HeaderLayout.SlotTraceSize).IndexOfAnyExcept((byte)0) >= 0)
             || !DeadlineClasses.IsDefined(deadline) || deadline > Parameters.MaxDeadlineClass)
@@ -214,12 +221,22 @@ public sealed class OnionHeaderProcessor
         switch (slot[HeaderLayout.SlotCommand])
         {
             case HeaderLayout.CommandRelay:
-                return slot[HeaderLayout.SlotMode] == 0 && !new NodeId(slot.Slice(HeaderLayout.SlotNextId, NodeId.Size)).IsNone
+                return slot[HeaderLayout.SlotMode] == 0 && (flags & HeaderLayout.FlagReplyBlockAttached) == 0 && !new NodeId(slot.Slice(HeaderLayout.SlotNextId, NodeId.Size)).IsNone
                     ? TunnelErrorKind.None
                     : TunnelErrorKind.Malformed;
 
             case HeaderLayout.CommandDeliver:
                 var mode = (TunnelMode)slot[HeaderLayout.SlotMode];
+                if ((flags & HeaderLayout.FlagReplyBlockAttached) != 0 && mode != TunnelMode.OneWay)
+                {
+                    return TunnelErrorKind.Malformed;
+                }
+
+                if ((flags & HeaderLayout.FlagReplyBlockAttached) != 0 && Parameters.Construction != CellConstruction.Baseline)
+                {
+                    return TunnelErrorKind.UnsupportedVersion;
+                }
+
                 if (mode == TunnelMode.ReplyBlock)
                 {
                     // A replier holds no hop keys, so it cannot build the MAC array: reply blocks exist on Baseline networks only.
@@ -318,7 +335,8 @@ public sealed class OnionHeaderProcessor
                 var replyId = slot[HeaderLayout.SlotMode] == (byte)TunnelMode.ReplyBlock
                     ? slot.Slice(HeaderLayout.SlotReplyId, HeaderLayout.SlotReplyIdSize).ToArray()
                     : ReadOnlyMemory<byte>.Empty;
-                return HeaderResult.Deliver(keys, epoch, (TunnelMode)slot[HeaderLayout.SlotMode], deadline, trace, service, replyId);
+                var attached = (slot[HeaderLayout.SlotFlags] & HeaderLayout.FlagReplyBlockAttached) != 0;
+                return HeaderResult.Deliver(keys, epoch, (TunnelMode)slot[HeaderLayout.SlotMode], deadline, trace, service, replyId, attached);
             }
 
             var next = new NodeId(slot.Slice(HeaderLayout.SlotNextId, NodeId.Size));

@@ -36,6 +36,8 @@ internal sealed class ControlAuthInterceptor(ControlTokens tokens, IOptions<Over
         "/overlay.v1.Control/WatchPeers",
         "/overlay.v1.Control/OpenTunnel",
         "/overlay.v1.Control/Send",
+        "/overlay.v1.Control/SendReply",
+        "/overlay.v1.Control/AwaitReply",
         "/overlay.v1.Control/ListTunnels",
         "/overlay.v1.Control/CloseTunnel",
         "/overlay.v1.Control/Listen",

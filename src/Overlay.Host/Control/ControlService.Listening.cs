@@ -64,6 +64,7 @@ internal sealed partial class ControlService
                     Mode = ListenerDispatcher.ToWire(offer.Tunnel.Mode),
                     ReceivedAt = Timestamp.FromDateTimeOffset(offer.ReceivedAt),
                     Service = offer.Tunnel.Service ?? "",
+                    ReplyBlockAttached = !offer.Tunnel.ReplyBlock.IsEmpty,
                 },
             }, token);
         }
@@ -131,7 +132,7 @@ internal sealed partial class ControlService
             entry = new ControlTunnel(pending.Id, V1.TunnelRole.Destination, mode, null, 0, caller, pending.ReceivedAt,
                 () => incoming.BytesSent, () => incoming.BytesReceived);
             tunnels.Add(entry);
-            await responseStream.WriteAsync(new V1.AcceptResponse { Mode = mode }, context.CancellationToken);
+            await responseStream.WriteAsync(new V1.AcceptResponse { Mode = mode, ReplyBlock = ByteString.CopyFrom(incoming.ReplyBlock.Span) }, context.CancellationToken);
             await ControlStreams.PumpBothAsync(entry, context,
                 token => DeliverRequestAsync(incoming, responseStream, token),
                 token => DeliverReplyAsync(first, requestStream, incoming, token),

@@ -96,6 +96,8 @@ internal sealed partial class ControlService
 
         var first = requestStream.Current;
         var target = ParseTarget(first.Target, TunnelMode.OneWay, context);
+        var reply = ParseReply(first.Reply);
+        target = target with { Request = target.Request with { ReplyBlockAttached = reply is not null } };
         using var lease = tunnels.Reserve(caller, Control.MaxTunnelsPerClient);
         var id = ControlTunnels.NewId();
         var started = time.GetTimestamp();
@@ -104,10 +106,17 @@ internal sealed partial class ControlService
             () => tunnel.BytesSent, () => 0);
         tunnels.Add(entry);
         TunnelException? failure = null;
+        Replies.OutstandingReply? replyBlock = null;
+        var delivered = false;
         try
         {
             await ControlStreams.PumpBothAsync(entry, context, async token =>
             {
+                if (reply is not null)
+                {
+                    replyBlock = await AttachReplyBlockAsync(reply, tunnel, token);
+                }
+
                 if (!first.Data.IsEmpty)
                 {
                     await tunnel.WriteAsync(first.Data.Memory, final: false, token);
@@ -134,6 +143,12 @@ internal sealed partial class ControlService
             }, _ => Task.CompletedTask);
             var response = new V1.SendResponse { TunnelId = id, BytesSent = (ulong)tunnel.BytesSent, Elapsed = Duration.FromTimeSpan(time.GetElapsedTime(started)) };
             response.Route.AddRange(tunnel.Route.Select(r => r.ToString()));
+            delivered = true;
+            if (reply is not null)
+            {
+                await AwaitReplyAsync(reply, replyBlock!, response, context);
+            }
+
             return response;
         }
         catch (TunnelException exception)
@@ -145,6 +160,11 @@ internal sealed partial class ControlService
         finally
         {
             tunnels.Remove(entry, failure);
+            if (replyBlock is not null && !delivered)
+            {
+                // The message never arrived, so neither can a reply: the block goes.
+                replies.Abandon(replyBlock.Handle);
+            }
         }
     }
 

@@ -29,6 +29,7 @@ internal sealed partial class ControlService(
     ControlEvents events,
     ListenerRegistry listeners,
     ControlEndpoint endpoint,
+    Replies.ReplyBlockStore replies,
     IOptions<OverlayOptions> options,
     TimeProvider time,
     IHostApplicationLifetime lifetime,

@@ -90,6 +90,33 @@ public sealed class RouteSelector
         }
     }
 
+    /// <summary>
+    /// A reply route for a reply block this node makes: <paramref name="relays"/> relays, none of them in
+    /// <paramref name="exclude"/> (the forward route it must not share), then this node itself. No spread:
+    /// the caller asked for a route disjoint from another, not for a count to hide.
+    /// </summary>
+    public async Task<IReadOnlyList<NodeDescriptor>> SelectReplyRouteAsync(int relays, IReadOnlyCollection<NodeId> exclude, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var changed = _directory.WaitForChangeAsync(cancellationToken);
+            if (_node.Descriptor is { } self && TrySelectRelays(self.Id, relays, exclude, [], out var route))
+            {
+                route.Add(self);
+                return route;
+            }
+
+            try
+            {
+                await changed;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new TunnelException(TunnelErrorKind.NoRoute, 0, $"not enough up peers outside the forward route for a reply route of {relays} relays before the deadline");
+            }
+        }
+    }
+
     /// <summary>Resolves an explicit route of node ids (relays then the destination) to descriptors.</summary>
     public IReadOnlyList<NodeDescriptor> Resolve(IReadOnlyList<NodeId> route)
     {
@@ -132,21 +159,7 @@ public sealed class RouteSelector
 
         var blocks = new HashSet<IPNetwork>();
         TryTakeBlock(blocks, target);
-        var relaysFound = new List<NodeDescriptor>(relays + 1);
-        foreach (var peer in up)
-        {
-            if (relaysFound.Count == relays)
-            {
-                break;
-            }
-
-            if (peer.Descriptor.Id != target.Descriptor.Id && !exclude.Contains(peer.Descriptor.Id) && TryTakeBlock(blocks, peer))
-            {
-                relaysFound.Add(peer.Descriptor);
-            }
-        }
-
-        if (relaysFound.Count < relays)
+        if (!TrySelectRelays(target.Descriptor.Id, relays, exclude, blocks, up, out var relaysFound))
         {
             return false;
         }
@@ -154,6 +167,29 @@ public sealed class RouteSelector
         relaysFound.Add(target.Descriptor);
         route = relaysFound;
         return true;
+    }
+
+    private bool TrySelectRelays(NodeId target, int relays, IReadOnlyCollection<NodeId> exclude, HashSet<IPNetwork> blocks, out List<NodeDescriptor> found) =>
+        TrySelectRelays(target, relays, exclude, blocks, SettledFirst(_directory.Sample(int.MaxValue, PeerStatus.Up)), out found);
+
+    // The first peers of `up` (already shuffled) that are neither the target nor excluded, one per address block.
+    private bool TrySelectRelays(NodeId target, int relays, IReadOnlyCollection<NodeId> exclude, HashSet<IPNetwork> blocks, List<PeerInfo> up, out List<NodeDescriptor> found)
+    {
+        found = new List<NodeDescriptor>(relays + 1);
+        foreach (var peer in up)
+        {
+            if (found.Count == relays)
+            {
+                break;
+            }
+
+            if (peer.Descriptor.Id != target && !exclude.Contains(peer.Descriptor.Id) && TryTakeBlock(blocks, peer))
+            {
+                found.Add(peer.Descriptor);
+            }
+        }
+
+        return found.Count == relays;
     }
 
     // A stable partition: the shuffle's order is kept within the settled and within the newcomers.

@@ -22,6 +22,7 @@ using Overlay.Host.Keys;
 using Overlay.Host.Link;
 using Overlay.Host.Link.Tls;
 using Overlay.Host.Options;
+using Overlay.Host.Replies;
 using Overlay.Host.Telemetry;
 using Overlay.Host.Tunnels;
 using Overlay.Identity;
@@ -185,6 +186,7 @@ public sealed class OverlayNode : IAsyncDisposable
         services.AddOptions<OverlayOptions>().Bind(configuration.GetSection(OverlayOptions.SectionName)).PostConfigure(OverlayOptionsDefaults.Apply).ValidateOnStart();
         services.AddSingleton<IValidateOptions<OverlayOptions>, OverlayOptionsValidator>();
         services.AddSingleton<IValidateOptions<OverlayOptions>, TelemetryOptionsValidator>();
+        services.AddSingleton<IValidateOptions<OverlayOptions>, ReplyOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp =>
         {
@@ -214,6 +216,7 @@ public sealed class OverlayNode : IAsyncDisposable
         services.AddSingleton<LinkAdmission>();
         services.AddSingleton<RelayStreamGate>();
         services.AddSingleton<TunnelServer>();
+        services.AddSingleton<ReplyBlockStore>();
         services.AddSingleton(sp => new TunnelClient(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<RouteSelector>(), sp.GetRequiredService<PeerDirectory>(),
             sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<TunnelRegistry>(), sp.GetRequiredService<OverlayMetrics>(),
             sp.GetRequiredService<IOptions<OverlayOptions>>(), sp.GetRequiredService<TelemetryOptions>(), sp.GetRequiredService<TimeProvider>(),

@@ -37,6 +37,9 @@ public sealed class OverlayOptions
 
     /// <summary>Tracing switches and the OTLP endpoint (<c>Overlay:Telemetry</c>).</summary>
     public Telemetry.TelemetryOptions Telemetry { get; set; } = new();
+
+    /// <summary>Reply blocks: how many this node keeps, how long and how large a reply (<c>Overlay:Replies</c>).</summary>
+    public Replies.ReplyOptions Replies { get; set; } = new();
 }
 
 /// <summary>The link endpoint: where this node listens for other nodes and how it dials them.</summary>

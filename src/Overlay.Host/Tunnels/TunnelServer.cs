@@ -10,9 +10,11 @@ using Overlay.Host.Admission;
 using Overlay.Host.Directory;
 using Overlay.Host.Link;
 using Overlay.Host.Options;
+using Overlay.Host.Replies;
 using Overlay.Host.Telemetry;
 using Overlay.Onion;
 using Overlay.Protocol.V1;
+using Overlay.Replies;
 
 namespace Overlay.Host.Tunnels;
 
@@ -38,10 +40,13 @@ internal sealed class TunnelServer
     private readonly string _nodeId;
     private readonly TimeProvider _time;
     private readonly ILogger<TunnelServer> _logger;
+    private readonly ReplyBlockStore _replies;
 
     public TunnelServer(NodeState node, PeerDirectory directory, PeerChannels channels, ITunnelHandler handler, TunnelRegistry registry,
-        OverlayMetrics metrics, IOptions<OverlayOptions> options, TelemetryOptions telemetry, LinkAdmission admission, TimeProvider time, ILogger<TunnelServer> logger)
+        OverlayMetrics metrics, IOptions<OverlayOptions> options, TelemetryOptions telemetry, LinkAdmission admission, TimeProvider time, ILogger<TunnelServer> logger,
+        ReplyBlockStore replies)
     {
+        _replies = replies;
         _telemetry = telemetry;
         _nodeId = node.Id.ToString();
         _node = node;
@@ -387,15 +392,36 @@ internal sealed class TunnelServer
         IServerStreamWriter<LinkMessage> responses, ServerCallContext context, DateTimeOffset received)
     {
         var callToken = context.CancellationToken;
+        string? replyHandle = null;
+        ReplyBlockSecret? replySecret = null;
         if (header.Mode == TunnelMode.ReplyBlock)
         {
-            // This node keeps no reply blocks yet, so no reply id can be one of its own.
-            throw Refuse(TunnelErrorKind.DestinationRefused);
+            // A reply over one of this node's blocks: its secret leaves the store (and the disk) now, single use.
+            var taken = _replies.TryTake(header.ReplyId.Span, out replySecret, out replyHandle);
+            if (taken != TunnelErrorKind.None)
+            {
+                throw Refuse(taken);
+            }
         }
 
         using var activity = StartHopSpans("overlay.deliver", TunnelRoles.Destination, header, received);
         var handlerSpan = TunnelTracing.StartPhase("overlay.handler", activity);
-        using var codec = header.CreateDestinationCodec(_node.Network);
+        DestinationCellCodec codec;
+        using (replySecret)
+        {
+            try
+            {
+                // The codec holds the relays' layers from here on; the secret's copy is zeroed.
+                codec = header.CreateDestinationCodec(_node.Network, replySecret);
+            }
+            catch when (replyHandle is not null)
+            {
+                _replies.Fail(replyHandle, TunnelErrorKind.Internal);
+                throw;
+            }
+        }
+
+        using var ownedCodec = codec;
         using var deadline = new CancellationTokenSource(header.Deadline.ToTimeSpan(), _time);
         using var idle = new IdleTimer(_node.Network.IdleTimeout, _time);
         using var tunnel = CancellationTokenSource.CreateLinkedTokenSource(callToken, deadline.Token, idle.Token);
@@ -421,13 +447,25 @@ internal sealed class TunnelServer
         Exception? error = null;
         try
         {
-            if (header.Service is { } service && !_handler.Hosts(service))
+            if (header.ReplyBlockAttached)
+            {
+                incoming.ReplyBlock = await AttachedReplyBlock.ReadAsync(incoming, _node.Network, tunnel.Token);
+            }
+
+            if (replyHandle is not null)
+            {
+                await _replies.ReceiveAsync(incoming, replyHandle, tunnel.Token);
+            }
+            else if (header.Service is { } service && !_handler.Hosts(service))
             {
                 // A service this node does not host is refused, typed, never handed to the default handler.
                 throw new TunnelException(TunnelErrorKind.DestinationRefused, 0, $"no service named '{service}' at this node");
             }
+            else
+            {
+                await _handler.HandleAsync(incoming, tunnel.Token);
+            }
 
-            await _handler.HandleAsync(incoming, tunnel.Token);
             if (!incoming.RequestEnded)
             {
                 // The handler stopped reading early; the request must still end properly.
@@ -441,7 +479,7 @@ internal sealed class TunnelServer
             {
                 await incoming.CompleteAsync(tunnel.Token);
             }
-            else if (header.Mode == TunnelMode.OneWay)
+            else if (header.Mode is TunnelMode.OneWay or TunnelMode.ReplyBlock)
             {
                 // Every cell is in: the origin counts this as delivered only when it sees the receipt.
                 await incoming.SendReceiptAsync(tunnel.Token);
@@ -485,6 +523,11 @@ internal sealed class TunnelServer
             // Both ends are done: return once the predecessor closed its side too (normally at once).
             await DrainAsync(requests, callToken);
             return;
+        }
+
+        if (replyHandle is not null)
+        {
+            _replies.Fail(replyHandle, failure);
         }
 
         TunnelTracing.Fail(activity, failure, incoming.RequestEnded ? "reply" : "request");

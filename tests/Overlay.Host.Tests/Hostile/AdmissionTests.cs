@@ -79,10 +79,10 @@ public sealed class AdmissionTests(HostileFixture fixture, ITestOutputHelper out
     }
 
     [Fact]
-    public async Task A_reply_block_header_is_refused_as_destination_refused_while_the_node_keeps_no_blocks()
+    public async Task A_reply_block_header_whose_reply_id_the_node_does_not_hold_is_refused_as_destination_refused()
     {
-        // A well-formed reply-block header sealed to the node: it passes every check of the header and must
-        // still get a typed refusal, since no reply id can be one of the node's own.
+        // A well-formed reply-block header sealed to the node, but made by a stranger: it passes every check of
+        // the header and must still get a typed refusal, since its reply id is none of the node's own blocks.
         using var deadline = TestTimeouts.After(30);
         var builder = new OnionHeaderBuilder(Target.Node.State.Network);
         using var block = ReplyBlocks.Create(builder, [Target.Descriptor], DeadlineClass.Seconds30, DateTimeOffset.UtcNow.AddHours(1), out var secret);

@@ -98,7 +98,8 @@ internal static class RawOrigin
                     }
 
                     reply.Write(plaintext, OpenedCell.PayloadOffset, opened.PayloadLength);
-                    if (opened.Type == CellType.End)
+                    // A one-way tunnel (a reply over a reply block) ends with the destination's receipt.
+                    if (opened.Type is CellType.End or CellType.Receipt)
                     {
                         return reply.ToArray();
                     }

@@ -86,7 +86,8 @@ internal sealed class HeaderHop(int slots, int maxDeadlineClass, IReadOnlyDictio
     private int CheckSlot(byte[] slot)
     {
         var flags = slot[3];
-        if ((flags & ~1) != 0 || !Bytes.AllZero(slot.AsSpan(120, 8)) || ((flags & 1) == 0 && !Bytes.AllZero(slot.AsSpan(88, 32))))
+        // Bit 0: a sealed trace context; bit 1: a reply block starts the message (deliver, mode 2 only; 7.8).
+        if ((flags & ~3) != 0 || !Bytes.AllZero(slot.AsSpan(120, 8)) || ((flags & 1) == 0 && !Bytes.AllZero(slot.AsSpan(88, 32))))
         {
             return Wire.Malformed;
         }
@@ -99,8 +100,13 @@ internal sealed class HeaderHop(int slots, int maxDeadlineClass, IReadOnlyDictio
         switch (slot[0])
         {
             case Wire.Relay:
-                return slot[1] == 0 && !Bytes.AllZero(slot.AsSpan(8, 32)) ? 0 : Wire.Malformed;
+                return slot[1] == 0 && (flags & 2) == 0 && !Bytes.AllZero(slot.AsSpan(8, 32)) ? 0 : Wire.Malformed;
             case Wire.Deliver:
+                if ((flags & 2) != 0 && slot[1] != 2)
+                {
+                    return Wire.Malformed;
+                }
+
                 if (slot[1] == 3)
                 {
                     // A reply block (section 7.8): no service, a reply id that is not all zero, then zeros.

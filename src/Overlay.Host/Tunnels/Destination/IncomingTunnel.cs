@@ -63,6 +63,9 @@ public sealed class IncomingTunnel
     /// <summary>The named service the tunnel asked for; null for the default service.</summary>
     public string? Service { get; init; }
 
+    /// <summary>The encoded reply block a one-way message carried for this node to answer over (docs/protocol.md §7.8); empty if none.</summary>
+    public ReadOnlyMemory<byte> ReplyBlock { get; internal set; }
+
     /// <summary>A good write size: one message of reply cells.</summary>
     public int ReplyChunkSize => _codec.BackwardPayloadCapacity * _maxCellsPerMessage;
 

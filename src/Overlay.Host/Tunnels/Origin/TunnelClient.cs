@@ -24,7 +24,7 @@ namespace Overlay.Host.Tunnels;
 /// hop was never connected (it might otherwise have the request already). Explicit routes and
 /// one-way sends are never retried.
 /// </summary>
-public sealed class TunnelClient
+public sealed partial class TunnelClient
 {
     private readonly NodeState _node;
     private readonly RouteSelector _routes;
@@ -237,7 +237,8 @@ public sealed class TunnelClient
 
             try
             {
-                keys = _node.HeaderBuilder.Build([.. route.Select(d => d.ToRouteHop())], mode, deadlineClass, header, sealedContexts, request.Service);
+                keys = _node.HeaderBuilder.Build([.. route.Select(d => d.ToRouteHop())], mode, deadlineClass, header, sealedContexts, request.Service,
+                    replyBlockAttached: request.ReplyBlockAttached);
             }
             catch (ArgumentException exception)
             {
@@ -256,7 +257,14 @@ public sealed class TunnelClient
             }
         }
 
-        var codec = new OriginCellCodec(_node.Network, keys);
+        return await ConnectAsync(route, header, new OriginCellCodec(_node.Network, keys), request, deadline, lifetime, activity);
+    }
+
+    // Sends the header (and any request bytes that travel with it) to the route's first hop; the codec is the tunnel's from here on.
+    private async Task<OverlayTunnel> ConnectAsync(IReadOnlyList<NodeDescriptor> route, byte[] header, OriginCellCodec codec, TunnelRequest request,
+        CancellationTokenSource deadline, CancellationTokenSource lifetime, Activity? activity)
+    {
+        var mode = request.Mode;
         var first = new LinkMessage { Header = UnsafeByteOperations.UnsafeWrap(header) };
         PayloadBatch? initial = null;
         if (CarriesRequest(request))

@@ -21,6 +21,9 @@ public sealed record TunnelRequest
     /// <summary>The named service at the destination (1..32 bytes of UTF-8; only the destination learns it); null for its default.</summary>
     public string? Service { get; init; }
 
+    /// <summary>One-way only: the message starts with a reply block for the destination (docs/protocol.md §7.8), which the header tells it.</summary>
+    public bool ReplyBlockAttached { get; init; }
+
     /// <summary>The tunnel's deadline, rounded up to a deadline class; null uses the node's default.</summary>
     public TimeSpan? Deadline { get; init; }
 
