@@ -46,17 +46,25 @@ internal sealed record ParticipationPost(string Voter, byte[] Signature);
 /// <summary>A ballot as the board publishes it.</summary>
 internal sealed record BallotPost(byte[] Key, int Choice, byte[] Nonce, byte[] Signature);
 
+/// <summary>The board's answer to a ballot, sent back over the reply block the ballot carried.</summary>
+internal sealed record BoardReceipt(int Round, byte[] Key, bool Published);
+
 /// <summary>Everything the board holds for one round: what every voter checks and tallies.</summary>
 internal sealed record BoardSnapshot(int Round, IReadOnlyList<EnvelopePost> Envelopes, IReadOnlyList<ParticipationPost> Participations, IReadOnlyList<BallotPost> Ballots);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(BoardRequest))]
 [JsonSerializable(typeof(BoardSnapshot))]
+[JsonSerializable(typeof(BoardReceipt))]
 internal sealed partial class BoardJson : JsonSerializerContext
 {
     public static byte[] Encode(BoardRequest request) => JsonSerializer.SerializeToUtf8Bytes(request, Default.BoardRequest);
 
     public static byte[] Encode(BoardSnapshot snapshot) => JsonSerializer.SerializeToUtf8Bytes(snapshot, Default.BoardSnapshot);
+
+    public static byte[] Encode(BoardReceipt receipt) => JsonSerializer.SerializeToUtf8Bytes(receipt, Default.BoardReceipt);
+
+    public static BoardReceipt? DecodeReceipt(ReadOnlySpan<byte> bytes) => JsonSerializer.Deserialize(bytes, Default.BoardReceipt);
 
     public static BoardRequest? DecodeRequest(ReadOnlySpan<byte> bytes) => JsonSerializer.Deserialize(bytes, Default.BoardRequest);
 

@@ -21,8 +21,11 @@ internal sealed class BulletinBoard(VoteDefinition vote)
     private readonly SortedDictionary<int, BoardRound> _rounds = [];
     private readonly int _maxEnvelopes = 4 * vote.Voters.Count;
 
-    /// <summary>Serves the board's tunnels from <paramref name="listener"/> until <paramref name="cancellationToken"/> ends it.</summary>
-    public async Task ServeAsync(TunnelListener listener, CancellationToken cancellationToken)
+    /// <summary>
+    /// Serves the board's tunnels from <paramref name="listener"/> until <paramref name="cancellationToken"/> ends it;
+    /// receipts for ballots go back over their reply blocks through <paramref name="node"/>.
+    /// </summary>
+    public async Task ServeAsync(TunnelListener listener, OverlayClient node, CancellationToken cancellationToken)
     {
         using var slots = new SemaphoreSlim(MaxConcurrentRequests);
         var running = new List<Task>();
@@ -32,7 +35,7 @@ internal sealed class BulletinBoard(VoteDefinition vote)
             {
                 await slots.WaitAsync(cancellationToken);
                 running.RemoveAll(task => task.IsCompleted);
-                running.Add(HandleAsync(tunnel, slots, cancellationToken));
+                running.Add(HandleAsync(tunnel, node, slots, cancellationToken));
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -56,10 +59,12 @@ internal sealed class BulletinBoard(VoteDefinition vote)
         }
     }
 
-    private async Task HandleAsync(TunnelStream tunnel, SemaphoreSlim slots, CancellationToken cancellationToken)
+    private async Task HandleAsync(TunnelStream tunnel, OverlayClient node, SemaphoreSlim slots, CancellationToken cancellationToken)
     {
         try
         {
+            byte[]? receipt = null;
+            ReadOnlyMemory<byte> replyBlock;
             await using (tunnel)
             {
                 var request = await ReadRequestAsync(tunnel, cancellationToken);
@@ -71,6 +76,17 @@ internal sealed class BulletinBoard(VoteDefinition vote)
 
                 // Ends the reply, or for a one-way message lets the node confirm its delivery.
                 await tunnel.CompleteWritingAsync(cancellationToken);
+                replyBlock = tunnel.ReplyBlock;
+                if (request is { Kind: BoardRequest.Ballot, Key: { } key } && !replyBlock.IsEmpty)
+                {
+                    receipt = BoardJson.Encode(new BoardReceipt(request.Round, key, IsPublished(request.Round, key)));
+                }
+            }
+
+            if (receipt is not null)
+            {
+                // The voter's node made the block: the receipt reaches it over a route it chose, the board never learns where.
+                await node.SendReplyAsync(replyBlock, receipt, cancellationToken);
             }
         }
         catch (OverlayException)
@@ -84,6 +100,14 @@ internal sealed class BulletinBoard(VoteDefinition vote)
         finally
         {
             slots.Release();
+        }
+    }
+
+    private bool IsPublished(int round, byte[] key)
+    {
+        lock (_lock)
+        {
+            return _rounds.TryGetValue(round, out var state) && state.Ballots.ContainsKey(Convert.ToHexString(key));
         }
     }
 

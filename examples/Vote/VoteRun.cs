@@ -58,8 +58,9 @@ internal static class VoteRun
             }
 
             using var boardStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var listener = await overlay.BoardClient().ListenAsync(BulletinBoard.Service, cancellationToken);
-            var serving = board.ServeAsync(listener, boardStop.Token);
+            var boardClient = overlay.BoardClient();
+            using var listener = await boardClient.ListenAsync(BulletinBoard.Service, cancellationToken);
+            var serving = board.ServeAsync(listener, boardClient, boardStop.Token);
             try
             {
                 return await RoundsAsync(options, voters, expected, output, cancellationToken);
@@ -108,7 +109,8 @@ internal static class VoteRun
             await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"round {round}: {voters.Count} envelopes, {voters.Count} signed participations"));
 
-            // 4. Each sends its ballot anonymously, signed with its envelope key and opening its commitment.
+            // 4. Each sends its ballot anonymously, signed with its envelope key and opening its commitment, with a
+            //    reply block for the board's receipt (over relays none of which carried the ballot).
             var published = await Task.WhenAll(voters.Select(v => v.CastBallotAsync(round, cancellationToken)));
 
             // 5. Each tallies on its own; the tallies must agree.
@@ -116,7 +118,7 @@ internal static class VoteRun
             for (var i = 0; i < voters.Count; i++)
             {
                 await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"  {voters[i].Name}: envelope in the set, ballot {(published[i] ? "published" : "NOT published")} and {(tallies[i].OursCounted ? "counted" : "NOT counted")}, tally {(tallies[i].SameCountsAs(tallies[0]) ? "agrees" : "DISAGREES")}"));
+                    $"  {voters[i].Name}: envelope in the set, ballot {(published[i] ? "published (the board's receipt came back over a reply block)" : "NOT published")} and {(tallies[i].OursCounted ? "counted" : "NOT counted")}, tally {(tallies[i].SameCountsAs(tallies[0]) ? "agrees" : "DISAGREES")}"));
             }
 
             var agreed = tallies.All(t => t.SameCountsAs(tallies[0]) && t.OursCounted) && published.All(p => p) && tallies[0].Counts.AsSpan().SequenceEqual(expected);

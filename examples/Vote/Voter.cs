@@ -68,16 +68,25 @@ internal sealed class Voter(string name, Key identity, int choice, VoteDefinitio
         return Missing(board, round);
     }
 
-    /// <summary>Sends the ballot, signed with the envelope key and opening its commitment; returns once the board publishes it.</summary>
+    /// <summary>
+    /// Sends the ballot, signed with the envelope key and opening its commitment, with a reply block for the
+    /// board's receipt; true once the receipt says it is published and a read of the board shows it.
+    /// </summary>
     public async Task<bool> CastBallotAsync(int round, CancellationToken cancellationToken)
     {
         var statement = vote.BallotStatement(round, Choice, _nonce);
         var key = EnvelopeKey;
-        await PostAsync(new BoardRequest
+        var ballot = BoardJson.Encode(new BoardRequest
         {
             Kind = BoardRequest.Ballot, Round = round, Key = key, Choice = Choice, Nonce = _nonce,
             Signature = Signatures.Sign(_envelopeKey!, statement),
-        }, cancellationToken);
+        });
+        var receipt = await SendWithReceiptAsync(ballot, cancellationToken);
+        if (receipt is not { Published: true } || receipt.Round != round || !receipt.Key.AsSpan().SequenceEqual(key))
+        {
+            return false;
+        }
+
         var board = await PollAsync(round, b => b.Ballots.Any(x => x.Key.AsSpan().SequenceEqual(key)), cancellationToken);
         return board.Ballots.Any(x => x.Key.AsSpan().SequenceEqual(key));
     }
@@ -133,6 +142,28 @@ internal sealed class Voter(string name, Key identity, int choice, VoteDefinitio
             catch (OverlayTunnelException) when (attempt < MaxSends)
             {
                 // A relay failed or the delivery was not confirmed: a new route, the same message.
+            }
+        }
+    }
+
+    // A one-way message carrying a reply block, sent again on a typed failure (the board keeps one ballot per envelope);
+    // the board's receipt, or null when none came within the phase.
+    private async Task<BoardReceipt?> SendWithReceiptAsync(byte[] message, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var sent = await node.SendWithReplyAsync(Board, message, relays, phaseTimeout, cancellationToken);
+                return BoardJson.DecodeReceipt(sent.Reply.Span);
+            }
+            catch (OverlayNoReplyException)
+            {
+                return null;
+            }
+            catch (OverlayTunnelException) when (attempt < MaxSends)
+            {
+                // A relay failed or the delivery was not confirmed: a new route, the same ballot.
             }
         }
     }
