@@ -11,6 +11,7 @@ using Overlay.Host.Directory;
 using Overlay.Host.Link;
 using Overlay.Host.Options;
 using Overlay.Host.Telemetry;
+using Overlay.Host.Tunnels.Streams;
 using Overlay.Onion;
 using Overlay.Protocol.V1;
 
@@ -403,21 +404,23 @@ internal sealed class TunnelServer
         Exception? error = null;
         try
         {
-            if (header.Service is { } service && !_handler.Hosts(service))
+            if (header.Service is { } service && !_handler.Hosts(service) && !(service == StreamFrames.RouteService && header.Mode == TunnelMode.Duplex))
             {
                 // A service this node does not host is refused, typed, never handed to the default handler.
                 throw new TunnelException(TunnelErrorKind.DestinationRefused, 0, $"no service named '{service}' at this node");
             }
 
-            await _handler.HandleAsync(incoming, tunnel.Token);
-            if (!incoming.RequestEnded)
+            if (header.Service == StreamFrames.RouteService && header.Mode == TunnelMode.Duplex)
             {
-                // The handler stopped reading early; the request must still end properly.
-                var sink = new byte[4096];
-                while (await incoming.ReadAsync(sink, tunnel.Token) > 0)
-                {
-                }
+                await new StreamDemux(_handler, _options.Streams, _logger).RunAsync(incoming, tunnel.Token);
             }
+            else
+            {
+                await _handler.HandleAsync(incoming, tunnel.Token);
+            }
+
+            // The handler may have stopped reading early; the request must still end properly.
+            await incoming.DrainRequestAsync(tunnel.Token);
 
             if (header.Mode == TunnelMode.Duplex && !incoming.ReplyEnded)
             {
