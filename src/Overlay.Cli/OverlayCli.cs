@@ -78,7 +78,7 @@ public static class OverlayCli
         root.Subcommands.Add(peers);
 
         var ping = new Command("ping", "Round trips through R relays to a node: time per attempt, or the failing hop.");
-        foreach (var option in new Option[] { o.To, o.Relays, o.Count, o.Bytes, o.Interval, o.Deadline })
+        foreach (var option in new Option[] { o.To, o.Relays, o.Count, o.Bytes, o.Interval, o.Deadline, o.Reuse })
         {
             ping.Options.Add(option);
         }
@@ -158,6 +158,8 @@ internal sealed class GlobalOptions
     public Option<string?> Service { get; } = new("--service") { Description = "A named service at the destination (send), or the one to listen for (listen); default: the node's default service" };
 
     public Option<bool> OneWay { get; } = new("--one-way") { Description = "Send only: no reply" };
+
+    public Option<bool> Reuse { get; } = new("--reuse") { Description = "Every attempt a new stream on one route the node keeps (no public-key work per attempt; its hops can link the attempts)" };
 
     public Option<string?> Exec { get; } = new("--exec") { Description = "Reply with this shell command's output (the request on its standard input); default: echo" };
 
