@@ -53,6 +53,8 @@ public sealed class TunnelClient
         _logger = logger;
         MaxInitialDataBytes = new CellLayout(node.Network).ForwardPayloadCapacity * _options.Tunnels.MaxCellsPerMessage;
         Routes = new StreamRoutes(OpenAsync, _options.Tunnels.Streams, node.Network.MaxDeadlineClass, _options.Tunnels.DefaultDeadline, time);
+        // A kept route must not hold a drain up for its idle timeout: it closes once its streams are over.
+        registry.DrainStarted.Register(static routes => ((StreamRoutes)routes!).Drain(), Routes);
     }
 
     /// <summary>The routes kept for streams (<see cref="TunnelRequest.Reuse"/>).</summary>

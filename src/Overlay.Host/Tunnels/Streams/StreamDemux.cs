@@ -13,6 +13,9 @@ internal sealed class StreamDemux(ITunnelHandler handler, StreamOptions options,
 {
     private readonly Dictionary<uint, MuxStream> _streams = [];
     private readonly List<Task> _handlers = [];
+    // Streams opened by the frames already here: their handlers start once those frames are read (an
+    // Open usually arrives with its request and end), so a short request is whole when its handler runs.
+    private readonly List<(MuxStream Stream, IncomingTunnel View)> _starting = [];
     private readonly Lock _gate = new();
     // Ids opened so far: streams open concurrently, so their Open frames may arrive out of id order,
     // but an id is never used twice. One bit per id the limit allows.
@@ -31,6 +34,7 @@ internal sealed class StreamDemux(ITunnelHandler handler, StreamOptions options,
                 if (reader.Type == StreamFrameType.Open)
                 {
                     await OpenAsync(reader, writer, chunk, cancellationToken);
+                    StartHandlers(reader, cancellationToken);
                     continue;
                 }
 
@@ -48,6 +52,8 @@ internal sealed class StreamDemux(ITunnelHandler handler, StreamOptions options,
                 {
                     throw reader.Violation($"a {reader.Type} frame stream {reader.StreamId} may not receive");
                 }
+
+                StartHandlers(reader, cancellationToken);
             }
 
             // The origin ends a route only once its streams are over; any still here end with it.
@@ -65,6 +71,7 @@ internal sealed class StreamDemux(ITunnelHandler handler, StreamOptions options,
         }
         finally
         {
+            _starting.Clear();
             Task[] running;
             lock (_gate)
             {
@@ -118,8 +125,30 @@ internal sealed class StreamDemux(ITunnelHandler handler, StreamOptions options,
         lock (_gate)
         {
             _streams.Add(id, stream);
-            _handlers.Add(Task.Run(() => HandleAsync(stream, view, cancellationToken), CancellationToken.None));
         }
+
+        _starting.Add((stream, view));
+    }
+
+    // Runs each pending handler up to its first wait; the pump goes on from there. A handler is the
+    // node's own (the echo, or the control API's listeners), which does its work after an await.
+    private void StartHandlers(StreamFrameReader frame, CancellationToken cancellationToken)
+    {
+        if (_starting.Count == 0 || frame.HasWholeFrame)
+        {
+            return;
+        }
+
+        foreach (var (stream, view) in _starting)
+        {
+            var handling = HandleAsync(stream, view, cancellationToken);
+            lock (_gate)
+            {
+                _handlers.Add(handling);
+            }
+        }
+
+        _starting.Clear();
     }
 
     private void Done(MuxStream stream)

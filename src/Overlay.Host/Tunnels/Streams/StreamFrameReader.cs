@@ -22,6 +22,17 @@ internal sealed class StreamFrameReader(Func<Memory<byte>, CancellationToken, Va
 
     public ReadOnlyMemory<byte> Payload { get; private set; }
 
+    /// <summary>True when the next frame is already here whole: <see cref="NextAsync"/> returns it without waiting.</summary>
+    public bool HasWholeFrame
+    {
+        get
+        {
+            var available = _end - _start;
+            return available >= StreamFrames.HeaderSize
+                && available >= StreamFrames.HeaderSize + BinaryPrimitives.ReadUInt16BigEndian(_buffer.AsSpan(_start + 5, 2));
+        }
+    }
+
     /// <summary>The next frame; false at the route's authenticated end (never inside a frame).</summary>
     public async ValueTask<bool> NextAsync(CancellationToken cancellationToken)
     {

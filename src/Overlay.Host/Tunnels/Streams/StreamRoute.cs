@@ -24,6 +24,7 @@ internal sealed class StreamRoute
     private ITimer? _idle;
     private uint _lastId;
     private bool _closing;
+    private bool _draining;
     private TunnelException? _failure;
 
     public StreamRoute(OverlayTunnel tunnel, TimeSpan deadline, StreamOptions options, TimeProvider time, Action<StreamRoute> onEnded)
@@ -58,7 +59,7 @@ internal sealed class StreamRoute
         lock (_gate)
         {
             var age = _time.GetElapsedTime(_built);
-            if (_closing || _failure is not null || _lastId >= _options.MaxStreamsPerRoute || _streams.Count >= _options.MaxConcurrentStreamsPerRoute
+            if (_closing || _draining || _failure is not null || _lastId >= _options.MaxStreamsPerRoute || _streams.Count >= _options.MaxConcurrentStreamsPerRoute
                 || age >= _options.RouteLifetime || _deadline - age < streamDeadline)
             {
                 return null;
@@ -82,7 +83,7 @@ internal sealed class StreamRoute
                 return;
             }
 
-            if (_lastId < _options.MaxStreamsPerRoute && _time.GetElapsedTime(_built) < _options.RouteLifetime)
+            if (!_draining && _lastId < _options.MaxStreamsPerRoute && _time.GetElapsedTime(_built) < _options.RouteLifetime)
             {
                 _idle?.Dispose();
                 _idle = _time.CreateTimer(static state => ((StreamRoute)state!).CloseIfIdle(), this, _options.RouteIdleTimeout, Timeout.InfiniteTimeSpan);
@@ -126,8 +127,23 @@ internal sealed class StreamRoute
         }
     }
 
-    /// <summary>Tears the route down now (node shutdown): every stream fails as cancelled.</summary>
-    public Task AbortAsync() => _tunnel.AbortAsync();
+    /// <summary>Takes no more streams, and closes once the open ones are over (now, if none is).</summary>
+    public void Drain()
+    {
+        lock (_gate)
+        {
+            _draining = true;
+            if (_streams.Count != 0 || _closing || _failure is not null)
+            {
+                return;
+            }
+
+            _closing = true;
+            _idle?.Dispose();
+        }
+
+        _ = CloseAsync();
+    }
 
     private async Task PumpAsync()
     {

@@ -118,8 +118,8 @@ internal sealed class StreamRoutes(Func<TunnelRequest, CancellationToken, Task<O
         }
     }
 
-    /// <summary>Tears every route down (node shutdown).</summary>
-    public async Task AbortAllAsync()
+    /// <summary>Shutdown: no route takes another stream, and each closes once its streams are over (at once if idle).</summary>
+    public void Drain()
     {
         StreamRoute[] routes;
         lock (_gate)
@@ -130,7 +130,7 @@ internal sealed class StreamRoutes(Func<TunnelRequest, CancellationToken, Task<O
 
         foreach (var route in routes)
         {
-            await route.AbortAsync();
+            route.Drain();
         }
     }
 }
