@@ -24,6 +24,8 @@ namespace Overlay.Host.Tunnels;
 /// destination, 0 unknown). A one-way tunnel's read returns 0 only once the destination's receipt
 /// confirmed every cell; without it the read fails with <see cref="TunnelErrorKind.Unconfirmed"/>.
 /// While the request is open and quiet, padding cells keep the route's idle timers from firing.
+/// A tunnel opened with <see cref="TunnelRequest.Reuse"/> is a stream on a kept route: its reads may
+/// complete on the route's reader, so code after a read must not block (other streams wait for it).
 /// </summary>
 public sealed class OverlayTunnel : IAsyncDisposable
 {

@@ -19,7 +19,7 @@ internal sealed class MuxStream
     private readonly int _maxDataPerFrame;
     private readonly int _peerHop;
     private readonly Action<MuxStream> _onDone;
-    private readonly Channel<byte[]> _inbound = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly Channel<byte[]> _inbound;
     private readonly Queue<int> _inboundLengths = new();
     private readonly CancellationTokenSource _aborted = new();
     private string? _pendingOpen;
@@ -46,6 +46,11 @@ internal sealed class MuxStream
         _maxDataPerFrame = maxDataPerFrame;
         _peerHop = peerHop;
         _openPending = originated;
+        // At the origin the route's reader completes the stream's read itself: a reply costs no extra
+        // thread hop (a third of a stream's cost over an open tunnel's round trip). The reader's code
+        // then runs on the route's reader until it awaits, so it must not block (OverlayTunnel says so).
+        // At the destination, handlers are woken on the pool: one slow handler never holds the route.
+        _inbound = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = originated });
         _pendingOpen = openService;
         _onDone = onDone;
     }
