@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using Google.Protobuf;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Overlay.Client;
 using V1 = Overlay.Protocol.Control.V1;
 
 namespace Overlay.Control.Tests;
@@ -72,6 +74,53 @@ public sealed class ReuseTests(SharedOverlay shared)
                 call.Dispose();
             }
         }
+    }
+
+    [Fact]
+    public async Task Streams_from_the_client_library_reach_a_listening_application_on_one_route()
+    {
+        using var deadline = TestTimeouts.After(30);
+        var d = Overlay.Nodes[3];
+        using var destination = ClientTests.Services(d.Control.Url, options => options.Token = TestOverlay.ApplicationToken);
+        using var listener = await destination.GetRequiredService<OverlayClient>().ListenAsync(cancellationToken: deadline.Token);
+        const int Streams = 3;
+        var serving = Task.Run(async () =>
+        {
+            var served = 0;
+            await foreach (var incoming in listener.WithCancellation(deadline.Token))
+            {
+                await using (incoming)
+                {
+                    using var request = new MemoryStream();
+                    await incoming.CopyToAsync(request, deadline.Token);
+                    await incoming.WriteAsync("reply to "u8.ToArray(), deadline.Token);
+                    await incoming.WriteAsync(request.ToArray(), deadline.Token);
+                    await incoming.CompleteWritingAsync(deadline.Token);
+                }
+
+                if (++served == Streams)
+                {
+                    return;
+                }
+            }
+        });
+
+        using var origin = ClientTests.Services(Overlay.Nodes[0].Control.Url, options => options.Token = TestOverlay.ApplicationToken);
+        var client = origin.GetRequiredService<OverlayClient>();
+        var routes = new List<IReadOnlyList<string>>();
+        for (var i = 0; i < Streams; i++)
+        {
+            await using var tunnel = await client.OpenTunnelAsync(OverlayTarget.To(d.Id.ToString(), relays: 1) with { Reuse = true }, deadline.Token);
+            await tunnel.WriteAsync(System.Text.Encoding.UTF8.GetBytes($"question {i}"), deadline.Token);
+            await tunnel.CompleteWritingAsync(deadline.Token);
+            using var reply = new MemoryStream();
+            await tunnel.CopyToAsync(reply, deadline.Token);
+            Assert.Equal($"reply to question {i}", System.Text.Encoding.UTF8.GetString(reply.ToArray()));
+            routes.Add(tunnel.Route);
+        }
+
+        await serving;
+        Assert.All(routes, route => Assert.Equal(routes[0], route));
     }
 
     [Fact]
