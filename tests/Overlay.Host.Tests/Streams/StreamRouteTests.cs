@@ -95,6 +95,40 @@ public sealed class StreamRouteTests(StreamRouteFixture fixture, ITestOutputHelp
     }
 
     [Fact]
+    public async Task A_stream_past_its_deadline_is_reset_alone()
+    {
+        var logs = Cluster.Logs.Position;
+        using var deadline = TestTimeouts.After(60);
+        IReadOnlyList<NodeId> route = [Cluster[1].Id, Cluster[3].Id];
+        using var relay = new NodeCounter(route[0], "overlay.tunnels.opened", OverlayTelemetry.RoleTag);
+        var request = new TunnelRequest { Route = route, Reuse = true };
+        var stall = Cluster.Handler.RegisterStall();
+        try
+        {
+            // The shortest deadline class (5 s): the stalled stream passes it, its sibling does not.
+            await using var late = await Cluster[0].Tunnels.OpenAsync(request with { InitialData = stall.Tag, Deadline = TimeSpan.FromSeconds(5) }, deadline.Token);
+            await stall.Reached.WaitAsync(deadline.Token);
+            var reading = late.ReadAsync(new byte[64], deadline.Token).AsTask();
+            var sibling = await Cluster[0].Tunnels.RoundTripAsync(request, new byte[1000], cancellationToken: deadline.Token);
+            Assert.Equal(1000, sibling.Reply.Length);
+
+            var expired = await Assert.ThrowsAsync<TunnelException>(() => reading);
+            Assert.Equal(TunnelErrorKind.DeadlineExceeded, expired.Kind);
+
+            var after = await Cluster[0].Tunnels.RoundTripAsync(request, new byte[10], cancellationToken: deadline.Token);
+            Assert.Equal(10, after.Reply.Length);
+            Assert.Equal(1, relay.Count(TunnelRoles.Relay));
+        }
+        finally
+        {
+            stall.Release();
+        }
+
+        await Cluster.WaitForNoActiveTunnelsAsync(deadline.Token);
+        Cluster.Logs.AssertNoUnexpectedWarnings(logs);
+    }
+
+    [Fact]
     public async Task A_destination_refuses_streams_beyond_its_limits_with_a_typed_reason()
     {
         var logs = Cluster.Logs.Position;
