@@ -8,8 +8,9 @@ namespace Overlay.Host.Tunnels.Streams;
 /// the route for one message of frames at most, and waiters are served in arrival order, so
 /// streams writing at once take turns instead of one starving the rest.
 /// </summary>
-internal sealed class FrameWriter(Func<ReadOnlyMemory<byte>, bool, CancellationToken, ValueTask> write) : IDisposable
+internal sealed class FrameWriter(Func<ReadOnlyMemory<byte>, bool, CancellationToken, ValueTask> write)
 {
+    // Never disposed: a stream's write may still release it after its route failed (it holds no wait handle).
     private readonly SemaphoreSlim _lock = new(1, 1);
 
     /// <summary>Writes whole frames; with <paramref name="final"/> the route's own direction ends after them.</summary>
@@ -18,7 +19,9 @@ internal sealed class FrameWriter(Func<ReadOnlyMemory<byte>, bool, CancellationT
         await _lock.WaitAsync(cancellationToken);
         try
         {
-            await write(frames, final, cancellationToken);
+            // Once started, a write is not cancelled by one stream's token: half a frame on the route
+            // would end every stream on it. The route's own deadline, idle timeout or failure bounds it.
+            await write(frames, final, CancellationToken.None);
         }
         finally
         {
@@ -38,5 +41,4 @@ internal sealed class FrameWriter(Func<ReadOnlyMemory<byte>, bool, CancellationT
         ArrayPool<byte>.Shared.Return(frame);
     }
 
-    public void Dispose() => _lock.Dispose();
 }

@@ -23,7 +23,7 @@ internal sealed class StreamDemux(ITunnelHandler handler, StreamOptions options,
 
     public async Task RunAsync(IncomingTunnel route, CancellationToken cancellationToken)
     {
-        using var writer = new FrameWriter((frames, final, token) => route.WriteAsync(frames, final, token));
+        var writer = new FrameWriter((frames, final, token) => route.WriteAsync(frames, final, token));
         var chunk = Math.Clamp(route.ReplyChunkSize - 2 * StreamFrames.HeaderSize, 256, StreamFrames.MaxPayload);
         using var reader = new StreamFrameReader((buffer, token) => route.ReadAsync(buffer, token), peerHop: 0);
         TunnelException? failure = null;

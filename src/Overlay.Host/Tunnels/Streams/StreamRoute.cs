@@ -187,7 +187,6 @@ internal sealed class StreamRoute
         }
 
         await _tunnel.DisposeAsync();
-        _writer.Dispose();
     }
 
     private void Dispatch(StreamFrameReader frame)
