@@ -18,7 +18,7 @@ internal static class Program
 
           --quick        fewer and shorter runs (under 2 minutes); the default is the full run (under 10)
           --json FILE    also write every figure, ratio and target to FILE
-          --only PHASES  comma-separated subset of: streaming, scale, throughput, latency, first-reply
+          --only PHASES  comma-separated subset of: streaming, scale, throughput, latency, first-reply, streams
           WORKLOAD       tunnel or chain (bulk echo), tunnel-fresh or chain-fresh (first reply on a fresh path),
                          tunnel-rtt or chain-rtt (64-byte round trips on an established path); 3 relays and 30 s by default
           --phases       also time every span of the tunnels and print the median per span name

@@ -120,6 +120,7 @@ internal sealed partial class Commands(GlobalOptions o, CliIO io)
             Relays = parse.GetValue(o.Relays),
             Count = Math.Max(1, parse.GetValue(o.Count)),
             Bytes = parse.GetValue(o.Bytes),
+            Reuse = parse.GetValue(o.Reuse),
         };
         if (parse.GetValue(o.Interval) is > 0 and var interval)
         {

@@ -78,7 +78,7 @@ public static class OverlayCli
         root.Subcommands.Add(peers);
 
         var ping = new Command("ping", "Round trips through R relays to a node: time per attempt, or the failing hop.");
-        foreach (var option in new Option[] { o.To, o.Relays, o.Count, o.Bytes, o.Interval, o.Deadline })
+        foreach (var option in new Option[] { o.To, o.Relays, o.Count, o.Bytes, o.Interval, o.Deadline, o.Reuse })
         {
             ping.Options.Add(option);
         }
@@ -194,6 +194,8 @@ internal sealed class GlobalOptions
     public Option<uint> ReplyRelays { get; } = new("--reply-relays") { Description = "Relays of the reply route (with --reply-via-other-route)", DefaultValueFactory = _ => 3 };
 
     public Option<double> ReplyWait { get; } = new("--reply-wait") { Description = "Seconds to wait for the reply once the message is delivered (default: until the reply block expires)" };
+
+    public Option<bool> Reuse { get; } = new("--reuse") { Description = "Every attempt a new stream on one route the node keeps (no public-key work per attempt; its hops can link the attempts)" };
 
     public Option<string?> Exec { get; } = new("--exec") { Description = "Reply with this shell command's output (the request on its standard input); default: echo" };
 

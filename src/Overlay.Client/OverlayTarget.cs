@@ -21,6 +21,13 @@ public sealed record OverlayTarget
     /// <summary>The tunnel's deadline (rounded up to the protocol's deadline classes); null takes the node's.</summary>
     public TimeSpan? Deadline { get; init; }
 
+    /// <summary>
+    /// True: a stream on a route the node keeps to the same destination and relay count (or route),
+    /// built on first use, with no public-key work at any hop; the route's hops can link the streams
+    /// on it. False (the default): a route of its own. Duplex tunnels only.
+    /// </summary>
+    public bool Reuse { get; init; }
+
     /// <summary>A tunnel to <paramref name="destination"/> through <paramref name="relays"/> relays.</summary>
     public static OverlayTarget To(string destination, int relays = 3) => new() { Destination = destination, Relays = relays };
 
@@ -31,7 +38,7 @@ public sealed record OverlayTarget
             throw new ArgumentOutOfRangeException(nameof(Relays), Relays, "relays cannot be negative");
         }
 
-        var target = new TunnelTarget { Destination = Destination ?? "", Service = Service ?? "" };
+        var target = new TunnelTarget { Destination = Destination ?? "", Service = Service ?? "", Reuse = Reuse };
         if (Relays is { } relays)
         {
             target.Relays = (uint)relays;

@@ -91,6 +91,17 @@ public sealed partial class CliTests(SharedOverlay shared)
     }
 
     [Fact]
+    public async Task Ping_with_reuse_sends_every_attempt_on_one_route()
+    {
+        var run = await RunAsync(0, $"ping --to {Overlay.Nodes[1].Id} --relays 1 --count 3 --reuse --json");
+        Assert.True(run.ExitCode == 0, run.Error);
+        var routes = run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonDocument.Parse(line).RootElement.GetProperty("route").ToString()).ToList();
+        Assert.Equal(3, routes.Count);
+        Assert.Single(routes.Distinct());
+    }
+
+    [Fact]
     public async Task Send_pipes_stdin_through_a_tunnel_and_the_reply_to_stdout()
     {
         var request = new byte[200_000];

@@ -18,7 +18,7 @@ namespace Overlay.Bench.Network;
 internal sealed record NetworkSettings(bool Quick)
 {
     /// <summary>The phases, in the order they run.</summary>
-    public static readonly string[] AllPhases = ["streaming", "scale", "throughput", "latency", "first-reply"];
+    public static readonly string[] AllPhases = ["streaming", "scale", "throughput", "latency", "first-reply", "streams"];
 
     /// <summary>The phases to run (<c>--only</c>); all by default.</summary>
     public IReadOnlySet<string> Phases { get; init; } = AllPhases.ToHashSet();
@@ -122,6 +122,7 @@ internal sealed class NetworkCommand
             ["throughput"] = ThroughputAsync,
             ["latency"] = LatencyAsync,
             ["first-reply"] = FirstReplyAsync,
+            ["streams"] = StreamsAsync,
         };
         foreach (var phase in NetworkSettings.AllPhases.Where(_settings.Phases.Contains))
         {
@@ -512,6 +513,74 @@ internal sealed class NetworkCommand
             + "tunnel and chain taking turns one round trip at a time; "
             + $"medians over {_settings.Repeats} runs of each run's p50 and p99. The chain carries messages of the tunnel's wire size ({_cellBytes} B).");
         _report.AddTarget("latency.relays3.p50_ratio_to_plain_chain", "64-byte RTT over 3 relays ≤ 1.2 × plain chain p50", atMost: true, 1.2);
+    }
+
+    // A new stream on a kept route against what it replaces: a round trip on an open tunnel, and a new path; node 0's TunnelClient, no control API.
+    private async Task StreamsAsync()
+    {
+        const string section = "A new stream on a kept 3-relay route";
+        var ping = new byte[PingBytes];
+        RandomNumberGenerator.Fill(ping);
+        var buffer = new byte[4096];
+        var route = Route(LatencyRelays);
+        var streams = new List<double>();
+        var open = new List<double>();
+        var fresh = new List<double>();
+        var toOpen = new List<double>();
+        var toFresh = new List<double>();
+        var count = _settings.RoundTrips / 2;
+        var freshEvery = Math.Max(1, count / _settings.FreshCalls);
+        for (var repeat = 0; repeat < _settings.Repeats; repeat++)
+        {
+            Progress($"streams: run {repeat + 1} of {_settings.Repeats}, {count} new streams and open-tunnel round trips, a new path every {freshEvery}, interleaved");
+            var tunnel = await Workloads.OpenTunnelAsync(Cluster[0].Node, route, _cancellationToken);
+            for (var i = 0; i < 20; i++)
+            {
+                await Workloads.FreshTunnelFirstReplyAsync(Cluster[0].Node, route, ping, _cancellationToken, reuse: true);
+                await Workloads.TunnelRoundTripAsync(tunnel, ping, buffer, _cancellationToken);
+            }
+
+            var streamRun = new List<double>(count);
+            var openRun = new List<double>(count);
+            var freshRun = new List<double>();
+            for (var i = 0; i < count; i++)
+            {
+                if (i % 2 == 0)
+                {
+                    streamRun.Add((await Workloads.FreshTunnelFirstReplyAsync(Cluster[0].Node, route, ping, _cancellationToken, reuse: true)).Total);
+                    openRun.Add(await Workloads.TunnelRoundTripAsync(tunnel, ping, buffer, _cancellationToken));
+                }
+                else
+                {
+                    openRun.Add(await Workloads.TunnelRoundTripAsync(tunnel, ping, buffer, _cancellationToken));
+                    streamRun.Add((await Workloads.FreshTunnelFirstReplyAsync(Cluster[0].Node, route, ping, _cancellationToken, reuse: true)).Total);
+                }
+
+                if (i % freshEvery == 0)
+                {
+                    freshRun.Add((await Workloads.FreshTunnelFirstReplyAsync(Cluster[0].Node, route, ping, _cancellationToken)).Total);
+                }
+            }
+
+            await Workloads.CloseTunnelAsync(tunnel, _cancellationToken);
+            streams.AddRange(streamRun);
+            open.AddRange(openRun);
+            fresh.AddRange(freshRun);
+            toOpen.Add(Measure.Median(streamRun) / Measure.Median(openRun));
+            toFresh.Add(Measure.Median(streamRun) / Measure.Median(freshRun));
+        }
+
+        var tail = Measure.SupportedTail(streams.Count);
+        _report.Add(section, "streams.relays3.stream_p50_ms", $"new stream on the kept route (Open, 64 B and End in one message), first reply byte, p50 of {streams.Count}", Measure.Median(streams), "ms", "F3");
+        _report.Add(section, $"streams.relays3.stream_p{tail}_ms", $"new stream, p{tail}", Measure.Percentile(streams, tail), "ms", "F3");
+        _report.Add(section, "streams.relays3.open_tunnel_p50_ms", $"64-byte round trip on an open tunnel on the same route, p50 of {open.Count}", Measure.Median(open), "ms", "F3");
+        _report.Add(section, "streams.relays3.new_path_p50_ms", $"new path on the same route (64 B and end with the header), first reply byte, p50 of {fresh.Count}", Measure.Median(fresh), "ms", "F3");
+        _report.Add(section, "streams.relays3.ratio_to_open_tunnel", $"new stream / open tunnel round trip, p50 (median of per-run ratios; range {toOpen.Min():F2}–{toOpen.Max():F2})", Measure.Median(toOpen), "×", "F2");
+        _report.Add(section, "streams.relays3.ratio_to_new_path", $"new stream / new path, p50 (median of per-run ratios; range {toFresh.Min():F2}–{toFresh.Max():F2})", Measure.Median(toFresh), "×", "F2");
+        _report.Runs("streams.relays3.ratio_to_open_tunnel", toOpen);
+        _report.Note(section, $"Node 0's TunnelClient (no control API) keeps one route for streams; per run, after 20 unmeasured of each, {count} new streams and {count} round trips on an open tunnel "
+            + $"on the same relays, taking turns, a new path every {freshEvery}; {_settings.Repeats} runs.");
+        _report.AddTarget("streams.relays3.ratio_to_open_tunnel", "a new stream on a kept route ≤ 1.2 × an open tunnel's 64 B round trip", atMost: true, 1.2);
     }
 
     private double HeaderBuildMilliseconds(OverlayNode origin, int[] route)

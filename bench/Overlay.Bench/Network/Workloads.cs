@@ -153,13 +153,15 @@ internal static class Workloads
     /// Time to the first reply byte on a fresh tunnel: open with the 64-byte request and its end marker
     /// in the header's message (as <see cref="TunnelClient.RoundTripAsync"/> sends a short request), first
     /// read; and the part of it OpenAsync took (header built, written to the first hop with the request).
+    /// With <paramref name="reuse"/>, a new stream on the route the origin keeps instead (built by the first).
     /// </summary>
-    public static async Task<(double Total, double Open)> FreshTunnelFirstReplyAsync(OverlayNode origin, IReadOnlyList<NodeId> route, byte[] request, CancellationToken cancellationToken)
+    public static async Task<(double Total, double Open)> FreshTunnelFirstReplyAsync(OverlayNode origin, IReadOnlyList<NodeId> route, byte[] request, CancellationToken cancellationToken,
+        bool reuse = false)
     {
         var buffer = new byte[4096];
         var started = Stopwatch.GetTimestamp();
         await using var tunnel = await origin.Tunnels.OpenAsync(
-            new TunnelRequest { Route = route, Deadline = Deadline, InitialData = request, CompleteWithInitialData = true }, cancellationToken);
+            new TunnelRequest { Route = route, Deadline = Deadline, InitialData = request, CompleteWithInitialData = true, Reuse = reuse }, cancellationToken);
         var open = Measure.Milliseconds(started);
         if (await tunnel.ReadAsync(buffer, cancellationToken) == 0)
         {

@@ -88,11 +88,18 @@ internal sealed class ControlPath : IPathUnderTest, IDisposable
         }
     }
 
-    public async Task<double> FirstReplyAsync(int[] route, CancellationToken cancellationToken)
+    public Task<double> FirstReplyAsync(int[] route, CancellationToken cancellationToken) => FirstReplyAsync(route, reuse: false, cancellationToken);
+
+    /// <summary>As <see cref="FirstReplyAsync(int[], CancellationToken)"/>, but a new stream on the route node 0 keeps for <paramref name="route"/> (built by the first).</summary>
+    public Task<double> StreamFirstReplyAsync(int[] route, CancellationToken cancellationToken) => FirstReplyAsync(route, reuse: true, cancellationToken);
+
+    private async Task<double> FirstReplyAsync(int[] route, bool reuse, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         using var call = _client.OpenTunnel(_headers, cancellationToken: cancellationToken);
-        await call.RequestStream.WriteAsync(new OpenTunnelRequest { Open = Target(route), Data = _ping, End = true }, cancellationToken);
+        var target = Target(route);
+        target.Reuse = reuse;
+        await call.RequestStream.WriteAsync(new OpenTunnelRequest { Open = target, Data = _ping, End = true }, cancellationToken);
         await call.RequestStream.CompleteAsync();
         var elapsed = double.NaN;
         while (await call.ResponseStream.MoveNext(cancellationToken))

@@ -129,6 +129,7 @@ internal sealed class ProcessesCommand : IAsyncDisposable
         await BulkAsync();
         var warm = await LatencyAsync();
         await FirstReplyAsync();
+        await ReusedRouteAsync();
         ReportCold(cold, warm);
         await RestartAsync(warm);
     }
@@ -555,6 +556,69 @@ internal sealed class ProcessesCommand : IAsyncDisposable
         _report.Note(section, $"Origin node 0 (chain hop 0); relays and destination drawn at random from the other {_settings.Nodes - 1}, the same route for both of each pair; "
             + $"{_settings.FreshCalls} pairs per run after one unmeasured pass over the same routes (connections warm), {_settings.Repeats} runs, percentiles over all samples pooled.");
         _report.AddTarget("processes.first_reply.p50_ratio_to_plain_chain", "multi-process new path + first echo ≤ 1.5 × plain chain fresh call", atMost: true, 1.5);
+    }
+
+    // A new stream on a kept route against the two things it replaces: a round trip on an open tunnel, and a new path.
+    private async Task ReusedRouteAsync()
+    {
+        const string section = "Multi-process: a new stream on a kept 3-relay route";
+        var streams = new List<double>();
+        var open = new List<double>();
+        var fresh = new List<double>();
+        var toOpen = new List<double>();
+        var toFresh = new List<double>();
+        var count = _settings.RoundTrips / 2;
+        for (var repeat = 0; repeat < _settings.Repeats; repeat++)
+        {
+            Progress($"streams on a kept route: run {repeat + 1} of {_settings.Repeats}, {count} streams and open-tunnel round trips, {_settings.FreshCalls} new paths, interleaved");
+            await using var openPath = await Tunnel.OpenAsync(LatencyRoute, _cancellationToken);
+            for (var i = 0; i < 20; i++)
+            {
+                // The first builds the route; the rest warm it like the open tunnel's unmeasured trips.
+                await Tunnel.StreamFirstReplyAsync(LatencyRoute, _cancellationToken);
+                await openPath.RoundTripAsync(_cancellationToken);
+            }
+
+            var streamRun = new List<double>(count);
+            var openRun = new List<double>(count);
+            var freshRun = new List<double>(_settings.FreshCalls);
+            for (var i = 0; i < count; i++)
+            {
+                if (i % 2 == 0)
+                {
+                    streamRun.Add(await Tunnel.StreamFirstReplyAsync(LatencyRoute, _cancellationToken));
+                    openRun.Add(await openPath.RoundTripAsync(_cancellationToken));
+                }
+                else
+                {
+                    openRun.Add(await openPath.RoundTripAsync(_cancellationToken));
+                    streamRun.Add(await Tunnel.StreamFirstReplyAsync(LatencyRoute, _cancellationToken));
+                }
+
+                if (i % (count / _settings.FreshCalls) == 0 && freshRun.Count < _settings.FreshCalls)
+                {
+                    freshRun.Add(await Tunnel.FirstReplyAsync(LatencyRoute, _cancellationToken));
+                }
+            }
+
+            streams.AddRange(streamRun);
+            open.AddRange(openRun);
+            fresh.AddRange(freshRun);
+            toOpen.Add(Measure.Median(streamRun) / Measure.Median(openRun));
+            toFresh.Add(Measure.Median(streamRun) / Measure.Median(freshRun));
+        }
+
+        var tail = Measure.SupportedTail(streams.Count);
+        _report.Add(section, "processes.streams.stream_p50_ms", $"new stream on the kept route via the control API (OpenTunnel with reuse, 64 B and end in the first message), first reply byte, p50 of {streams.Count}", Measure.Median(streams), "ms", "F3");
+        _report.Add(section, $"processes.streams.stream_p{tail}_ms", $"new stream, p{tail}", Measure.Percentile(streams, tail), "ms", "F3");
+        _report.Add(section, "processes.streams.open_tunnel_p50_ms", $"64 B round trip on an open tunnel on the same route, p50 of {open.Count}", Measure.Median(open), "ms", "F3");
+        _report.Add(section, "processes.streams.new_path_p50_ms", $"new path on the same route (OpenTunnel, 64 B and end), first reply byte, p50 of {fresh.Count}", Measure.Median(fresh), "ms", "F3");
+        _report.Add(section, "processes.streams.ratio_to_open_tunnel", $"new stream / open tunnel round trip, p50 (median of per-run ratios; range {toOpen.Min():F2}–{toOpen.Max():F2})", Measure.Median(toOpen), "×", "F2");
+        _report.Add(section, "processes.streams.ratio_to_new_path", $"new stream / new path, p50 (median of per-run ratios; range {toFresh.Min():F2}–{toFresh.Max():F2})", Measure.Median(toFresh), "×", "F2");
+        _report.Runs("processes.streams.ratio_to_open_tunnel", toOpen);
+        _report.Note(section, $"Node 0 keeps one route (the round-trip route) for streams; per run, after 20 unmeasured streams and round trips, {count} new streams and {count} round trips on an open tunnel "
+            + $"taking turns, with {_settings.FreshCalls} new paths among them; {_settings.Repeats} runs. A stream's time includes its new control-API call, as a new path's does; the open tunnel's does not.");
+        _report.AddTarget("processes.streams.ratio_to_open_tunnel", "a new stream on a kept route ≤ 1.2 × an open tunnel's 64 B round trip", atMost: true, 1.2);
     }
 
     private void ReportCold(ColdStart cold, (double Tunnel, double Chain) warm)

@@ -17,7 +17,12 @@ internal sealed partial class ControlService
         {
             service = ControlServiceOptions.IsValidName(target.Service)
                 ? target.Service
-                : throw ControlErrors.InvalidArgument($"service must be 1 to {ControlServiceOptions.MaxNameBytes} bytes of UTF-8 without NUL");
+                : throw ControlErrors.InvalidArgument($"service must be 1 to {ControlServiceOptions.MaxNameBytes} bytes of UTF-8 without NUL, and not the reserved '{Tunnels.Streams.StreamFrames.RouteService}'");
+        }
+
+        if (target.Reuse && mode != TunnelMode.Duplex)
+        {
+            throw ControlErrors.InvalidArgument("reuse is for duplex tunnels only: a one-way send has a route of its own");
         }
 
         TimeSpan? deadline = null;
@@ -59,7 +64,7 @@ internal sealed partial class ControlService
                 route.Add(id);
             }
 
-            return new Target(new TunnelRequest { Route = route, Destination = route[^1], Relays = route.Count - 1, Mode = mode, Deadline = deadline, Service = service });
+            return new Target(new TunnelRequest { Route = route, Destination = route[^1], Relays = route.Count - 1, Mode = mode, Deadline = deadline, Service = service, Reuse = target.Reuse });
         }
 
         var relays = target.HasRelays ? target.Relays : DefaultRelays;
@@ -85,7 +90,7 @@ internal sealed partial class ControlService
             destination = id;
         }
 
-        return new Target(new TunnelRequest { Destination = destination, Relays = (int)relays, Mode = mode, Deadline = deadline, Service = service });
+        return new Target(new TunnelRequest { Destination = destination, Relays = (int)relays, Mode = mode, Deadline = deadline, Service = service, Reuse = target.Reuse });
     }
 
     private sealed record Target(TunnelRequest Request);

@@ -188,6 +188,7 @@ internal sealed partial class ControlService
             Relays = request.HasRelays ? request.Relays : DefaultRelays,
             Deadline = request.Deadline,
             Route = { request.Route },
+            Reuse = request.Reuse,
         }, TunnelMode.Duplex, context);
         var interval = request.Interval?.ToTimeSpan() ?? TimeSpan.Zero;
         if (interval < TimeSpan.Zero || interval > TimeSpan.FromHours(1))

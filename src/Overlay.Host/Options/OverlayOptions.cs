@@ -246,6 +246,9 @@ public sealed class TunnelOptions
 
     /// <summary>Cells batched into one link message at most. Default 8.</summary>
     public int MaxCellsPerMessage { get; set; } = 8;
+
+    /// <summary>Reusable routes: streams multiplexed on one tunnel.</summary>
+    public Tunnels.Streams.StreamOptions Streams { get; set; } = new();
 }
 
 /// <summary>Checks <see cref="OverlayOptions"/> at start, with messages that say what to change.</summary>
@@ -358,6 +361,7 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
             failures.Add("Overlay:Tunnels: limits must be positive (MaxCellsPerMessage 1..256, MaxRetries and RelaySpread ≥ 0)");
         }
 
+        failures.AddRange(options.Tunnels.Streams.Validate());
         ValidateAdmission(options, failures);
         ValidateDurations(options, failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

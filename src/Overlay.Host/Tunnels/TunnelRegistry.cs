@@ -37,7 +37,16 @@ public sealed class TunnelRegistry
     /// <summary>True once shutdown began: new tunnels are refused with Busy.</summary>
     public bool Draining => _draining;
 
-    internal void BeginDrain() => _draining = true;
+    internal void BeginDrain()
+    {
+        _draining = true;
+        _drainStarted.Cancel();
+    }
+
+    /// <summary>Cancelled when shutdown begins: what the node keeps open for later (routes kept for streams) lets go then.</summary>
+    internal CancellationToken DrainStarted => _drainStarted.Token;
+
+    private readonly CancellationTokenSource _drainStarted = new();
 
     /// <summary>Completes when no tunnel is open (or at once if none is).</summary>
     public Task WaitForIdleAsync(CancellationToken cancellationToken)

@@ -12,6 +12,7 @@ using Overlay.Host.Link;
 using Overlay.Host.Options;
 using Overlay.Host.Replies;
 using Overlay.Host.Telemetry;
+using Overlay.Host.Tunnels.Streams;
 using Overlay.Onion;
 using Overlay.Protocol.V1;
 using Overlay.Replies;
@@ -452,9 +453,14 @@ internal sealed class TunnelServer
                 incoming.ReplyBlock = await AttachedReplyBlock.ReadAsync(incoming, _node.Network, tunnel.Token);
             }
 
+            var keptRoute = header.Service == StreamFrames.RouteService && header.Mode == TunnelMode.Duplex;
             if (replyHandle is not null)
             {
                 await _replies.ReceiveAsync(incoming, replyHandle, tunnel.Token);
+            }
+            else if (keptRoute)
+            {
+                await new StreamDemux(_handler, _options.Streams, _logger).RunAsync(incoming, tunnel.Token);
             }
             else if (header.Service is { } service && !_handler.Hosts(service))
             {
@@ -466,14 +472,8 @@ internal sealed class TunnelServer
                 await _handler.HandleAsync(incoming, tunnel.Token);
             }
 
-            if (!incoming.RequestEnded)
-            {
-                // The handler stopped reading early; the request must still end properly.
-                var sink = new byte[4096];
-                while (await incoming.ReadAsync(sink, tunnel.Token) > 0)
-                {
-                }
-            }
+            // The handler may have stopped reading early; the request must still end properly.
+            await incoming.DrainRequestAsync(tunnel.Token);
 
             if (header.Mode == TunnelMode.Duplex && !incoming.ReplyEnded)
             {

@@ -3,6 +3,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Overlay.Cells;
 using Overlay.Errors;
+using Overlay.Host.Tunnels.Streams;
 using Overlay.Onion;
 using Overlay.Protocol.V1;
 
@@ -36,6 +37,9 @@ public sealed class IncomingTunnel
     private bool _replyEnded;
     private TunnelException? _failure;
     private readonly CancellationToken _callToken;
+    // Set when this is one stream of a multiplexed route: every call goes to the stream.
+    private readonly MuxStream? _stream;
+    private readonly int _streamChunkSize;
 
     internal IncomingTunnel(DestinationCellCodec codec, TunnelMode mode, IAsyncStreamReader<LinkMessage> requests,
         IServerStreamWriter<LinkMessage> responses, ReadOnlyMemory<byte> firstCells, int maxCellsPerMessage, CancellationToken callToken,
@@ -57,6 +61,15 @@ public sealed class IncomingTunnel
         _seal = codec.SealBackwardCells;
     }
 
+    /// <summary>One stream of a multiplexed route, as its handler sees it (always duplex).</summary>
+    internal IncomingTunnel(MuxStream stream, int chunkSize)
+    {
+        _stream = stream;
+        _streamChunkSize = chunkSize;
+        Mode = TunnelMode.Duplex;
+        (_codec, _requests, _responses, _payload, _open, _openMore, _seal, _time) = (null!, null!, null!, null!, null!, null!, null!, TimeProvider.System);
+    }
+
     /// <summary>Duplex (a reply is expected) or one-way.</summary>
     public TunnelMode Mode { get; }
 
@@ -67,19 +80,23 @@ public sealed class IncomingTunnel
     public ReadOnlyMemory<byte> ReplyBlock { get; internal set; }
 
     /// <summary>A good write size: one message of reply cells.</summary>
-    public int ReplyChunkSize => _codec.BackwardPayloadCapacity * _maxCellsPerMessage;
+    public int ReplyChunkSize => _stream is null ? _codec.BackwardPayloadCapacity * _maxCellsPerMessage : _streamChunkSize;
 
     /// <summary>True once the request's end marker arrived.</summary>
-    public bool RequestEnded => _requestEnded;
+    public bool RequestEnded => _stream?.RemoteEnded ?? _requestEnded;
 
     /// <summary>True once the reply was completed.</summary>
-    public bool ReplyEnded => _replyEnded;
+    public bool ReplyEnded => _stream?.LocalEnded ?? _replyEnded;
 
     /// <summary>Request bytes received so far.</summary>
-    public long BytesReceived { get; private set; }
+    public long BytesReceived { get => _stream?.BytesReceived ?? _bytesReceived; private set => _bytesReceived = value; }
+
+    private long _bytesReceived;
 
     /// <summary>Reply bytes sent so far.</summary>
-    public long BytesSent { get; private set; }
+    public long BytesSent { get => _stream?.BytesSent ?? _bytesSent; private set => _bytesSent = value; }
+
+    private long _bytesSent;
 
     /// <summary>
     /// Reads request bytes; returns 0 only at the request's authenticated end. One read returns
@@ -90,6 +107,11 @@ public sealed class IncomingTunnel
     /// </summary>
     public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (_stream is not null)
+        {
+            return await _stream.ReadAsync(buffer, cancellationToken);
+        }
+
         if (!await WaitToReadAsync(cancellationToken))
         {
             return 0;
@@ -107,6 +129,11 @@ public sealed class IncomingTunnel
     /// </summary>
     public async ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
     {
+        if (_stream is not null)
+        {
+            return await _stream.WaitToReadAsync(cancellationToken);
+        }
+
         if (_failure is not null)
         {
             throw _failure;
@@ -213,6 +240,12 @@ public sealed class IncomingTunnel
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, bool final, CancellationToken cancellationToken = default)
     {
         EnsureCanReply();
+        if (_stream is not null)
+        {
+            await _stream.WriteAsync(data, final, cancellationToken);
+            return;
+        }
+
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
@@ -280,7 +313,21 @@ public sealed class IncomingTunnel
     }
 
     /// <summary>True once the request's end marker arrived and every byte before it was read.</summary>
-    public bool RequestFullyRead => _requestEnded && !_payload.HasPayload;
+    public bool RequestFullyRead => _stream?.RemoteFullyRead ?? (_requestEnded && !_payload.HasPayload);
+
+    /// <summary>After the handler: reads what it left of the request to the end marker, which must still arrive.</summary>
+    internal async ValueTask DrainRequestAsync(CancellationToken cancellationToken)
+    {
+        if (RequestEnded && RequestFullyRead)
+        {
+            return;
+        }
+
+        var sink = new byte[4096];
+        while (await ReadAsync(sink, cancellationToken) > 0)
+        {
+        }
+    }
 
     /// <summary>Ends the reply with its authenticated end marker.</summary>
     public ValueTask CompleteAsync(CancellationToken cancellationToken = default) =>
@@ -309,7 +356,7 @@ public sealed class IncomingTunnel
             throw new InvalidOperationException("a one-way tunnel has no reply");
         }
 
-        if (_replyEnded)
+        if (ReplyEnded)
         {
             throw new InvalidOperationException("the reply is already complete");
         }

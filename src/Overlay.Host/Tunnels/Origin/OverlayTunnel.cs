@@ -8,6 +8,7 @@ using Overlay.Cells;
 using Overlay.Errors;
 using Overlay.Host.Link;
 using Overlay.Host.Telemetry;
+using Overlay.Host.Tunnels.Streams;
 using Overlay.Identity;
 using Overlay.Onion;
 using Overlay.Protocol.V1;
@@ -23,6 +24,8 @@ namespace Overlay.Host.Tunnels;
 /// destination, 0 unknown). A one-way tunnel's read returns 0 only once the destination's receipt
 /// confirmed every cell; without it the read fails with <see cref="TunnelErrorKind.Unconfirmed"/>.
 /// While the request is open and quiet, padding cells keep the route's idle timers from firing.
+/// A tunnel opened with <see cref="TunnelRequest.Reuse"/> is a stream on a kept route: its reads may
+/// complete on the route's reader, so code after a read must not block (other streams wait for it).
 /// </summary>
 public sealed class OverlayTunnel : IAsyncDisposable
 {
@@ -51,6 +54,8 @@ public sealed class OverlayTunnel : IAsyncDisposable
     private int _readActive;
     private string _phase;
     private int _disposed;
+    // Set when this tunnel is a stream on a kept route: every call goes to the stream.
+    private readonly RouteStream? _stream;
 
     internal OverlayTunnel(IReadOnlyList<NodeDescriptor> route, TunnelMode mode, AsyncDuplexStreamingCall<LinkMessage, LinkMessage> call,
         OriginCellCodec codec, CancellationTokenSource lifetime, CancellationTokenSource deadline, int maxCellsPerMessage, Activity? activity,
@@ -92,6 +97,19 @@ public sealed class OverlayTunnel : IAsyncDisposable
         }
     }
 
+    /// <summary>A stream on a kept route (<see cref="TunnelRequest.Reuse"/>), seen as a tunnel.</summary>
+    internal OverlayTunnel(RouteStream stream)
+    {
+        _stream = stream;
+        Route = stream.Route.Route;
+        Mode = TunnelMode.Duplex;
+        _phase = "stream";
+        (_call, _codec, _lifetime, _deadline, _onClose, _onFailure, _payload, _open, _openMore, _seal) = (null!, null!, null!, null!, null!, null!, null!, null!, null!, null!);
+    }
+
+    /// <summary>True when this tunnel is a stream on a route kept for many.</summary>
+    public bool IsStream => _stream is not null;
+
     /// <summary>The relays in order, then the destination.</summary>
     public IReadOnlyList<NodeId> Route { get; }
 
@@ -105,10 +123,14 @@ public sealed class OverlayTunnel : IAsyncDisposable
     public TunnelMode Mode { get; }
 
     /// <summary>Request bytes sent.</summary>
-    public long BytesSent { get; private set; }
+    public long BytesSent { get => _stream?.Stream.BytesSent ?? _bytesSent; private set => _bytesSent = value; }
+
+    private long _bytesSent;
 
     /// <summary>Reply bytes received.</summary>
-    public long BytesReceived { get; private set; }
+    public long BytesReceived { get => _stream?.Stream.BytesReceived ?? _bytesReceived; private set => _bytesReceived = value; }
+
+    private long _bytesReceived;
 
     /// <summary>Padding cells this end sent to keep the quiet tunnel alive.</summary>
     public long PaddingSent => _paddingSent.Value;
@@ -123,15 +145,23 @@ public sealed class OverlayTunnel : IAsyncDisposable
     internal Task WaitForPaddingReceivedAsync(long count, CancellationToken cancellationToken) => _paddingReceived.WaitForAsync(count, cancellationToken);
 
     /// <summary>True once any payload cell left this node (a failure after that is never retried).</summary>
-    public bool PayloadSent { get; private set; }
+    public bool PayloadSent { get => _stream?.Stream.PayloadSent ?? _payloadSent; private set => _payloadSent = value; }
+
+    private bool _payloadSent;
 
     /// <summary>Payload bytes per message this tunnel writes at most.</summary>
-    public int PreferredWriteSize => _codec.ForwardPayloadCapacity * _maxCellsPerMessage;
+    public int PreferredWriteSize => _stream?.Route.PreferredWriteSize ?? _codec.ForwardPayloadCapacity * _maxCellsPerMessage;
 
     /// <summary>Sends request bytes; with <paramref name="final"/> the last cell carries the end marker.</summary>
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, bool final = false, CancellationToken cancellationToken = default)
     {
         ThrowIfFailed();
+        if (_stream is not null)
+        {
+            await _stream.Stream.WriteAsync(data, final, cancellationToken);
+            return;
+        }
+
         if (Interlocked.Exchange(ref _writeActive, 1) != 0)
         {
             throw new InvalidOperationException("one write at a time");
@@ -198,6 +228,11 @@ public sealed class OverlayTunnel : IAsyncDisposable
     public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ThrowIfFailed();
+        if (_stream is not null)
+        {
+            return await _stream.Stream.ReadAsync(buffer, cancellationToken);
+        }
+
         if (Interlocked.Exchange(ref _readActive, 1) != 0)
         {
             throw new InvalidOperationException("one read at a time");
@@ -248,13 +283,19 @@ public sealed class OverlayTunnel : IAsyncDisposable
     }
 
     /// <summary>Tears the tunnel down without releasing anything yet (a pending write or read then ends).</summary>
-    internal Task AbortAsync() => _lifetime.CancelAsync();
+    internal Task AbortAsync() => _stream?.AbortAsync() ?? _lifetime.CancelAsync();
 
     /// <summary>Cancels the tunnel if it is still open and releases its keys.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
+            return;
+        }
+
+        if (_stream is not null)
+        {
+            await _stream.DisposeAsync();
             return;
         }
 

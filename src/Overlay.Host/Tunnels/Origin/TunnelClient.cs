@@ -11,6 +11,7 @@ using Overlay.Host.Link;
 using Overlay.Host.Link.Tls;
 using Overlay.Host.Options;
 using Overlay.Host.Telemetry;
+using Overlay.Host.Tunnels.Streams;
 using Overlay.Identity;
 using Overlay.Onion;
 using Overlay.Protocol.V1;
@@ -51,7 +52,13 @@ public sealed partial class TunnelClient
         _time = time;
         _logger = logger;
         MaxInitialDataBytes = new CellLayout(node.Network).ForwardPayloadCapacity * _options.Tunnels.MaxCellsPerMessage;
+        Routes = new StreamRoutes(OpenAsync, _options.Tunnels.Streams, node.Network.MaxDeadlineClass, _options.Tunnels.DefaultDeadline, time);
+        // A kept route must not hold a drain up for its idle timeout: it closes once its streams are over.
+        registry.DrainStarted.Register(static routes => ((StreamRoutes)routes!).Drain(), Routes);
     }
+
+    /// <summary>The routes kept for streams (<see cref="TunnelRequest.Reuse"/>).</summary>
+    internal StreamRoutes Routes { get; }
 
     /// <summary>The most request bytes that travel with the header: one link message of cells.</summary>
     public int MaxInitialDataBytes { get; }
@@ -72,6 +79,11 @@ public sealed partial class TunnelClient
         if (request.InitialData.Length > MaxInitialDataBytes)
         {
             throw new ArgumentException($"at most {MaxInitialDataBytes} bytes travel with the header; write the rest", nameof(request));
+        }
+
+        if (request.Reuse)
+        {
+            return await OpenStreamAsync(request, cancellationToken);
         }
 
         var deadlineClass = DeadlineClasses.FromTimeSpan(request.Deadline ?? _options.Tunnels.DefaultDeadline);
@@ -152,6 +164,24 @@ public sealed partial class TunnelClient
             deadline.Dispose();
             throw;
         }
+    }
+
+    // A stream on a kept route: its Open frame goes out with the request bytes given (one message), or alone.
+    private async Task<OverlayTunnel> OpenStreamAsync(TunnelRequest request, CancellationToken cancellationToken)
+    {
+        var stream = await Routes.OpenAsync(request, cancellationToken);
+        var tunnel = new OverlayTunnel(stream);
+        try
+        {
+            await tunnel.WriteAsync(request.InitialData, request.CompleteWithInitialData, cancellationToken);
+        }
+        catch
+        {
+            await tunnel.DisposeAsync();
+            throw;
+        }
+
+        return tunnel;
     }
 
     // Request bytes travel in the header's message: a write that failed after they reached hop 1 must

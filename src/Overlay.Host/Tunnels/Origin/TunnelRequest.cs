@@ -35,4 +35,12 @@ public sealed record TunnelRequest
 
     /// <summary>The request ends with <see cref="InitialData"/>: its end marker goes in the same message.</summary>
     public bool CompleteWithInitialData { get; init; }
+
+    /// <summary>
+    /// Open a stream on a route this node keeps to the same destination and relay count (built on
+    /// first use), instead of a route of its own: no public-key work at any hop, but the route's
+    /// hops can link its streams (docs/protocol.md section 7.9). Duplex only. False (the default)
+    /// gives the tunnel a route of its own.
+    /// </summary>
+    public bool Reuse { get; init; }
 }
