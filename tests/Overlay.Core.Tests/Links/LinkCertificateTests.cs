@@ -186,7 +186,7 @@ public sealed class LinkCertificateTests : IDisposable
         var seed = SHA256.HashData("overlay/v1 link certificate vector identity"u8);
         var scalar = SHA256.HashData("overlay/v1 link certificate vector key"u8);
         using var temp = new TempDirectory();
-        using var identity = LoadIdentity(temp, seed);
+        using var identity = SeededIdentity.Load(temp, seed);
         using var key = ECDsa.Create(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, D = scalar });
         var spki = key.ExportSubjectPublicKeyInfo();
         var extension = LinkCertificate.EncodeExtension(identity, NotBefore, NotAfter, spki);
@@ -221,19 +221,5 @@ public sealed class LinkCertificateTests : IDisposable
         var writer = new AsnWriter(AsnEncodingRules.DER);
         writer.WriteObjectIdentifier(oid);
         return writer.Encode();
-    }
-
-    // The identity file's documented layout ("OVID", version 1, seed), loaded as a node would.
-    private static NodeIdentity LoadIdentity(TempDirectory temp, byte[] seed)
-    {
-        NodeIdentity.LoadOrCreate(temp.Path).Dispose(); // the key directory, with the modes the node checks
-        var path = temp.Key(NodeIdentity.FileName);
-        File.WriteAllBytes(path, [.. "OVID"u8, 1, .. seed]);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-
-        return NodeIdentity.LoadOrCreate(temp.Path);
     }
 }
