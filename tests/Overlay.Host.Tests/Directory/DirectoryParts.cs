@@ -7,6 +7,7 @@ using Microsoft.Extensions.Time.Testing;
 using Overlay.Host.Directory;
 using Overlay.Host.Link;
 using Overlay.Host.Link.Tls;
+using Overlay.Host.Membership;
 using Overlay.Host.Options;
 using Overlay.Identity;
 using Overlay.Protocol;
@@ -35,7 +36,8 @@ internal sealed class DirectoryParts : IDisposable
         Issuer = new LinkCertificateIssuer(State.Identity, options.Link.CertificateRotation, Time, NullLogger.Instance);
         Channels = new PeerChannels(wrapped, meters, State, Issuer, new LinkPeerVerifier(wrapped, meters, State, Time, NullLogger<LinkPeerVerifier>.Instance),
             Time, NullLogger<PeerChannels>.Instance);
-        Directory = new PeerDirectory(State, wrapped, Channels, Time, NullLogger<PeerDirectory>.Instance);
+        Memberships = new MembershipBook(wrapped, State, meters, Time, NullLogger<MembershipBook>.Instance);
+        Directory = new PeerDirectory(State, wrapped, Channels, Memberships, Time, NullLogger<PeerDirectory>.Instance);
         Routes = new RouteSelector(Directory, State, wrapped, Time);
     }
 
@@ -46,6 +48,8 @@ internal sealed class DirectoryParts : IDisposable
     public LinkCertificateIssuer Issuer { get; }
 
     public PeerChannels Channels { get; }
+
+    public MembershipBook Memberships { get; }
 
     public PeerDirectory Directory { get; }
 
