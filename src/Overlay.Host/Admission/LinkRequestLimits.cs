@@ -24,6 +24,10 @@ internal static class LinkRequestLimits
     private static readonly string ServicePath = "/" + Protocol.V1.Link.Descriptor.FullName + "/";
     private static readonly string ExchangePath = ServicePath + "Exchange";
     private static readonly string ProvePath = ServicePath + "Prove";
+    private static readonly string JoinPath = ServicePath + "Join";
+
+    /// <summary>A join request: a token, a descriptor and a membership, each with field framing, in one gRPC frame.</summary>
+    public const int JoinRequestBytes = 5 + (3 + Membership.MembershipOptionsValidation.MaxTokenLength) + (3 + Identity.NodeDescriptor.MaxSize) + (3 + Overlay.Membership.NodeMembership.MaxSize);
 
     /// <summary>
     /// A proof request: the 32-byte challenge with its field tag and length, in one gRPC frame, with
@@ -53,6 +57,7 @@ internal static class LinkRequestLimits
             var path = context.Request.Path.Value;
             var limit = string.Equals(path, ExchangePath, StringComparison.Ordinal) ? exchange
                 : string.Equals(path, ProvePath, StringComparison.Ordinal) ? prove
+                : string.Equals(path, JoinPath, StringComparison.Ordinal) ? JoinRequestBytes
                 : 0;
             if (limit != 0 && context.Features.Get<IRequestBodyPipeFeature>() is { } body)
             {

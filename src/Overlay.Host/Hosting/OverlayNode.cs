@@ -198,6 +198,8 @@ public sealed class OverlayNode : IAsyncDisposable
             return state;
         });
         services.AddSingleton<MembershipBook>();
+        services.AddSingleton<MembershipAuthority>();
+        services.AddHostedService<MembershipRenewal>();
         services.AddSingleton(sp => new PeerDirectory(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>(),
             sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<MembershipBook>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeerDirectory>>()));
         services.AddSingleton(sp => new RouteSelector(sp.GetRequiredService<PeerDirectory>(), sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>(), sp.GetRequiredService<TimeProvider>()));

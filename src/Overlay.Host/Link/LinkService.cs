@@ -12,7 +12,7 @@ namespace Overlay.Host.Link;
 /// In a private network every call first requires the caller to be a member
 /// (<see cref="MembershipBook.RequireCaller"/>), by a membership known here or presented with the call.
 /// </summary>
-internal sealed class LinkService(TunnelServer tunnels, DirectoryService directory, MembershipBook memberships)
+internal sealed class LinkService(TunnelServer tunnels, DirectoryService directory, MembershipBook memberships, MembershipAuthority authority)
 {
     public Task Relay(IAsyncStreamReader<LinkMessage> requestStream, IServerStreamWriter<LinkMessage> responseStream, ServerCallContext context)
     {
@@ -31,4 +31,8 @@ internal sealed class LinkService(TunnelServer tunnels, DirectoryService directo
         memberships.RequireCaller(context, request.Membership.Span);
         return Task.FromResult(directory.HandleProve(request));
     }
+
+    /// <summary>The one call open to non-members: the authority checks the caller's token or membership itself.</summary>
+    public Task<JoinResponse> Join(JoinRequest request, ServerCallContext context) =>
+        Task.FromResult(authority.Join(request, context));
 }

@@ -17,4 +17,13 @@ internal static partial class MembershipLog
 
     [LoggerMessage(353, LogLevel.Warning, "This node has no valid membership of the private network: its peers refuse it until it has one")]
     public static partial void OwnMembershipMissing(ILogger logger);
+
+    [LoggerMessage(354, LogLevel.Information, "Refused to admit node {Caller}: {Reason}")]
+    public static partial void JoinRefused(ILogger logger, string caller, string reason);
+
+    [LoggerMessage(355, LogLevel.Information, "Issued a membership to node {PeerId} at {Endpoint}, valid until {NotAfter:o}")]
+    public static partial void MembershipIssued(ILogger logger, string peerId, string endpoint, DateTime notAfter);
+
+    [LoggerMessage(356, LogLevel.Warning, "Could not join or renew this node's membership through {Authority}: {Reason}; retrying in {Retry}")]
+    public static partial void RenewalFailed(ILogger logger, string authority, string reason, TimeSpan retry);
 }

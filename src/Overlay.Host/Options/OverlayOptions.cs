@@ -29,6 +29,9 @@ public sealed class OverlayOptions
     /// <summary>Peer discovery and status.</summary>
     public DirectoryOptions Directory { get; set; } = new();
 
+    /// <summary>Private networks: issuing memberships (an authority), joining and renewal.</summary>
+    public Membership.MembershipOptions Membership { get; set; } = new();
+
     /// <summary>Tunnel limits and defaults.</summary>
     public TunnelOptions Tunnels { get; set; } = new();
 
@@ -337,6 +340,8 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         {
             failures.Add("Overlay:Network:Authorities needs TLS links (an https Overlay:Link:Url): a membership is checked against the node id the link proves");
         }
+
+        Membership.MembershipOptionsValidation.Validate(options, failures);
 
         foreach (var id in options.Directory.AllowedNodeIds)
         {
