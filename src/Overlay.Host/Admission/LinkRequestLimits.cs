@@ -40,7 +40,8 @@ internal static class LinkRequestLimits
     /// its field framing (and in a private network its membership), in one gRPC frame.
     /// </summary>
     public static int ExchangeRequestBytes(OverlayOptions options) =>
-        5 + ((options.Directory.MaxDescriptorsPerExchange + 1) * (Identity.NodeDescriptor.MaxSize + 3 + MembershipField(options)));
+        5 + ((options.Directory.MaxDescriptorsPerExchange + 1) * (Identity.NodeDescriptor.MaxSize + 3 + MembershipField(options)))
+        + (options.Network.Authorities.Count > 0 ? Directory.DirectoryService.MaxRevocationsPerExchange * (Overlay.Membership.MembershipRevocation.Size + 3) : 0);
 
     // A membership with its field tag and a two-byte length: only a private network sends them.
     private static int MembershipField(OverlayOptions options) =>

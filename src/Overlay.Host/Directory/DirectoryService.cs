@@ -33,6 +33,9 @@ internal sealed class DirectoryService : BackgroundService
 
     private const int MaxCoolingEndpoints = 16_384;
 
+    /// <summary>The most revocations one exchange carries (docs/protocol.md 3.1).</summary>
+    public const int MaxRevocationsPerExchange = 256;
+
     private readonly NodeState _node;
     private readonly PeerDirectory _directory;
     private readonly PeerChannels _channels;
@@ -131,6 +134,9 @@ internal sealed class DirectoryService : BackgroundService
         }
     }
 
+    /// <summary>One gossip round now, outside the timer: for tests that count rounds.</summary>
+    internal Task RunGossipRoundAsync(CancellationToken cancellationToken) => GossipRoundAsync(cancellationToken);
+
     private async Task GossipRoundAsync(CancellationToken stoppingToken)
     {
         if (_memberships.IsPrivate && _memberships.Own is null)
@@ -163,6 +169,7 @@ internal sealed class DirectoryService : BackgroundService
         }
 
         var request = new DescriptorExchange { Self = ByteString.CopyFrom(self.Encoded.Span), SelfMembership = OwnMembership() };
+        AddRevocations(request);
         AddKnown(request, _directory.Sample(Options.MaxDescriptorsPerExchange, PeerStatus.Up).Where(known => known.Descriptor.Id != peer.Id));
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -211,6 +218,11 @@ internal sealed class DirectoryService : BackgroundService
             throw new RpcException(new Status(StatusCode.InvalidArgument, "at most one membership per known descriptor"));
         }
 
+        if (request.Revocations.Count > MaxRevocationsPerExchange)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"at most {MaxRevocationsPerExchange} revocations per exchange"));
+        }
+
         Learn(request, "an incoming exchange");
         var response = new DescriptorExchange();
         if (_node.Descriptor is { } self)
@@ -220,6 +232,7 @@ internal sealed class DirectoryService : BackgroundService
         }
 
         AddKnown(response, _directory.Sample(Options.MaxDescriptorsPerExchange, PeerStatus.Up));
+        AddRevocations(response);
         return response;
     }
 
@@ -254,11 +267,38 @@ internal sealed class DirectoryService : BackgroundService
         }
     }
 
-    private void Learn(DescriptorExchange exchange, string source)
+    // Every revocation kept, in a random order when there are more than an exchange carries (each spreads eventually).
+    private void AddRevocations(DescriptorExchange exchange)
     {
-        if (exchange.Known.Count > Options.MaxDescriptorsPerExchange || exchange.KnownMemberships.Count > exchange.Known.Count)
+        if (!_memberships.IsPrivate)
         {
             return;
+        }
+
+        var revocations = _memberships.Revocations.ToArray();
+        if (revocations.Length > MaxRevocationsPerExchange)
+        {
+            RandomNumberGenerator.Shuffle(revocations.AsSpan());
+        }
+
+        foreach (var revocation in revocations.AsSpan(0, Math.Min(revocations.Length, MaxRevocationsPerExchange)))
+        {
+            exchange.Revocations.Add(ByteString.CopyFrom(revocation.Encoded.Span));
+        }
+    }
+
+    private void Learn(DescriptorExchange exchange, string source)
+    {
+        if (exchange.Known.Count > Options.MaxDescriptorsPerExchange || exchange.KnownMemberships.Count > exchange.Known.Count
+            || exchange.Revocations.Count > MaxRevocationsPerExchange)
+        {
+            return;
+        }
+
+        // Revocations first: a descriptor of a node revoked in the same exchange is refused.
+        foreach (var revocation in exchange.Revocations)
+        {
+            _memberships.LearnRevocation(revocation.Span, source);
         }
 
         Consider(exchange.Self, exchange.SelfMembership, source);

@@ -83,6 +83,12 @@ public sealed class PeerDirectory
         _memberships = memberships;
         _time = time;
         _logger = logger;
+        // A revoked node leaves at once: no route, no gossip, and the links this node dialed to it close.
+        _memberships.Revoked += id =>
+        {
+            Remove(id);
+            _channels.Close(id);
+        };
     }
 
     /// <summary>Raised for every status change, outside any lock.</summary>

@@ -207,6 +207,7 @@ public sealed class OverlayNode : IAsyncDisposable
         services.AddSingleton(sp => new LinkCertificateIssuer(sp.GetRequiredService<NodeState>().Identity,
             sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Link.CertificateRotation, sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<LinkCertificateIssuer>>()));
+        services.AddSingleton<IncomingLinks>();
         services.AddSingleton<LinkPeerVerifier>();
         services.AddSingleton<HealthListener>();
         services.AddSingleton<PeerChannels>();

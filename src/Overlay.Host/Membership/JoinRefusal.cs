@@ -31,6 +31,9 @@ internal enum JoinRefusal
 
     /// <summary>The token admits another node id.</summary>
     TokenForAnotherNode,
+
+    /// <summary>The caller was revoked (while its revocation is kept).</summary>
+    Revoked,
 }
 
 /// <summary>Helpers over <see cref="JoinRefusal"/>.</summary>
@@ -49,6 +52,7 @@ internal static class JoinRefusals
         JoinRefusal.TokenExpired => "token_expired",
         JoinRefusal.TokenExhausted => "token_exhausted",
         JoinRefusal.TokenForAnotherNode => "token_for_another_node",
+        JoinRefusal.Revoked => "revoked",
         _ => "unknown",
     };
 

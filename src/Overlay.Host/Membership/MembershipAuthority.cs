@@ -24,14 +24,16 @@ internal sealed class MembershipAuthority : IDisposable
     private readonly IReadOnlyList<JoinTokenOptions> _tokens;
     private readonly TokenLedger? _ledger;
     private readonly NodeState _node;
+    private readonly MembershipBook _book;
     private readonly OverlayOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<MembershipAuthority> _logger;
 
-    public MembershipAuthority(IOptions<OverlayOptions> options, NodeState node, TimeProvider time, ILogger<MembershipAuthority> logger)
+    public MembershipAuthority(IOptions<OverlayOptions> options, NodeState node, MembershipBook book, TimeProvider time, ILogger<MembershipAuthority> logger)
     {
         _options = options.Value;
         _node = node;
+        _book = book;
         _time = time;
         _logger = logger;
         _tokens = _options.Membership.Tokens;
@@ -69,6 +71,19 @@ internal sealed class MembershipAuthority : IDisposable
         return NodeMembership.Issue(key, node, endpoint, now - backdate, now + lifetime);
     }
 
+    /// <summary>
+    /// Revokes <paramref name="node"/>: a signed revocation kept (and gossiped) until every membership
+    /// this authority could have issued it before now has expired; the node's renewals are refused.
+    /// </summary>
+    public MembershipRevocation Revoke(NodeId node)
+    {
+        var key = _key ?? throw new InvalidOperationException("this node is not an authority");
+        var now = _time.GetUtcNow();
+        var revocation = MembershipRevocation.Issue(key, node, now, now + _options.Membership.Lifetime + _options.OnionKeys.ClockSkew);
+        _book.Revoke(revocation);
+        return revocation;
+    }
+
     /// <summary>Answers a Join call: checks the caller and its token (or current membership) and issues a membership.</summary>
     public JoinResponse Join(JoinRequest request, ServerCallContext context)
     {
@@ -97,6 +112,11 @@ internal sealed class MembershipAuthority : IDisposable
     // Null when the caller may have a membership.
     private JoinRefusal? Authorize(NodeId caller, JoinRequest request)
     {
+        if (_book.RevocationOf(caller) is not null)
+        {
+            return JoinRefusal.Revoked;
+        }
+
         // Renewal: a valid membership this authority issued to the caller needs no token.
         if (!request.Membership.IsEmpty
             && NodeMembership.TryParse(request.Membership.Span, _self, _time.GetUtcNow(), _options.OnionKeys.ClockSkew, out var current) == MembershipError.None

@@ -34,7 +34,10 @@ internal sealed class MembershipBook
     private readonly WarningThrottle _throttle;
     private readonly Counter<long> _refused;
     private readonly ConcurrentDictionary<NodeId, NodeMembership> _known = new();
+    private readonly ConcurrentDictionary<NodeId, MembershipRevocation> _revoked = new();
     private readonly Lock _sweepLock = new();
+    private readonly Lock _persistLock = new();
+    private readonly string _revocationsPath;
     private NodeMembership? _own;
 
     public MembershipBook(IOptions<OverlayOptions> options, NodeState node, IMeterFactory meterFactory, TimeProvider time, ILogger<MembershipBook> logger)
@@ -50,6 +53,120 @@ internal sealed class MembershipBook
         _throttle = new WarningThrottle(time, WarningThrottle.PeerInterval);
         _refused = OverlayTelemetry.NodeMeter(meterFactory, node).CreateCounter<long>("overlay.membership.refused", "{membership}",
             "Memberships and link calls refused in a private network, by overlay.membership.refusal");
+        _revocationsPath = Path.Combine(value.DataDirectory, RevocationsFileName);
+        LoadRevocations();
+    }
+
+    /// <summary>The file in the data directory that keeps revocations across restarts (145-byte records, section 4.1).</summary>
+    public const string RevocationsFileName = "membership-revocations.bin";
+
+    /// <summary>Raised, outside any lock, when a revocation of a node becomes known: its peers drop it and close its links.</summary>
+    public event Action<NodeId>? Revoked;
+
+    /// <summary>The revocations to gossip (those still to be kept).</summary>
+    public IReadOnlyCollection<MembershipRevocation> Revocations
+    {
+        get
+        {
+            var now = _time.GetUtcNow();
+            return [.. _revoked.Values.Where(r => now <= r.Until)];
+        }
+    }
+
+    /// <summary>The revocation of <paramref name="node"/>, if one is kept.</summary>
+    public MembershipRevocation? RevocationOf(NodeId node) => _revoked.TryGetValue(node, out var revocation) && _time.GetUtcNow() <= revocation.Until ? revocation : null;
+
+    /// <summary>
+    /// Verifies a gossiped revocation and keeps it (persisted until it lapses); a new one drops the
+    /// node's membership and raises <see cref="Revoked"/>. Returns the verification's outcome.
+    /// </summary>
+    public MembershipError LearnRevocation(ReadOnlySpan<byte> encoded, string source)
+    {
+        if (!IsPrivate)
+        {
+            return MembershipError.None;
+        }
+
+        if (encoded.Length == MembershipRevocation.Size && _revoked.TryGetValue(new NodeId(encoded.Slice(33, NodeId.Size)), out var held)
+            && held.Encoded.Span.SequenceEqual(encoded))
+        {
+            return MembershipError.None; // gossip repeats what is held
+        }
+
+        var error = MembershipRevocation.TryParse(encoded, Authorities, _time.GetUtcNow(), out var revocation);
+        if (error != MembershipError.None)
+        {
+            Refused(error);
+            MembershipLog.RevocationRefused(_logger, source, error.Describe());
+            return error;
+        }
+
+        Revoke(revocation!);
+        return MembershipError.None;
+    }
+
+    /// <summary>Keeps <paramref name="revocation"/> (already verified, or issued here).</summary>
+    public void Revoke(MembershipRevocation revocation)
+    {
+        if (!_revoked.ContainsKey(revocation.Node) && _revoked.Count >= _capacity)
+        {
+            return; // bounded: past the limit a new revocation is not kept (its authority still refuses the node's renewal)
+        }
+
+        var added = false;
+        _revoked.AddOrUpdate(revocation.Node, _ => { added = true; return revocation; }, (_, existing) => revocation.RevokedAt > existing.RevokedAt ? revocation : existing);
+        if (!added)
+        {
+            return;
+        }
+
+        if (_known.TryGetValue(revocation.Node, out var membership) && revocation.Voids(membership))
+        {
+            ((ICollection<KeyValuePair<NodeId, NodeMembership>>)_known).Remove(new(revocation.Node, membership));
+        }
+
+        SaveRevocations();
+        MembershipLog.RevocationLearned(_logger, revocation.Node.ToShortString(), revocation.Authority.ToShortString());
+        Revoked?.Invoke(revocation.Node);
+    }
+
+    private bool IsVoided(NodeMembership membership) => _revoked.TryGetValue(membership.Node, out var revocation) && revocation.Voids(membership);
+
+    private void LoadRevocations()
+    {
+        if (!IsPrivate || !File.Exists(_revocationsPath))
+        {
+            return;
+        }
+
+        var bytes = File.ReadAllBytes(_revocationsPath);
+        for (var offset = 0; offset + MembershipRevocation.Size <= bytes.Length; offset += MembershipRevocation.Size)
+        {
+            // Lapsed or (after an authority was removed) unknown ones are dropped at the next save.
+            if (MembershipRevocation.TryParse(bytes.AsSpan(offset, MembershipRevocation.Size), Authorities, _time.GetUtcNow(), out var revocation) == MembershipError.None)
+            {
+                _revoked[revocation!.Node] = revocation;
+            }
+        }
+    }
+
+    private void SaveRevocations()
+    {
+        lock (_persistLock)
+        {
+            var now = _time.GetUtcNow();
+            var kept = _revoked.Values.Where(r => now <= r.Until).ToArray();
+            var bytes = new byte[kept.Length * MembershipRevocation.Size];
+            for (var i = 0; i < kept.Length; i++)
+            {
+                kept[i].Encoded.Span.CopyTo(bytes.AsSpan(i * MembershipRevocation.Size));
+            }
+
+            System.IO.Directory.CreateDirectory(Path.GetDirectoryName(_revocationsPath)!);
+            var temporary = _revocationsPath + ".tmp";
+            File.WriteAllBytes(temporary, bytes);
+            File.Move(temporary, _revocationsPath, overwrite: true);
+        }
     }
 
     /// <summary>The network's authority keys; empty in an open network.</summary>
@@ -59,7 +176,7 @@ internal sealed class MembershipBook
     public bool IsPrivate => Authorities.Count > 0;
 
     /// <summary>This node's own membership while it is valid; null otherwise (and always in an open network).</summary>
-    public NodeMembership? Own => Volatile.Read(ref _own) is { } own && own.IsValidAt(_time.GetUtcNow(), _clockSkew) ? own : null;
+    public NodeMembership? Own => Volatile.Read(ref _own) is { } own && own.IsValidAt(_time.GetUtcNow(), _clockSkew) && !IsVoided(own) ? own : null;
 
     /// <summary>How many other nodes' memberships are held.</summary>
     public int Count => _known.Count;
@@ -96,7 +213,7 @@ internal sealed class MembershipBook
 
         if (!_known.TryGetValue(node, out var membership))
         {
-            return MembershipError.Missing;
+            return RevocationOf(node) is not null ? MembershipError.Revoked : MembershipError.Missing;
         }
 
         if (!membership.IsValidAt(_time.GetUtcNow(), _clockSkew))
@@ -104,12 +221,17 @@ internal sealed class MembershipBook
             return MembershipError.Expired;
         }
 
+        if (IsVoided(membership))
+        {
+            return MembershipError.Revoked;
+        }
+
         return membership.Names(node, endpoint) ? MembershipError.None : MembershipError.WrongNode;
     }
 
     /// <summary>The valid membership held for <paramref name="node"/>, to gossip beside its descriptor; null when none.</summary>
     public NodeMembership? Find(NodeId node) =>
-        IsPrivate && _known.TryGetValue(node, out var membership) && membership.IsValidAt(_time.GetUtcNow(), _clockSkew) ? membership : null;
+        IsPrivate && _known.TryGetValue(node, out var membership) && membership.IsValidAt(_time.GetUtcNow(), _clockSkew) && !IsVoided(membership) ? membership : null;
 
     /// <summary>
     /// Verifies a membership that came with <paramref name="node"/>'s descriptor (endpoint
@@ -132,6 +254,11 @@ internal sealed class MembershipBook
         if (error == MembershipError.None && !membership!.Names(node, endpoint))
         {
             error = MembershipError.WrongNode;
+        }
+
+        if (error == MembershipError.None && IsVoided(membership!))
+        {
+            error = MembershipError.Revoked;
         }
 
         if (error != MembershipError.None)
@@ -185,6 +312,14 @@ internal sealed class MembershipBook
     public void Sweep()
     {
         var now = _time.GetUtcNow();
+        foreach (var (node, revocation) in _revoked)
+        {
+            if (now > revocation.Until)
+            {
+                ((ICollection<KeyValuePair<NodeId, MembershipRevocation>>)_revoked).Remove(new(node, revocation));
+            }
+        }
+
         foreach (var (node, membership) in _known)
         {
             if (!membership.IsValidAt(now, _clockSkew))
@@ -198,13 +333,20 @@ internal sealed class MembershipBook
     {
         if (presented.IsEmpty)
         {
-            return _known.TryGetValue(caller, out var held) && held.IsValidAt(_time.GetUtcNow(), _clockSkew) ? MembershipError.None : MembershipError.Missing;
+            return !_known.TryGetValue(caller, out var held) || !held.IsValidAt(_time.GetUtcNow(), _clockSkew) ? MembershipError.Missing
+                : IsVoided(held) ? MembershipError.Revoked
+                : MembershipError.None;
         }
 
         var error = Verify(presented, out var membership);
         if (error == MembershipError.None && membership!.Node != caller)
         {
             error = MembershipError.WrongNode;
+        }
+
+        if (error == MembershipError.None && IsVoided(membership!))
+        {
+            error = MembershipError.Revoked;
         }
 
         if (error == MembershipError.None)

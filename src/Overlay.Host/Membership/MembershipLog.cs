@@ -26,4 +26,10 @@ internal static partial class MembershipLog
 
     [LoggerMessage(356, LogLevel.Warning, "Could not join or renew this node's membership through {Authority}: {Reason}; retrying in {Retry}")]
     public static partial void RenewalFailed(ILogger logger, string authority, string reason, TimeSpan retry);
+
+    [LoggerMessage(357, LogLevel.Debug, "Refused a revocation from {Source}: {Reason}")]
+    public static partial void RevocationRefused(ILogger logger, string source, string reason);
+
+    [LoggerMessage(358, LogLevel.Warning, "Node {PeerId} was revoked by authority {Authority}: dropped from the directory, its links closed")]
+    public static partial void RevocationLearned(ILogger logger, string peerId, string authority);
 }

@@ -34,9 +34,10 @@ internal sealed class DirectoryParts : IDisposable
         var wrapped = Microsoft.Extensions.Options.Options.Create(options);
         var meters = _services.GetRequiredService<IMeterFactory>();
         Issuer = new LinkCertificateIssuer(State.Identity, options.Link.CertificateRotation, Time, NullLogger.Instance);
-        Channels = new PeerChannels(wrapped, meters, State, Issuer, new LinkPeerVerifier(wrapped, meters, State, Time, NullLogger<LinkPeerVerifier>.Instance),
-            Time, NullLogger<PeerChannels>.Instance);
         Memberships = new MembershipBook(wrapped, State, meters, Time, NullLogger<MembershipBook>.Instance);
+        Channels = new PeerChannels(wrapped, meters, State, Issuer,
+            new LinkPeerVerifier(wrapped, meters, State, new IncomingLinks(Memberships), Time, NullLogger<LinkPeerVerifier>.Instance),
+            Time, NullLogger<PeerChannels>.Instance);
         Directory = new PeerDirectory(State, wrapped, Channels, Memberships, Time, NullLogger<PeerDirectory>.Instance);
         Routes = new RouteSelector(Directory, State, wrapped, Time);
     }
