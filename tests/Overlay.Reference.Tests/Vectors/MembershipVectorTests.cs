@@ -50,4 +50,29 @@ public sealed class MembershipVectorTests
         Assert.Equal(Field("membership"), Bytes.ToHex(Bytes.Concat(fields, signature)));
         Assert.True(SignatureAlgorithm.Ed25519.Verify(authority.PublicKey, message, signature));
     }
+
+    [Fact]
+    public void The_revocation_is_rebuilt_from_the_inputs()
+    {
+        var revocationFile = VectorFiles.Load("v1-revocation.json");
+        string Get(string name) => (string)revocationFile[name]!;
+        var authoritySeed = SHA256.HashData(Encoding.ASCII.GetBytes("overlay/v1 membership vector authority"));
+        using var authority = Key.Import(SignatureAlgorithm.Ed25519, authoritySeed, KeyBlobFormat.RawPrivateKey);
+        var authorityKey = authority.PublicKey.Export(KeyBlobFormat.RawPublicKey);
+        Assert.Equal(Get("authorityKey"), Bytes.ToHex(authorityKey));
+
+        var revokedAt = DateTimeOffset.Parse(Get("revokedAt"), System.Globalization.CultureInfo.InvariantCulture);
+        var until = DateTimeOffset.Parse(Get("until"), System.Globalization.CultureInfo.InvariantCulture);
+        var fields = Bytes.Concat(
+            [1],
+            authorityKey,
+            Bytes.FromHex(Get("nodeId")),
+            Bytes.UInt64((ulong)revokedAt.ToUnixTimeSeconds()),
+            Bytes.UInt64((ulong)until.ToUnixTimeSeconds()));
+        Assert.Equal(81, fields.Length);
+
+        var message = Bytes.Concat(Encoding.ASCII.GetBytes("overlay-revocation-v1"), fields);
+        Assert.Equal(Get("signedMessage"), Bytes.ToHex(message));
+        Assert.Equal(Get("revocation"), Bytes.ToHex(Bytes.Concat(fields, SignatureAlgorithm.Ed25519.Sign(authority, message))));
+    }
 }
