@@ -29,6 +29,8 @@ internal sealed partial class ControlService(
     ControlEvents events,
     ListenerRegistry listeners,
     ControlEndpoint endpoint,
+    Membership.MembershipBook memberships,
+    Membership.MembershipAuthority authority,
     IOptions<OverlayOptions> options,
     TimeProvider time,
     IHostApplicationLifetime lifetime,

@@ -23,6 +23,9 @@ internal sealed class MembershipAuthority : IDisposable
     private readonly IReadOnlySet<NodeId> _self;
     private readonly IReadOnlyList<JoinTokenOptions> _tokens;
     private readonly TokenLedger? _ledger;
+    private readonly HashSet<NodeId> _admitted = [];
+    private readonly Lock _admittedLock = new();
+    private readonly string _admittedPath;
     private readonly NodeState _node;
     private readonly MembershipBook _book;
     private readonly OverlayOptions _options;
@@ -51,7 +54,64 @@ internal sealed class MembershipAuthority : IDisposable
             _ledger = new TokenLedger(_options.DataDirectory);
         }
 
+        _admittedPath = Path.Combine(_options.DataDirectory, AdmittedFileName);
+        if (_key is not null && File.Exists(_admittedPath))
+        {
+            foreach (var line in File.ReadAllLines(_admittedPath))
+            {
+                if (NodeId.TryParse(line.Trim(), out var id))
+                {
+                    _admitted.Add(id);
+                }
+            }
+        }
+
         _self = _key is null ? new HashSet<NodeId>() : new HashSet<NodeId> { _key.Id };
+    }
+
+    /// <summary>The file in the data directory listing the node ids admitted without a token, one a line.</summary>
+    public const string AdmittedFileName = "membership-admitted.txt";
+
+    /// <summary>The node ids an operator admitted without a token.</summary>
+    public IReadOnlyCollection<NodeId> Admitted
+    {
+        get
+        {
+            lock (_admittedLock)
+            {
+                return [.. _admitted];
+            }
+        }
+    }
+
+    /// <summary>Lets <paramref name="node"/> join without a token (persisted). Null, or why not.</summary>
+    public JoinRefusal? Admit(NodeId node)
+    {
+        if (_key is null)
+        {
+            return JoinRefusal.NotAnAuthority;
+        }
+
+        if (_book.RevocationOf(node) is not null)
+        {
+            return JoinRefusal.Revoked;
+        }
+
+        SetAdmitted(node, admitted: true);
+        return null;
+    }
+
+    private void SetAdmitted(NodeId node, bool admitted)
+    {
+        lock (_admittedLock)
+        {
+            if (admitted ? _admitted.Add(node) : _admitted.Remove(node))
+            {
+                var temporary = _admittedPath + ".tmp";
+                File.WriteAllLines(temporary, _admitted.Select(id => id.ToString()));
+                File.Move(temporary, _admittedPath, overwrite: true);
+            }
+        }
     }
 
     /// <summary>True when this node holds an authority key.</summary>
@@ -80,6 +140,7 @@ internal sealed class MembershipAuthority : IDisposable
         var key = _key ?? throw new InvalidOperationException("this node is not an authority");
         var now = _time.GetUtcNow();
         var revocation = MembershipRevocation.Issue(key, node, now, now + _options.Membership.Lifetime + _options.OnionKeys.ClockSkew);
+        SetAdmitted(node, admitted: false);
         _book.Revoke(revocation);
         return revocation;
     }
@@ -123,6 +184,14 @@ internal sealed class MembershipAuthority : IDisposable
             && current!.Node == caller)
         {
             return null;
+        }
+
+        lock (_admittedLock)
+        {
+            if (_admitted.Contains(caller))
+            {
+                return null; // admitted by an operator: no token needed
+            }
         }
 
         if (request.Token.Length == 0)

@@ -181,6 +181,16 @@ internal sealed class MembershipBook
     /// <summary>How many other nodes' memberships are held.</summary>
     public int Count => _known.Count;
 
+    /// <summary>The other nodes' memberships that are valid now.</summary>
+    public IReadOnlyCollection<NodeMembership> Members
+    {
+        get
+        {
+            var now = _time.GetUtcNow();
+            return [.. _known.Values.Where(m => m.IsValidAt(now, _clockSkew) && !IsVoided(m))];
+        }
+    }
+
     /// <summary>Takes <paramref name="encoded"/> as this node's membership: it must be valid and name this node at its link endpoint.</summary>
     public MembershipError SetOwn(ReadOnlySpan<byte> encoded)
     {

@@ -42,14 +42,21 @@ public sealed class JoinTests : IDisposable
 
     private Dictionary<string, string?> Joiner(ClusterNode authority, string token)
     {
-        var file = Path.Combine(_root.FullName, "token-" + Guid.NewGuid().ToString("N"));
-        File.WriteAllText(file, token + "\n");
-        return new()
+        var joiner = new Dictionary<string, string?>
         {
             ["Overlay:Membership:JoinUrl"] = authority.LinkEndpoint.ToString(),
             ["Overlay:Membership:JoinNodeId"] = authority.Id.ToString(),
-            ["Overlay:Membership:TokenFile"] = file,
+            // Retries soon after a refusal: the tests admit some joiners after a first refusal.
+            ["Overlay:Membership:RetryInterval"] = "00:00:00.200",
         };
+        if (token.Length > 0)
+        {
+            var file = Path.Combine(_root.FullName, "token-" + Guid.NewGuid().ToString("N"));
+            File.WriteAllText(file, token + "\n");
+            joiner["Overlay:Membership:TokenFile"] = file;
+        }
+
+        return joiner;
     }
 
     private static Task WaitForRefusalAsync(TestCluster cluster, ClusterNode node, string reason, CancellationToken cancellationToken) =>
@@ -170,5 +177,50 @@ public sealed class JoinTests : IDisposable
         await WaitUpAsync(b, throughA, deadline.Token);
         await WaitUpAsync(throughA, throughB, deadline.Token);
         Assert.Null(a.Directory.Find(wrong.Id));
+    }
+
+    [Fact]
+    public async Task An_operator_admits_a_node_id_without_a_token_lists_it_and_revokes_it()
+    {
+        var (directory, key) = AuthorityKey("authority");
+        await using var cluster = await TestCluster.StartAsync(1, new ClusterOptions
+        {
+            ControlEndpoints = true,
+            Configuration = new Dictionary<string, string?> { ["Overlay:Network:Authorities:0"] = key.ToString() },
+            ConfigureNode = (index, configuration) =>
+            {
+                if (index == 0)
+                {
+                    configuration["Overlay:Membership:AuthorityKeyDirectory"] = directory;
+                }
+            },
+        });
+        using var deadline = TestTimeouts.After(60);
+        var authority = cluster[0];
+        using var control = new Infrastructure.ControlCall(authority.Node);
+
+        var joiner = await cluster.AddNodeAsync(Joiner(authority, token: ""), deadline.Token);
+        await WaitForRefusalAsync(cluster, joiner, "no_token", deadline.Token);
+
+        await control.AdmitMemberAsync(new Protocol.Control.V1.AdmitMemberRequest { NodeId = joiner.Id.ToString() }, cancellationToken: deadline.Token);
+        await WaitUpAsync(authority, joiner, deadline.Token);
+        var listed = await control.ListMembersAsync(new Protocol.Control.V1.ListMembersRequest(), cancellationToken: deadline.Token);
+        Assert.True(listed.PrivateNetwork);
+        Assert.Equal(authority.Id.ToString(), listed.Self.NodeId);
+        Assert.Contains(listed.Members, m => m.NodeId == joiner.Id.ToString() && m.Authority == key.ToString());
+        Assert.Contains(joiner.Id.ToString(), listed.Admitted);
+
+        var revoked = await control.RevokeMemberAsync(new Protocol.Control.V1.RevokeMemberRequest { NodeId = joiner.Id.ToString() }, cancellationToken: deadline.Token);
+        Assert.Equal(joiner.Id.ToString(), revoked.Revocation.NodeId);
+        Assert.Null(authority.Directory.Find(joiner.Id));
+        listed = await control.ListMembersAsync(new Protocol.Control.V1.ListMembersRequest(), cancellationToken: deadline.Token);
+        Assert.DoesNotContain(listed.Members, m => m.NodeId == joiner.Id.ToString());
+        Assert.Empty(listed.Admitted);
+        Assert.Single(listed.Revocations);
+
+        // A revoked node cannot be admitted again while its revocation is kept.
+        var again = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () =>
+            await control.AdmitMemberAsync(new Protocol.Control.V1.AdmitMemberRequest { NodeId = joiner.Id.ToString() }, cancellationToken: deadline.Token));
+        Assert.Equal("revoked", again.Trailers.GetValue("overlay-reason"));
     }
 }
