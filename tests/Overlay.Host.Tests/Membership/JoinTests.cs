@@ -223,4 +223,50 @@ public sealed class JoinTests : IDisposable
             await control.AdmitMemberAsync(new Protocol.Control.V1.AdmitMemberRequest { NodeId = joiner.Id.ToString() }, cancellationToken: deadline.Token));
         Assert.Equal("revoked", again.Trailers.GetValue("overlay-reason"));
     }
+
+    [Fact]
+    public async Task A_renewal_spends_no_token_and_a_revoked_node_cannot_renew()
+    {
+        var (directory, key) = AuthorityKey("authority");
+        var token = NewToken();
+        await using var cluster = await TestCluster.StartAsync(1, new ClusterOptions
+        {
+            Configuration = new Dictionary<string, string?> { ["Overlay:Network:Authorities:0"] = key.ToString() },
+            ConfigureNode = (index, configuration) =>
+            {
+                if (index == 0)
+                {
+                    configuration["Overlay:Membership:AuthorityKeyDirectory"] = directory;
+                    AddToken(configuration, 0, token, uses: 1, DateTimeOffset.UtcNow.AddHours(1));
+                }
+            },
+        });
+        using var deadline = TestTimeouts.After(60);
+        var authority = cluster[0];
+        var joiner = await cluster.AddNodeAsync(Joiner(authority, token), deadline.Token);
+        await WaitUpAsync(authority, joiner, deadline.Token);
+        var book = joiner.Services.GetRequiredService<Host.Membership.MembershipBook>();
+        var held = book.Own!;
+
+        // The renewal the node makes at half-life, made now: its membership, no token (the one use is spent).
+        var renewal = new Protocol.V1.JoinRequest
+        {
+            SignedDescriptor = Google.Protobuf.ByteString.CopyFrom(joiner.Descriptor.Encoded.Span),
+            Membership = Google.Protobuf.ByteString.CopyFrom(held.Encoded.Span),
+        };
+        using (var channel = joiner.Services.GetRequiredService<Host.Link.PeerChannels>().CreateTransient(authority.LinkEndpoint, authority.Id))
+        {
+            var renewed = await new Protocol.V1.Link.LinkClient(channel).JoinAsync(renewal, cancellationToken: deadline.Token);
+            Assert.Equal(Overlay.Membership.MembershipError.None, book.SetOwn(renewed.Membership.Span));
+        }
+
+        authority.Services.GetRequiredService<Host.Membership.MembershipAuthority>().Revoke(joiner.Id);
+        using (var channel = joiner.Services.GetRequiredService<Host.Link.PeerChannels>().CreateTransient(authority.LinkEndpoint, authority.Id))
+        {
+            var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () =>
+                await new Protocol.V1.Link.LinkClient(channel).JoinAsync(renewal, cancellationToken: deadline.Token));
+            Assert.Equal(Grpc.Core.StatusCode.PermissionDenied, refused.StatusCode);
+            Assert.Equal("revoked", refused.Trailers.GetValue("overlay-reason"));
+        }
+    }
 }
