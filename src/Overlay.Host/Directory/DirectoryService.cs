@@ -231,8 +231,8 @@ internal sealed class DirectoryService : BackgroundService
             response.SelfMembership = OwnMembership();
         }
 
-        AddKnown(response, _directory.Sample(Options.MaxDescriptorsPerExchange, PeerStatus.Up));
         AddRevocations(response);
+        AddKnown(response, _directory.Sample(Options.MaxDescriptorsPerExchange, PeerStatus.Up));
         return response;
     }
 
@@ -253,21 +253,36 @@ internal sealed class DirectoryService : BackgroundService
     /// <summary>This node's membership as it travels; empty in an open network or while it has none.</summary>
     private ByteString OwnMembership() => _memberships.Own is { } own ? ByteString.CopyFrom(own.Encoded.Span) : ByteString.Empty;
 
+    // Field framing per entry, generously: a tag byte and a length of up to three bytes.
+    private const int FieldOverhead = 4;
+
+    // The message must fit the link's message limit (Overlay:Link:MaxMessageBytes, the peer's too):
+    // with memberships and revocations a full exchange would not, so entries stop at the budget.
+    private int MessageBudget => _options.Link.MaxMessageBytes - 5;
+
     // Each descriptor with its membership at the same index (private network: sampled peers are members).
     private void AddKnown(DescriptorExchange exchange, IEnumerable<PeerInfo> peers)
     {
+        var size = exchange.CalculateSize();
         foreach (var known in peers)
         {
+            var membership = _memberships.IsPrivate ? _memberships.Find(known.Descriptor.Id) : null;
+            size += known.Descriptor.Encoded.Length + FieldOverhead + (_memberships.IsPrivate ? (membership?.Encoded.Length ?? 0) + FieldOverhead : 0);
+            if (size > MessageBudget)
+            {
+                return;
+            }
+
             exchange.Known.Add(ByteString.CopyFrom(known.Descriptor.Encoded.Span));
             if (_memberships.IsPrivate)
             {
-                var membership = _memberships.Find(known.Descriptor.Id);
                 exchange.KnownMemberships.Add(membership is null ? ByteString.Empty : ByteString.CopyFrom(membership.Encoded.Span));
             }
         }
     }
 
-    // Every revocation kept, in a random order when there are more than an exchange carries (each spreads eventually).
+    // Every revocation kept, in a random order when there are more than an exchange carries (each
+    // spreads eventually); they come first, within half the message budget, so descriptors keep room.
     private void AddRevocations(DescriptorExchange exchange)
     {
         if (!_memberships.IsPrivate)
@@ -276,12 +291,13 @@ internal sealed class DirectoryService : BackgroundService
         }
 
         var revocations = _memberships.Revocations.ToArray();
-        if (revocations.Length > MaxRevocationsPerExchange)
+        var fitting = Math.Min(MaxRevocationsPerExchange, (MessageBudget / 2) / (Overlay.Membership.MembershipRevocation.Size + FieldOverhead));
+        if (revocations.Length > fitting)
         {
             RandomNumberGenerator.Shuffle(revocations.AsSpan());
         }
 
-        foreach (var revocation in revocations.AsSpan(0, Math.Min(revocations.Length, MaxRevocationsPerExchange)))
+        foreach (var revocation in revocations.AsSpan(0, Math.Min(revocations.Length, fitting)))
         {
             exchange.Revocations.Add(ByteString.CopyFrom(revocation.Encoded.Span));
         }
