@@ -146,6 +146,7 @@ public static class OverlayCli
         var rotate = new Command("rotate-keys", "Rotate the node's onion key now.");
         rotate.SetAction(commands.RotateKeysAsync);
         root.Subcommands.Add(rotate);
+        Commands.AddMembers(root, commands, o);
         return root;
     }
 }

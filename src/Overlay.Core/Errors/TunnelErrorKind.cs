@@ -83,13 +83,19 @@ public enum TunnelErrorKind : byte
 
     /// <summary>A reply block used after its expiry (the earliest onion-key expiry of its route, or sooner).</summary>
     Expired = 23,
+
+    /// <summary>
+    /// In a private network (one that names authorities), the link peer holds no valid membership
+    /// (none known, expired, forged or revoked): the call was refused.
+    /// </summary>
+    NotAMember = 24,
 }
 
 /// <summary>Helpers over <see cref="TunnelErrorKind"/>.</summary>
 public static class TunnelErrorKinds
 {
     /// <summary>The highest wire code this version knows.</summary>
-    public const TunnelErrorKind Last = TunnelErrorKind.Expired;
+    public const TunnelErrorKind Last = TunnelErrorKind.NotAMember;
 
     /// <summary>Reads a wire code; unknown codes from newer peers map to <see cref="TunnelErrorKind.ProtocolViolation"/>.</summary>
     public static TunnelErrorKind FromWire(byte code) =>
@@ -122,6 +128,7 @@ public static class TunnelErrorKinds
         TunnelErrorKind.Unconfirmed => "unconfirmed",
         TunnelErrorKind.LinkUnauthenticated => "link_unauthenticated",
         TunnelErrorKind.Expired => "expired",
+        TunnelErrorKind.NotAMember => "not_a_member",
         _ => "unknown",
     };
 }

@@ -453,7 +453,8 @@ public sealed class NodeDescriptor
         return colon > authority.LastIndexOf(']') && port.Length is >= 1 and <= 5 && !port.ContainsAnyExceptInRange('0', '9');
     }
 
-    private static bool TryParseEndpoint(ReadOnlySpan<byte> utf8, out Uri endpoint)
+    /// <summary>Reads a signed endpoint: UTF-8 scheme://host:port, 1 to 255 bytes, exactly as written (no trimming).</summary>
+    internal static bool TryParseEndpoint(ReadOnlySpan<byte> utf8, out Uri endpoint)
     {
         endpoint = null!;
         if (utf8.Length is < 1 or > MaxEndpointLength || !Utf8.IsValid(utf8))

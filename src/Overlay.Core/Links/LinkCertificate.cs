@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Formats.Asn1;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -8,16 +9,17 @@ namespace Overlay.Links;
 /// <summary>
 /// The certificate a node presents on every TLS link, in the pattern of the libp2p TLS handshake:
 /// self-signed, for a short-lived ECDSA P-256 key, carrying in a critical extension of the
-/// project's own the node's Ed25519 id and that id's signature over the certificate's
-/// SubjectPublicKeyInfo. No CA is involved: the extension is the whole proof. Layout byte by byte in
+/// project's own the node's Ed25519 id and that id's signature over the certificate's validity
+/// and SubjectPublicKeyInfo (so a leaked link key cannot be re-dated into a new certificate).
+/// No CA is involved: the extension is the whole proof. Layout byte by byte in
 /// docs/protocol.md ("Link certificates").
 /// </summary>
 /// <remarks>
 /// <code>
 /// NodeIdentityExtension ::= SEQUENCE {
-///     version    INTEGER (1),
+///     version    INTEGER (2),
 ///     nodeId     OCTET STRING (SIZE (32)),   -- Ed25519 public key
-///     signature  OCTET STRING (SIZE (64)) }  -- Ed25519 over "overlay-link-tls-v1" || SPKI DER
+///     signature  OCTET STRING (SIZE (64)) }  -- Ed25519 over "overlay-link-tls-v2" || NotBefore || NotAfter || SPKI DER
 /// </code>
 /// </remarks>
 public static class LinkCertificate
@@ -31,8 +33,11 @@ public static class LinkCertificate
     /// <summary>The node identity extension: the arc's first child.</summary>
     public const string ExtensionOid = ArcOid + ".1";
 
-    /// <summary>The extension format version this code writes and reads.</summary>
-    public const int Version = 1;
+    /// <summary>
+    /// The extension format version this code writes and reads. Version 1 signed the SPKI alone;
+    /// 2 signs the validity too, and a version 1 certificate is refused as unsupported.
+    /// </summary>
+    public const int Version = 2;
 
     /// <summary>The longest validity period accepted (NotAfter - NotBefore): a link key is rotated, not kept.</summary>
     public static readonly TimeSpan MaxValidity = TimeSpan.FromDays(14);
@@ -45,23 +50,37 @@ public static class LinkCertificate
 
     private const string EcPublicKeyOid = "1.2.840.10045.2.1";
 
-    /// <summary>The domain separator the identity signs before the SPKI.</summary>
-    public static ReadOnlySpan<byte> SignatureDomain => "overlay-link-tls-v1"u8;
+    /// <summary>The domain separator the identity signs before the validity and the SPKI.</summary>
+    public static ReadOnlySpan<byte> SignatureDomain => "overlay-link-tls-v2"u8;
 
-    /// <summary>The bytes the identity signs: <see cref="SignatureDomain"/> || <paramref name="subjectPublicKeyInfo"/>.</summary>
-    public static byte[] SignedMessage(ReadOnlySpan<byte> subjectPublicKeyInfo)
+    /// <summary>The size of each signed validity bound: a big-endian signed count of Unix seconds.</summary>
+    public const int TimeSize = sizeof(long);
+
+    /// <summary>
+    /// The bytes the identity signs: <see cref="SignatureDomain"/> || NotBefore || NotAfter ||
+    /// <paramref name="subjectPublicKeyInfo"/>, each bound as <see cref="TimeSize"/> bytes of
+    /// big-endian signed Unix seconds (X.509 validity holds whole seconds; fractions are dropped).
+    /// </summary>
+    public static byte[] SignedMessage(DateTimeOffset notBefore, DateTimeOffset notAfter, ReadOnlySpan<byte> subjectPublicKeyInfo)
     {
-        var message = new byte[SignatureDomain.Length + subjectPublicKeyInfo.Length];
-        SignatureDomain.CopyTo(message);
-        subjectPublicKeyInfo.CopyTo(message.AsSpan(SignatureDomain.Length));
+        var message = new byte[SignatureDomain.Length + (2 * TimeSize) + subjectPublicKeyInfo.Length];
+        var span = message.AsSpan();
+        SignatureDomain.CopyTo(span);
+        span = span[SignatureDomain.Length..];
+        BinaryPrimitives.WriteInt64BigEndian(span, notBefore.ToUnixTimeSeconds());
+        BinaryPrimitives.WriteInt64BigEndian(span[TimeSize..], notAfter.ToUnixTimeSeconds());
+        subjectPublicKeyInfo.CopyTo(span[(2 * TimeSize)..]);
         return message;
     }
 
-    /// <summary>The DER extension value: <paramref name="identity"/>'s id and its signature over <paramref name="subjectPublicKeyInfo"/>.</summary>
-    public static byte[] EncodeExtension(NodeIdentity identity, ReadOnlySpan<byte> subjectPublicKeyInfo)
+    /// <summary>
+    /// The DER extension value: <paramref name="identity"/>'s id and its signature over the validity
+    /// <paramref name="notBefore"/> to <paramref name="notAfter"/> and <paramref name="subjectPublicKeyInfo"/>.
+    /// </summary>
+    public static byte[] EncodeExtension(NodeIdentity identity, DateTimeOffset notBefore, DateTimeOffset notAfter, ReadOnlySpan<byte> subjectPublicKeyInfo)
     {
         Span<byte> signature = stackalloc byte[NodeIdentity.SignatureSize];
-        identity.Sign(SignedMessage(subjectPublicKeyInfo), signature);
+        identity.Sign(SignedMessage(notBefore, notAfter, subjectPublicKeyInfo), signature);
         var writer = new AsnWriter(AsnEncodingRules.DER);
         using (writer.PushSequence())
         {
@@ -137,10 +156,14 @@ public static class LinkCertificate
             throw new ArgumentOutOfRangeException(nameof(notAfter), $"a link certificate is valid for more than zero and at most {MaxValidity.TotalDays} days");
         }
 
+        // The certificate holds whole seconds: sign and issue the same truncated bounds.
+        notBefore = WholeSeconds(notBefore);
+        notAfter = WholeSeconds(notAfter);
+
         // The name says nothing about the node: the extension is the identity, and TLS 1.3 encrypts the certificate anyway.
         var request = new CertificateRequest("CN=overlay-link", key, HashAlgorithmName.SHA256);
         var spki = key.ExportSubjectPublicKeyInfo();
-        request.CertificateExtensions.Add(new X509Extension(ExtensionOid, EncodeExtension(identity, spki), critical: true));
+        request.CertificateExtensions.Add(new X509Extension(ExtensionOid, EncodeExtension(identity, notBefore, notAfter, spki), critical: true));
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         return request.CreateSelfSigned(notBefore, notAfter);
@@ -165,8 +188,13 @@ public static class LinkCertificate
             return LinkCertificateError.WrongKeyType;
         }
 
-        var notBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime());
-        var notAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime());
+        // From the DER, not X509Certificate2.NotBefore/NotAfter: those are local times, and a
+        // conversion back through a daylight-saving change would not give the signed second.
+        if (!TryReadValidity(certificate.RawDataMemory, out var notBefore, out var notAfter))
+        {
+            return LinkCertificateError.MalformedCertificate;
+        }
+
         if (notAfter - notBefore > MaxValidity)
         {
             return LinkCertificateError.ValidityTooLong;
@@ -212,7 +240,7 @@ public static class LinkCertificate
             return decoded;
         }
 
-        if (!NodeIdentity.Verify(claimed, SignedMessage(publicKey.ExportSubjectPublicKeyInfo()), signature))
+        if (!NodeIdentity.Verify(claimed, SignedMessage(notBefore, notAfter, publicKey.ExportSubjectPublicKeyInfo()), signature))
         {
             return LinkCertificateError.BadSignature;
         }
@@ -235,4 +263,40 @@ public static class LinkCertificate
 
         return error;
     }
+
+    private static DateTimeOffset WholeSeconds(DateTimeOffset time) =>
+        DateTimeOffset.FromUnixTimeSeconds(time.ToUnixTimeSeconds());
+
+    /// <summary>The validity of an X.509 certificate, read from its DER (RFC 5280 4.1: the fifth field of TBSCertificate).</summary>
+    private static bool TryReadValidity(ReadOnlyMemory<byte> der, out DateTimeOffset notBefore, out DateTimeOffset notAfter)
+    {
+        notBefore = notAfter = default;
+        try
+        {
+            var certificate = new AsnReader(der, AsnEncodingRules.DER).ReadSequence();
+            var tbs = certificate.ReadSequence();
+            var explicitVersion = new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true);
+            if (tbs.PeekTag().HasSameClassAndValue(explicitVersion))
+            {
+                tbs.ReadEncodedValue();
+            }
+
+            tbs.ReadEncodedValue(); // serialNumber
+            tbs.ReadEncodedValue(); // signature AlgorithmIdentifier
+            tbs.ReadEncodedValue(); // issuer
+            var validity = tbs.ReadSequence();
+            notBefore = ReadTime(validity);
+            notAfter = ReadTime(validity);
+            validity.ThrowIfNotEmpty();
+            return true;
+        }
+        catch (AsnContentException)
+        {
+            return false;
+        }
+    }
+
+    // Time ::= CHOICE { utcTime UTCTime, generalTime GeneralizedTime }
+    private static DateTimeOffset ReadTime(AsnReader reader) =>
+        reader.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime) ? reader.ReadUtcTime() : reader.ReadGeneralizedTime();
 }

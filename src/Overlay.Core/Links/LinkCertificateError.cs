@@ -9,6 +9,9 @@ public enum LinkCertificateError
     /// <summary>No certificate was presented.</summary>
     Missing,
 
+    /// <summary>The certificate's validity cannot be read from its DER.</summary>
+    MalformedCertificate,
+
     /// <summary>The key is not an ECDSA P-256 key.</summary>
     WrongKeyType,
 
@@ -30,7 +33,7 @@ public enum LinkCertificateError
     /// <summary>The identity extension names a format version this code does not read.</summary>
     UnsupportedVersion,
 
-    /// <summary>The identity's signature over the certificate's public key does not verify.</summary>
+    /// <summary>The identity's signature over the certificate's validity and public key does not verify.</summary>
     BadSignature,
 
     /// <summary>The certificate proves another node than the one dialed.</summary>
@@ -45,6 +48,7 @@ public static class LinkCertificateErrors
     {
         LinkCertificateError.None => "none",
         LinkCertificateError.Missing => "missing",
+        LinkCertificateError.MalformedCertificate => "malformed_certificate",
         LinkCertificateError.WrongKeyType => "wrong_key_type",
         LinkCertificateError.NotYetValid => "not_yet_valid",
         LinkCertificateError.Expired => "expired",
@@ -62,6 +66,7 @@ public static class LinkCertificateErrors
     {
         LinkCertificateError.None => "valid",
         LinkCertificateError.Missing => "no certificate was presented",
+        LinkCertificateError.MalformedCertificate => "the certificate's validity cannot be read",
         LinkCertificateError.WrongKeyType => "the certificate key is not ECDSA P-256",
         LinkCertificateError.NotYetValid => "the certificate is not valid yet (NotBefore in the future)",
         LinkCertificateError.Expired => "the certificate has expired (NotAfter passed)",
@@ -69,7 +74,7 @@ public static class LinkCertificateErrors
         LinkCertificateError.MissingExtension => "the certificate has no node identity extension",
         LinkCertificateError.MalformedExtension => "the node identity extension is malformed",
         LinkCertificateError.UnsupportedVersion => "the node identity extension has an unknown version",
-        LinkCertificateError.BadSignature => "the node identity's signature over the certificate key does not verify",
+        LinkCertificateError.BadSignature => "the node identity's signature over the certificate's validity and key does not verify",
         LinkCertificateError.WrongNode => "the certificate proves another node than the one dialed",
         _ => "unknown",
     };

@@ -24,24 +24,41 @@ internal static class LinkRequestLimits
     private static readonly string ServicePath = "/" + Protocol.V1.Link.Descriptor.FullName + "/";
     private static readonly string ExchangePath = ServicePath + "Exchange";
     private static readonly string ProvePath = ServicePath + "Prove";
+    private static readonly string JoinPath = ServicePath + "Join";
 
-    /// <summary>A proof request: the 32-byte challenge with its field tag and length, in one gRPC frame, with room to spare.</summary>
-    public const int ProveRequestBytes = 64;
+    /// <summary>A join request: a token, a descriptor and a membership, each with field framing, in one gRPC frame.</summary>
+    public const int JoinRequestBytes = 5 + (3 + Membership.MembershipOptionsValidation.MaxTokenLength) + (3 + Identity.NodeDescriptor.MaxSize) + (3 + Overlay.Membership.NodeMembership.MaxSize);
 
-    /// <summary>An exchange request: our descriptor and the most descriptors an exchange carries, each with its field framing, in one gRPC frame.</summary>
+    /// <summary>
+    /// A proof request: the 32-byte challenge with its field tag and length, in one gRPC frame, with
+    /// room to spare; in a private network the caller's membership too.
+    /// </summary>
+    public static int ProveRequestBytes(OverlayOptions options) => 64 + MembershipField(options);
+
+    /// <summary>
+    /// An exchange request: our descriptor and the most descriptors an exchange carries, each with
+    /// its field framing (and in a private network its membership), in one gRPC frame.
+    /// </summary>
     public static int ExchangeRequestBytes(OverlayOptions options) =>
-        5 + ((options.Directory.MaxDescriptorsPerExchange + 1) * (Identity.NodeDescriptor.MaxSize + 3));
+        5 + ((options.Directory.MaxDescriptorsPerExchange + 1) * (Identity.NodeDescriptor.MaxSize + 3 + MembershipField(options)))
+        + (options.Network.Authorities.Count > 0 ? Directory.DirectoryService.MaxRevocationsPerExchange * (Overlay.Membership.MembershipRevocation.Size + 3) : 0);
+
+    // A membership with its field tag and a two-byte length: only a private network sends them.
+    private static int MembershipField(OverlayOptions options) =>
+        options.Network.Authorities.Count > 0 ? Overlay.Membership.NodeMembership.MaxSize + 3 : 0;
 
     public static void UseLinkRequestLimits(this WebApplication app)
     {
         var options = app.Services.GetRequiredService<IOptions<OverlayOptions>>().Value;
         var admission = app.Services.GetRequiredService<LinkAdmission>();
         var exchange = ExchangeRequestBytes(options);
+        var prove = ProveRequestBytes(options);
         app.Use((context, next) =>
         {
             var path = context.Request.Path.Value;
             var limit = string.Equals(path, ExchangePath, StringComparison.Ordinal) ? exchange
-                : string.Equals(path, ProvePath, StringComparison.Ordinal) ? ProveRequestBytes
+                : string.Equals(path, ProvePath, StringComparison.Ordinal) ? prove
+                : string.Equals(path, JoinPath, StringComparison.Ordinal) ? JoinRequestBytes
                 : 0;
             if (limit != 0 && context.Features.Get<IRequestBodyPipeFeature>() is { } body)
             {

@@ -30,6 +30,8 @@ internal sealed partial class ControlService(
     ListenerRegistry listeners,
     ControlEndpoint endpoint,
     Replies.ReplyBlockStore replies,
+    Membership.MembershipBook memberships,
+    Membership.MembershipAuthority authority,
     IOptions<OverlayOptions> options,
     TimeProvider time,
     IHostApplicationLifetime lifetime,

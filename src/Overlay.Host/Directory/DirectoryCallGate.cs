@@ -11,7 +11,7 @@ using Overlay.Host.Tunnels;
 namespace Overlay.Host.Directory;
 
 /// <summary>
-/// Rate-limits the unauthenticated directory calls (Exchange, Prove) per source address block
+/// Rate-limits the unauthenticated directory calls (Exchange, Prove, Join) per source address block
 /// (<see cref="PeerAddress.FairnessKey"/>): each can cost signature checks and a sample of the
 /// directory, so one source must not be able to keep the node busy. Refused with
 /// ResourceExhausted and Busy in the <c>overlay-error</c> trailer. Tunnel hops are not touched.
@@ -20,6 +20,7 @@ internal sealed class DirectoryCallGate : Interceptor
 {
     private static readonly string ExchangeMethod = $"/{Protocol.V1.Link.Descriptor.FullName}/Exchange";
     private static readonly string ProveMethod = $"/{Protocol.V1.Link.Descriptor.FullName}/Prove";
+    private static readonly string JoinMethod = $"/{Protocol.V1.Link.Descriptor.FullName}/Join";
 
     private readonly HeaderRateLimiter _limiter;
     private readonly ILogger<DirectoryCallGate> _logger;
@@ -34,7 +35,7 @@ internal sealed class DirectoryCallGate : Interceptor
 
     public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        if (context.Method == ExchangeMethod || context.Method == ProveMethod)
+        if (context.Method == ExchangeMethod || context.Method == ProveMethod || context.Method == JoinMethod)
         {
             var source = PeerAddress.FairnessKey(context.GetHttpContext().Connection.RemoteIpAddress);
             if (!_limiter.TryAcquire(source))

@@ -8,6 +8,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Overlay.Host.Link;
+using Overlay.Host.Membership;
+using Overlay.Membership;
 using Overlay.Host.Options;
 using Overlay.Host.Telemetry;
 using Overlay.Identity;
@@ -22,7 +24,8 @@ namespace Overlay.Host.Directory;
 /// address). Every directory call has its own deadline and a short-lived connection. Gossip is
 /// hostile input: cheap checks come before signatures, an endpoint whose proof failed is not
 /// dialed again for Overlay:Directory:ProofCooldown, and callers are rate-limited per source
-/// (<see cref="DirectoryCallGate"/>).
+/// (<see cref="DirectoryCallGate"/>). In a private network each descriptor travels with its node's
+/// membership, and one without a valid membership is neither proved (so never dialed) nor passed on.
 /// </summary>
 internal sealed class DirectoryService : BackgroundService
 {
@@ -30,9 +33,13 @@ internal sealed class DirectoryService : BackgroundService
 
     private const int MaxCoolingEndpoints = 16_384;
 
+    /// <summary>The most revocations one exchange carries (docs/protocol.md 3.1).</summary>
+    public const int MaxRevocationsPerExchange = 256;
+
     private readonly NodeState _node;
     private readonly PeerDirectory _directory;
     private readonly PeerChannels _channels;
+    private readonly MembershipBook _memberships;
     private readonly OverlayOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<DirectoryService> _logger;
@@ -41,12 +48,13 @@ internal sealed class DirectoryService : BackgroundService
     private readonly Lock _provingLock = new();
     private readonly ConcurrentDictionary<Uri, long> _coolingUntil = new();
 
-    public DirectoryService(NodeState node, PeerDirectory directory, PeerChannels channels, IOptions<OverlayOptions> options,
+    public DirectoryService(NodeState node, PeerDirectory directory, PeerChannels channels, MembershipBook memberships, IOptions<OverlayOptions> options,
         TimeProvider time, ILogger<DirectoryService> logger)
     {
         _node = node;
         _directory = directory;
         _channels = channels;
+        _memberships = memberships;
         _options = options.Value;
         _time = time;
         _logger = logger;
@@ -126,8 +134,16 @@ internal sealed class DirectoryService : BackgroundService
         }
     }
 
+    /// <summary>One gossip round now, outside the timer: for tests that count rounds.</summary>
+    internal Task RunGossipRoundAsync(CancellationToken cancellationToken) => GossipRoundAsync(cancellationToken);
+
     private async Task GossipRoundAsync(CancellationToken stoppingToken)
     {
+        if (_memberships.IsPrivate && _memberships.Own is null)
+        {
+            MembershipLog.OwnMembershipMissing(_logger);
+        }
+
         var partners = _directory.Sample(Options.GossipFanout, PeerStatus.Up, PeerStatus.Suspect);
         if (partners.Count < Options.GossipFanout)
         {
@@ -152,14 +168,9 @@ internal sealed class DirectoryService : BackgroundService
             return;
         }
 
-        var request = new DescriptorExchange { Self = ByteString.CopyFrom(self.Encoded.Span) };
-        foreach (var known in _directory.Sample(Options.MaxDescriptorsPerExchange, PeerStatus.Up))
-        {
-            if (known.Descriptor.Id != peer.Id)
-            {
-                request.Known.Add(ByteString.CopyFrom(known.Descriptor.Encoded.Span));
-            }
-        }
+        var request = new DescriptorExchange { Self = ByteString.CopyFrom(self.Encoded.Span), SelfMembership = OwnMembership() };
+        AddRevocations(request);
+        AddKnown(request, _directory.Sample(Options.MaxDescriptorsPerExchange, PeerStatus.Up).Where(known => known.Descriptor.Id != peer.Id));
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         timeout.CancelAfter(Options.CallTimeout);
@@ -202,18 +213,26 @@ internal sealed class DirectoryService : BackgroundService
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"at most {Options.MaxDescriptorsPerExchange} descriptors per exchange"));
         }
 
+        if (request.KnownMemberships.Count > request.Known.Count)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "at most one membership per known descriptor"));
+        }
+
+        if (request.Revocations.Count > MaxRevocationsPerExchange)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"at most {MaxRevocationsPerExchange} revocations per exchange"));
+        }
+
         Learn(request, "an incoming exchange");
         var response = new DescriptorExchange();
         if (_node.Descriptor is { } self)
         {
             response.Self = ByteString.CopyFrom(self.Encoded.Span);
+            response.SelfMembership = OwnMembership();
         }
 
-        foreach (var known in _directory.Sample(Options.MaxDescriptorsPerExchange, PeerStatus.Up))
-        {
-            response.Known.Add(ByteString.CopyFrom(known.Descriptor.Encoded.Span));
-        }
-
+        AddRevocations(response);
+        AddKnown(response, _directory.Sample(Options.MaxDescriptorsPerExchange, PeerStatus.Up));
         return response;
     }
 
@@ -228,24 +247,84 @@ internal sealed class DirectoryService : BackgroundService
         var self = _node.Descriptor ?? throw new RpcException(new Status(StatusCode.Unavailable, "the node is starting"));
         var signature = new byte[NodeIdentity.SignatureSize];
         _node.Identity.Sign(ProofMessage(request.Challenge.Span, self.Encoded.Span), signature);
-        return new ProofResponse { SignedDescriptor = ByteString.CopyFrom(self.Encoded.Span), Signature = ByteString.CopyFrom(signature) };
+        return new ProofResponse { SignedDescriptor = ByteString.CopyFrom(self.Encoded.Span), Signature = ByteString.CopyFrom(signature), Membership = OwnMembership() };
     }
 
-    private void Learn(DescriptorExchange exchange, string source)
+    /// <summary>This node's membership as it travels; empty in an open network or while it has none.</summary>
+    private ByteString OwnMembership() => _memberships.Own is { } own ? ByteString.CopyFrom(own.Encoded.Span) : ByteString.Empty;
+
+    // Field framing per entry, generously: a tag byte and a length of up to three bytes.
+    private const int FieldOverhead = 4;
+
+    // The message must fit the link's message limit (Overlay:Link:MaxMessageBytes, the peer's too):
+    // with memberships and revocations a full exchange would not, so entries stop at the budget.
+    private int MessageBudget => _options.Link.MaxMessageBytes - 5;
+
+    // Each descriptor with its membership at the same index (private network: sampled peers are members).
+    private void AddKnown(DescriptorExchange exchange, IEnumerable<PeerInfo> peers)
     {
-        if (exchange.Known.Count > Options.MaxDescriptorsPerExchange)
+        var size = exchange.CalculateSize();
+        foreach (var known in peers)
+        {
+            var membership = _memberships.IsPrivate ? _memberships.Find(known.Descriptor.Id) : null;
+            size += known.Descriptor.Encoded.Length + FieldOverhead + (_memberships.IsPrivate ? (membership?.Encoded.Length ?? 0) + FieldOverhead : 0);
+            if (size > MessageBudget)
+            {
+                return;
+            }
+
+            exchange.Known.Add(ByteString.CopyFrom(known.Descriptor.Encoded.Span));
+            if (_memberships.IsPrivate)
+            {
+                exchange.KnownMemberships.Add(membership is null ? ByteString.Empty : ByteString.CopyFrom(membership.Encoded.Span));
+            }
+        }
+    }
+
+    // Every revocation kept, in a random order when there are more than an exchange carries (each
+    // spreads eventually); they come first, within half the message budget, so descriptors keep room.
+    private void AddRevocations(DescriptorExchange exchange)
+    {
+        if (!_memberships.IsPrivate)
         {
             return;
         }
 
-        Consider(exchange.Self, source);
-        foreach (var encoded in exchange.Known)
+        var revocations = _memberships.Revocations.ToArray();
+        var fitting = Math.Min(MaxRevocationsPerExchange, (MessageBudget / 2) / (Overlay.Membership.MembershipRevocation.Size + FieldOverhead));
+        if (revocations.Length > fitting)
         {
-            Consider(encoded, source);
+            RandomNumberGenerator.Shuffle(revocations.AsSpan());
+        }
+
+        foreach (var revocation in revocations.AsSpan(0, Math.Min(revocations.Length, fitting)))
+        {
+            exchange.Revocations.Add(ByteString.CopyFrom(revocation.Encoded.Span));
         }
     }
 
-    private void Consider(ByteString encoded, string source)
+    private void Learn(DescriptorExchange exchange, string source)
+    {
+        if (exchange.Known.Count > Options.MaxDescriptorsPerExchange || exchange.KnownMemberships.Count > exchange.Known.Count
+            || exchange.Revocations.Count > MaxRevocationsPerExchange)
+        {
+            return;
+        }
+
+        // Revocations first: a descriptor of a node revoked in the same exchange is refused.
+        foreach (var revocation in exchange.Revocations)
+        {
+            _memberships.LearnRevocation(revocation.Span, source);
+        }
+
+        Consider(exchange.Self, exchange.SelfMembership, source);
+        for (var i = 0; i < exchange.Known.Count; i++)
+        {
+            Consider(exchange.Known[i], i < exchange.KnownMemberships.Count ? exchange.KnownMemberships[i] : ByteString.Empty, source);
+        }
+    }
+
+    private void Consider(ByteString encoded, ByteString membership, string source)
     {
         if (encoded.IsEmpty)
         {
@@ -267,6 +346,8 @@ internal sealed class DirectoryService : BackgroundService
         {
             if (known.Status == PeerStatus.Up)
             {
+                // A renewed membership spreads with the descriptor it belongs to.
+                _memberships.Learn(membership.Span, known.Descriptor.Id, known.Descriptor.Endpoint, source);
                 return;
             }
 
@@ -283,7 +364,14 @@ internal sealed class DirectoryService : BackgroundService
             }
         }
 
-        if (!_directory.IsAdmitted(descriptor!.Id) || _directory.IsKnown(descriptor) || IsCoolingDown(descriptor.Endpoint))
+        if (!_directory.IsAdmitted(descriptor!.Id))
+        {
+            return;
+        }
+
+        // Private network: no valid membership, no proof, so the node is never dialed (the refusal is logged and counted there).
+        if (_memberships.Learn(membership.Span, descriptor.Id, descriptor.Endpoint, source) != MembershipError.None
+            || _directory.IsKnown(descriptor) || IsCoolingDown(descriptor.Endpoint))
         {
             return;
         }
@@ -358,7 +446,7 @@ internal sealed class DirectoryService : BackgroundService
         {
             using var channel = _channels.CreateTransient(endpoint, expected, dialed);
             var response = await new Protocol.V1.Link.LinkClient(channel)
-                .ProveAsync(new ProofRequest { Challenge = ByteString.CopyFrom(challenge) }, cancellationToken: timeout.Token);
+                .ProveAsync(new ProofRequest { Challenge = ByteString.CopyFrom(challenge), Membership = OwnMembership() }, cancellationToken: timeout.Token);
             var error = NodeDescriptor.TryParse(response.SignedDescriptor.Span, _node.Network, _time.GetUtcNow(), _options.OnionKeys.ClockSkew, out var descriptor);
             if (error != DescriptorError.None)
             {
@@ -379,6 +467,13 @@ internal sealed class DirectoryService : BackgroundService
             if (!NodeIdentity.Verify(descriptor.Id, ProofMessage(challenge, response.SignedDescriptor.Span), response.Signature.Span))
             {
                 return ProofFailed(endpoint, label, "bad proof signature");
+            }
+
+            // Private network: the node proves its membership too (a seed's, or a fresher one than gossip carried).
+            if (_memberships.Learn(response.Membership.Span, descriptor.Id, descriptor.Endpoint, $"the proof of {label}") is var membership
+                and not MembershipError.None)
+            {
+                return ProofFailed(endpoint, label, membership.Describe());
             }
 
             if (!_directory.AddConfirmed(descriptor, dialed.Address))

@@ -4,6 +4,8 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Overlay.Host.Link;
+using Overlay.Host.Membership;
+using Overlay.Membership;
 using Overlay.Host.Options;
 using Overlay.Host.Telemetry;
 using Overlay.Identity;
@@ -52,7 +54,8 @@ public sealed record PeerInfo(NodeDescriptor Descriptor, PeerStatus Status, int 
 /// and the control API streams it. Unconfirmed descriptors never enter. Identities are free to
 /// mint, so admission is bounded per address block (one machine cannot fill the directory) and,
 /// when full, a newcomer displaces a peer of the most crowded block, never a seed nor a peer that
-/// carries this node's tunnels.
+/// carries this node's tunnels. In a private network a peer is admitted, sampled (for gossip and
+/// routes) and relayed to only while it holds a valid membership (<see cref="MembershipBook"/>).
 /// </summary>
 public sealed class PeerDirectory
 {
@@ -63,21 +66,29 @@ public sealed class PeerDirectory
     private readonly HashSet<NodeId> _allowed;
     private readonly HashSet<Uri> _seeds;
     private readonly PeerChannels _channels;
+    private readonly MembershipBook _memberships;
     private readonly TimeProvider _time;
     private readonly ILogger<PeerDirectory> _logger;
     private readonly Lock _changeLock = new();
     private readonly Lock _admissionLock = new();
     private TaskCompletionSource _changed = NewSignal();
 
-    internal PeerDirectory(NodeState node, IOptions<OverlayOptions> options, PeerChannels channels, TimeProvider time, ILogger<PeerDirectory> logger)
+    internal PeerDirectory(NodeState node, IOptions<OverlayOptions> options, PeerChannels channels, MembershipBook memberships, TimeProvider time, ILogger<PeerDirectory> logger)
     {
         _node = node;
         _options = options.Value.Directory;
         _allowed = [.. _options.AllowedNodeIds.Select(NodeId.Parse)];
         _seeds = [.. _options.Seeds.Select(s => new Uri(s))];
         _channels = channels;
+        _memberships = memberships;
         _time = time;
         _logger = logger;
+        // A revoked node leaves at once: no route, no gossip, and the links this node dialed to it close.
+        _memberships.Revoked += id =>
+        {
+            Remove(id);
+            _channels.Close(id);
+        };
     }
 
     /// <summary>Raised for every status change, outside any lock.</summary>
@@ -94,6 +105,11 @@ public sealed class PeerDirectory
 
     /// <summary>The peer, if known.</summary>
     public PeerInfo? Find(NodeId id) => _peers.GetValueOrDefault(id);
+
+    /// <summary>The peer, if known and (in a private network) a member now: for routes.</summary>
+    public PeerInfo? FindMember(NodeId id) => _peers.TryGetValue(id, out var peer) && IsMember(peer) ? peer : null;
+
+    private bool IsMember(PeerInfo peer) => _memberships.Check(peer.Descriptor.Id, peer.Descriptor.Endpoint) == MembershipError.None;
 
     /// <summary>True when the admission policy lets <paramref name="id"/> in.</summary>
     public bool IsAdmitted(NodeId id) => id != _node.Id && (_allowed.Count == 0 || _allowed.Contains(id)) && !_banned.ContainsKey(id);
@@ -114,10 +130,10 @@ public sealed class PeerDirectory
         && known.Descriptor.PublishedAt >= descriptor.PublishedAt
         && known.Status == PeerStatus.Up;
 
-    /// <summary>The link endpoint of a known peer, for relaying to it.</summary>
+    /// <summary>The link endpoint of a known peer (a member, in a private network), for relaying to it.</summary>
     public bool TryGetLinkEndpoint(NodeId id, out Uri endpoint)
     {
-        if (_peers.TryGetValue(id, out var peer))
+        if (_peers.TryGetValue(id, out var peer) && IsMember(peer))
         {
             endpoint = peer.Descriptor.Endpoint;
             return true;
@@ -137,6 +153,12 @@ public sealed class PeerDirectory
     {
         if (!IsAdmitted(descriptor.Id))
         {
+            return false;
+        }
+
+        if (_memberships.Check(descriptor.Id, descriptor.Endpoint) is var membership and not MembershipError.None)
+        {
+            DirectoryLog.PeerRefused(_logger, PeerAddress.FairnessKey(address), $"node {descriptor.Id.ToShortString()}: {membership.Describe()}");
             return false;
         }
 
@@ -261,13 +283,14 @@ public sealed class PeerDirectory
         return false;
     }
 
-    /// <summary>Drops peers whose onion key expired and down peers not heard from for a while.</summary>
+    /// <summary>Drops peers whose onion key (or, in a private network, membership) expired and down peers not heard from for a while.</summary>
     internal void Expire(TimeSpan clockSkew)
     {
+        _memberships.Sweep();
         var now = _time.GetUtcNow();
         foreach (var peer in _peers.Values)
         {
-            var expired = peer.Descriptor.OnionExpiresAt + clockSkew < now;
+            var expired = peer.Descriptor.OnionExpiresAt + clockSkew < now || !IsMember(peer);
             var forgotten = peer.Status == PeerStatus.Down && now - peer.LastSeen > _options.ForgetDownAfter;
             // Remove exactly the entry looked at: a fresher one added meanwhile stays.
             if ((expired || forgotten) && ((ICollection<KeyValuePair<NodeId, PeerInfo>>)_peers).Remove(new(peer.Descriptor.Id, peer)))
@@ -277,10 +300,13 @@ public sealed class PeerDirectory
         }
     }
 
-    /// <summary>Up to <paramref name="count"/> random peers in the given statuses (a CSPRNG: nobody should predict whom this node picks).</summary>
+    /// <summary>
+    /// Up to <paramref name="count"/> random peers in the given statuses, members only in a private
+    /// network (a CSPRNG: nobody should predict whom this node picks).
+    /// </summary>
     internal List<PeerInfo> Sample(int count, params PeerStatus[] statuses)
     {
-        var candidates = _peers.Values.Where(p => statuses.Contains(p.Status)).ToArray();
+        var candidates = _peers.Values.Where(p => statuses.Contains(p.Status) && IsMember(p)).ToArray();
         // A partial Fisher-Yates shuffle: uniform, and only as many draws as peers taken.
         var taken = Math.Min(count, candidates.Length);
         for (var i = 0; i < taken; i++)

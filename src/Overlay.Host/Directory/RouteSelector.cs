@@ -123,7 +123,7 @@ public sealed class RouteSelector
         var resolved = new List<NodeDescriptor>(route.Count);
         foreach (var id in route)
         {
-            resolved.Add(_directory.Find(id)?.Descriptor
+            resolved.Add(_directory.FindMember(id)?.Descriptor
                 ?? throw new TunnelException(TunnelErrorKind.UnknownNextHop, resolved.Count + 1, $"hop {resolved.Count + 1} ({id.ToShortString()}) is not in the directory"));
         }
 
@@ -138,7 +138,7 @@ public sealed class RouteSelector
         PeerInfo target;
         if (destination is { } id)
         {
-            var known = _directory.Find(id);
+            var known = _directory.FindMember(id);
             if (known is null || known.Status != PeerStatus.Up)
             {
                 return false;

@@ -21,6 +21,7 @@ using Overlay.Host.Directory;
 using Overlay.Host.Keys;
 using Overlay.Host.Link;
 using Overlay.Host.Link.Tls;
+using Overlay.Host.Membership;
 using Overlay.Host.Options;
 using Overlay.Host.Replies;
 using Overlay.Host.Telemetry;
@@ -199,13 +200,17 @@ public sealed class OverlayNode : IAsyncDisposable
 
             return state;
         });
+        services.AddSingleton<MembershipBook>();
+        services.AddSingleton<MembershipAuthority>();
+        services.AddHostedService<MembershipRenewal>();
         services.AddSingleton(sp => new PeerDirectory(sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>(),
-            sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeerDirectory>>()));
+            sp.GetRequiredService<PeerChannels>(), sp.GetRequiredService<MembershipBook>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PeerDirectory>>()));
         services.AddSingleton(sp => new RouteSelector(sp.GetRequiredService<PeerDirectory>(), sp.GetRequiredService<NodeState>(), sp.GetRequiredService<IOptions<OverlayOptions>>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new TunnelRegistry(sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Tunnels.MaxActiveTunnels));
         services.AddSingleton(sp => new LinkCertificateIssuer(sp.GetRequiredService<NodeState>().Identity,
             sp.GetRequiredService<IOptions<OverlayOptions>>().Value.Link.CertificateRotation, sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<LinkCertificateIssuer>>()));
+        services.AddSingleton<IncomingLinks>();
         services.AddSingleton<LinkPeerVerifier>();
         services.AddSingleton<HealthListener>();
         services.AddSingleton<PeerChannels>();

@@ -35,6 +35,7 @@ internal static class LinkErrors
         TunnelErrorKind.Busy or TunnelErrorKind.LimitExceeded => StatusCode.ResourceExhausted,
         TunnelErrorKind.Malformed or TunnelErrorKind.ProtocolViolation => StatusCode.InvalidArgument,
         TunnelErrorKind.DeadlineExceeded => StatusCode.DeadlineExceeded,
+        TunnelErrorKind.NotAMember => StatusCode.PermissionDenied,
         _ => StatusCode.FailedPrecondition,
     };
 

@@ -114,6 +114,18 @@ internal sealed class PeerChannels : IDisposable
         }
     }
 
+    /// <summary>Closes every pooled channel to node <paramref name="id"/> (a revoked node), ending the calls they carry.</summary>
+    public void Close(NodeId id)
+    {
+        foreach (var (key, peer) in _pooled)
+        {
+            if (key.Id == id && ((ICollection<KeyValuePair<PeerKey, PooledPeer>>)_pooled).Remove(new(key, peer)))
+            {
+                peer.Channel.Dispose();
+            }
+        }
+    }
+
     /// <summary>Link calls open on the pooled channel to node <paramref name="id"/> at <paramref name="endpoint"/> (tunnel hops this node carries to it).</summary>
     public int OpenCalls(NodeId id, Uri endpoint) => _pooled.TryGetValue(new PeerKey(id, endpoint), out var peer) ? peer.OpenCalls : 0;
 

@@ -26,6 +26,8 @@ internal sealed class StrictLinkMethods : IServiceMethodProvider<LinkService>
             static (service, request, call) => service.Exchange(request, call));
         context.AddUnaryMethod(Strict(generated.Get<ProofRequest, ProofResponse>("Prove")), [],
             static (service, request, call) => service.Prove(request, call));
+        context.AddUnaryMethod(Strict(generated.Get<JoinRequest, JoinResponse>("Join")), [],
+            static (service, request, call) => service.Join(request, call));
     }
 
     private static Method<TRequest, TResponse> Strict<TRequest, TResponse>(Method<TRequest, TResponse> method)

@@ -29,6 +29,9 @@ public sealed class OverlayOptions
     /// <summary>Peer discovery and status.</summary>
     public DirectoryOptions Directory { get; set; } = new();
 
+    /// <summary>Private networks: issuing memberships (an authority), joining and renewal.</summary>
+    public Membership.MembershipOptions Membership { get; set; } = new();
+
     /// <summary>Tunnel limits and defaults.</summary>
     public TunnelOptions Tunnels { get; set; } = new();
 
@@ -129,6 +132,13 @@ public sealed class NetworkOptions
 
     /// <summary>No cell either way for this long ends a tunnel at every hop (whole seconds, 1 s to 1 h). Default 2 minutes.</summary>
     public TimeSpan IdleTimeout { get; set; } = NetworkParameters.DefaultIdleTimeout;
+
+    /// <summary>
+    /// The network's authorities: Ed25519 public keys (64 hex digits each) whose signed memberships
+    /// admit a node (docs/protocol.md 4.1). Empty (the default): an open network. Set, links must be
+    /// TLS, and a node is gossiped, dialed and routed through only with a valid membership.
+    /// </summary>
+    public List<string> Authorities { get; set; } = [];
 
     /// <summary>The parameters as the protocol core uses them.</summary>
     public NetworkParameters ToParameters() => new()
@@ -326,6 +336,21 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
                 failures.Add($"Overlay:Directory:Seeds: '{seed}' is not scheme://host:port (http or https, an explicit port, no path, query or user info)");
             }
         }
+
+        foreach (var authority in options.Network.Authorities)
+        {
+            if (!Identity.NodeId.TryParse(authority, out _))
+            {
+                failures.Add($"Overlay:Network:Authorities: '{authority}' is not a 64-hex-digit Ed25519 public key");
+            }
+        }
+
+        if (options.Network.Authorities.Count > 0 && !options.Link.UsesTls)
+        {
+            failures.Add("Overlay:Network:Authorities needs TLS links (an https Overlay:Link:Url): a membership is checked against the node id the link proves");
+        }
+
+        Membership.MembershipOptionsValidation.Validate(options, failures);
 
         foreach (var id in options.Directory.AllowedNodeIds)
         {

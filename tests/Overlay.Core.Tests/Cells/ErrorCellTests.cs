@@ -68,7 +68,7 @@ public sealed class ErrorCellTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(24)]
+    [InlineData(25)]
     [InlineData(200)]
     [InlineData(255)]
     public void An_error_code_the_origin_does_not_know_is_a_protocol_violation_of_that_hop(byte code)

@@ -14,6 +14,10 @@ public sealed class LinkCertificateTests : IDisposable
     private static readonly DateTimeOffset Now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
     private static readonly TimeSpan Skew = TimeSpan.FromMinutes(5);
 
+    // The validity of the certificates WithExtension builds, which their extensions sign.
+    private static readonly DateTimeOffset NotBefore = Now.AddHours(-1);
+    private static readonly DateTimeOffset NotAfter = Now.AddDays(2);
+
     private readonly NodeIdentity _identity = NodeIdentity.Create();
     private readonly ECDsa _key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
 
@@ -61,7 +65,7 @@ public sealed class LinkCertificateTests : IDisposable
     {
         // An attacker with its own TLS key replays a real node's extension to pose as that node.
         using var victimKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var stolen = LinkCertificate.EncodeExtension(_identity, victimKey.ExportSubjectPublicKeyInfo());
+        var stolen = LinkCertificate.EncodeExtension(_identity, NotBefore, NotAfter, victimKey.ExportSubjectPublicKeyInfo());
         using var certificate = WithExtension(_key, new X509Extension(LinkCertificate.ExtensionOid, stolen, critical: true));
 
         Assert.Equal(LinkCertificateError.BadSignature, LinkCertificate.Verify(certificate, Now, Skew, out _));
@@ -70,7 +74,7 @@ public sealed class LinkCertificateTests : IDisposable
     [Fact]
     public void An_extension_with_a_flipped_signature_bit_does_not_verify()
     {
-        var value = LinkCertificate.EncodeExtension(_identity, _key.ExportSubjectPublicKeyInfo());
+        var value = LinkCertificate.EncodeExtension(_identity, NotBefore, NotAfter, _key.ExportSubjectPublicKeyInfo());
         value[^1] ^= 1;
         using var certificate = WithExtension(_key, new X509Extension(LinkCertificate.ExtensionOid, value, critical: true));
 
@@ -89,9 +93,34 @@ public sealed class LinkCertificateTests : IDisposable
     }
 
     [Fact]
+    public void A_certificate_re_dated_after_signing_is_refused()
+    {
+        // A leaked link key and its extension, put in a new certificate with a later validity.
+        using var issued = LinkCertificate.Create(_identity, _key, Now.AddHours(-1), Now.AddDays(1));
+        var extension = issued.Extensions[LinkCertificate.ExtensionOid]!;
+        var request = new CertificateRequest("CN=overlay-link", _key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509Extension(LinkCertificate.ExtensionOid, extension.RawData, critical: true));
+        using var redated = request.CreateSelfSigned(Now.AddDays(30), Now.AddDays(31));
+
+        Assert.Equal(LinkCertificateError.BadSignature, LinkCertificate.Verify(redated, Now.AddDays(30).AddHours(1), Skew, out var id));
+        Assert.True(id.IsNone);
+    }
+
+    [Fact]
+    public void Validity_with_fractions_of_a_second_is_signed_as_the_certificate_carries_it()
+    {
+        // X.509 validity holds whole seconds: the signed validity must be the truncated one.
+        var notBefore = Now.AddHours(-1).AddMilliseconds(750);
+        using var certificate = LinkCertificate.Create(_identity, _key, notBefore, Now.AddDays(1).AddMilliseconds(250));
+        using var received = X509CertificateLoader.LoadCertificate(certificate.RawData);
+
+        Assert.Equal(LinkCertificateError.None, LinkCertificate.Verify(received, Now, Skew, out _));
+    }
+
+    [Fact]
     public void A_long_lived_certificate_is_refused_and_not_issued()
     {
-        var value = LinkCertificate.EncodeExtension(_identity, _key.ExportSubjectPublicKeyInfo());
+        var value = LinkCertificate.EncodeExtension(_identity, NotBefore, NotAfter, _key.ExportSubjectPublicKeyInfo());
         var request = new CertificateRequest("CN=overlay-link", _key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509Extension(LinkCertificate.ExtensionOid, value, critical: true));
         using var certificate = request.CreateSelfSigned(Now.AddDays(-1), Now.AddYears(1));
@@ -104,7 +133,7 @@ public sealed class LinkCertificateTests : IDisposable
     public void A_key_other_than_P256_is_refused()
     {
         using var p384 = ECDsa.Create(ECCurve.NamedCurves.nistP384);
-        var value = LinkCertificate.EncodeExtension(_identity, p384.ExportSubjectPublicKeyInfo());
+        var value = LinkCertificate.EncodeExtension(_identity, NotBefore, NotAfter, p384.ExportSubjectPublicKeyInfo());
         using var certificate = WithExtension(p384, new X509Extension(LinkCertificate.ExtensionOid, value, critical: true));
 
         Assert.Equal(LinkCertificateError.WrongKeyType, LinkCertificate.Verify(certificate, Now, Skew, out _));
@@ -113,7 +142,7 @@ public sealed class LinkCertificateTests : IDisposable
     [Fact]
     public void A_non_critical_extension_is_malformed()
     {
-        var value = LinkCertificate.EncodeExtension(_identity, _key.ExportSubjectPublicKeyInfo());
+        var value = LinkCertificate.EncodeExtension(_identity, NotBefore, NotAfter, _key.ExportSubjectPublicKeyInfo());
         using var nonCritical = WithExtension(_key, new X509Extension(LinkCertificate.ExtensionOid, value, critical: false));
         Assert.Equal(LinkCertificateError.MalformedExtension, LinkCertificate.Verify(nonCritical, Now, Skew, out _));
     }
@@ -121,7 +150,7 @@ public sealed class LinkCertificateTests : IDisposable
     [Fact]
     public void Only_the_exact_DER_layout_decodes()
     {
-        var value = LinkCertificate.EncodeExtension(_identity, _key.ExportSubjectPublicKeyInfo());
+        var value = LinkCertificate.EncodeExtension(_identity, NotBefore, NotAfter, _key.ExportSubjectPublicKeyInfo());
         Assert.Equal(LinkCertificate.ExtensionSize, value.Length);
         Assert.Equal(LinkCertificateError.None, LinkCertificate.DecodeExtension(value, out var id, out var signature));
         Assert.Equal(_identity.Id, id);
@@ -130,15 +159,15 @@ public sealed class LinkCertificateTests : IDisposable
         Assert.Equal(LinkCertificateError.MalformedExtension, LinkCertificate.DecodeExtension(value.AsMemory(..^1), out _, out _));
         Assert.Equal(LinkCertificateError.MalformedExtension, LinkCertificate.DecodeExtension((byte[])[.. value, 0], out _, out _));
 
-        var version2 = (byte[])value.Clone();
-        version2[4] = 2; // 30 73 02 01 [01]
-        Assert.Equal(LinkCertificateError.UnsupportedVersion, LinkCertificate.DecodeExtension(version2, out _, out _));
+        var version1 = (byte[])value.Clone();
+        version1[4] = 1; // 30 67 02 01 [02]: version 1 signed no validity
+        Assert.Equal(LinkCertificateError.UnsupportedVersion, LinkCertificate.DecodeExtension(version1, out _, out _));
 
         // The same fields with a short node id and a padded signature: right total size, wrong layout.
         var writer = new AsnWriter(AsnEncodingRules.DER);
         using (writer.PushSequence())
         {
-            writer.WriteInteger(1);
+            writer.WriteInteger(LinkCertificate.Version);
             writer.WriteOctetString(new byte[NodeId.Size - 1]);
             writer.WriteOctetString(new byte[NodeIdentity.SignatureSize + 1]);
         }
@@ -153,14 +182,14 @@ public sealed class LinkCertificateTests : IDisposable
     [Fact]
     public void Extension_matches_the_published_vector()
     {
-        // Inputs fixed by docs/vectors/v1-link-certificate.json: an identity seed and a P-256 private scalar.
+        // Inputs fixed by docs/vectors/v1-link-certificate.json: an identity seed, a P-256 private scalar and the validity.
         var seed = SHA256.HashData("overlay/v1 link certificate vector identity"u8);
         var scalar = SHA256.HashData("overlay/v1 link certificate vector key"u8);
         using var temp = new TempDirectory();
-        using var identity = LoadIdentity(temp, seed);
+        using var identity = SeededIdentity.Load(temp, seed);
         using var key = ECDsa.Create(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, D = scalar });
         var spki = key.ExportSubjectPublicKeyInfo();
-        var extension = LinkCertificate.EncodeExtension(identity, spki);
+        var extension = LinkCertificate.EncodeExtension(identity, NotBefore, NotAfter, spki);
         using var certificate = WithExtension(key, new X509Extension(LinkCertificate.ExtensionOid, extension, critical: true));
 
         Assert.Equal(LinkCertificateError.None, LinkCertificate.Verify(certificate, Now, Skew, out var id));
@@ -172,8 +201,10 @@ public sealed class LinkCertificateTests : IDisposable
             ["identitySeed"] = VectorFile.Hex(seed),
             ["nodeId"] = VectorFile.Hex(identity.Id.AsSpan()),
             ["p256PrivateScalar"] = VectorFile.Hex(scalar),
+            ["notBefore"] = NotBefore.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture),
+            ["notAfter"] = NotAfter.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture),
             ["subjectPublicKeyInfo"] = VectorFile.Hex(spki),
-            ["signedMessage"] = VectorFile.Hex(LinkCertificate.SignedMessage(spki)),
+            ["signedMessage"] = VectorFile.Hex(LinkCertificate.SignedMessage(NotBefore, NotAfter, spki)),
             ["extensionValue"] = VectorFile.Hex(extension),
         });
     }
@@ -182,7 +213,7 @@ public sealed class LinkCertificateTests : IDisposable
     {
         var request = new CertificateRequest("CN=overlay-link", key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(extension);
-        return request.CreateSelfSigned(Now.AddHours(-1), Now.AddDays(2));
+        return request.CreateSelfSigned(NotBefore, NotAfter);
     }
 
     private static byte[] OidDer(string oid)
@@ -190,19 +221,5 @@ public sealed class LinkCertificateTests : IDisposable
         var writer = new AsnWriter(AsnEncodingRules.DER);
         writer.WriteObjectIdentifier(oid);
         return writer.Encode();
-    }
-
-    // The identity file's documented layout ("OVID", version 1, seed), loaded as a node would.
-    private static NodeIdentity LoadIdentity(TempDirectory temp, byte[] seed)
-    {
-        NodeIdentity.LoadOrCreate(temp.Path).Dispose(); // the key directory, with the modes the node checks
-        var path = temp.Key(NodeIdentity.FileName);
-        File.WriteAllBytes(path, [.. "OVID"u8, 1, .. seed]);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-
-        return NodeIdentity.LoadOrCreate(temp.Path);
     }
 }

@@ -8,7 +8,7 @@ public sealed class TunnelErrorKindTests
     public void FromWire_keeps_every_known_code_and_maps_the_rest_to_protocol_violation()
     {
         var known = Enum.GetValues<TunnelErrorKind>().Where(k => k != TunnelErrorKind.None).Select(k => (byte)k).ToHashSet();
-        Assert.Equal(23, known.Count);
+        Assert.Equal(24, known.Count);
         Assert.Equal((byte)TunnelErrorKinds.Last, known.Max());
 
         for (var code = 0; code <= 255; code++)
@@ -32,6 +32,7 @@ public sealed class TunnelErrorKindTests
         Assert.Equal(21, (int)TunnelErrorKind.Unconfirmed);
         Assert.Equal(22, (int)TunnelErrorKind.LinkUnauthenticated);
         Assert.Equal(23, (int)TunnelErrorKind.Expired);
+        Assert.Equal(24, (int)TunnelErrorKind.NotAMember);
     }
 
     [Fact]

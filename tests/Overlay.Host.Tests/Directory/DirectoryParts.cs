@@ -7,6 +7,7 @@ using Microsoft.Extensions.Time.Testing;
 using Overlay.Host.Directory;
 using Overlay.Host.Link;
 using Overlay.Host.Link.Tls;
+using Overlay.Host.Membership;
 using Overlay.Host.Options;
 using Overlay.Identity;
 using Overlay.Protocol;
@@ -33,9 +34,11 @@ internal sealed class DirectoryParts : IDisposable
         var wrapped = Microsoft.Extensions.Options.Options.Create(options);
         var meters = _services.GetRequiredService<IMeterFactory>();
         Issuer = new LinkCertificateIssuer(State.Identity, options.Link.CertificateRotation, Time, NullLogger.Instance);
-        Channels = new PeerChannels(wrapped, meters, State, Issuer, new LinkPeerVerifier(wrapped, meters, State, Time, NullLogger<LinkPeerVerifier>.Instance),
+        Memberships = new MembershipBook(wrapped, State, meters, Time, NullLogger<MembershipBook>.Instance);
+        Channels = new PeerChannels(wrapped, meters, State, Issuer,
+            new LinkPeerVerifier(wrapped, meters, State, new IncomingLinks(Memberships), Time, NullLogger<LinkPeerVerifier>.Instance),
             Time, NullLogger<PeerChannels>.Instance);
-        Directory = new PeerDirectory(State, wrapped, Channels, Time, NullLogger<PeerDirectory>.Instance);
+        Directory = new PeerDirectory(State, wrapped, Channels, Memberships, Time, NullLogger<PeerDirectory>.Instance);
         Routes = new RouteSelector(Directory, State, wrapped, Time);
     }
 
@@ -46,6 +49,8 @@ internal sealed class DirectoryParts : IDisposable
     public LinkCertificateIssuer Issuer { get; }
 
     public PeerChannels Channels { get; }
+
+    public MembershipBook Memberships { get; }
 
     public PeerDirectory Directory { get; }
 

@@ -36,11 +36,19 @@ public sealed class LinkCertificateVectorTests
         var spki = Bytes.Concat(Convert.FromHexString("3059301306072a8648ce3d020106082a8648ce3d030107034200"), [0x04], point.X!, point.Y!);
         Assert.Equal(Field("subjectPublicKeyInfo"), Hex(spki));
 
-        var message = Bytes.Concat(Encoding.ASCII.GetBytes("overlay-link-tls-v1"), spki);
+        // The validity as 8-byte big-endian signed Unix seconds each, between the domain and the SPKI.
+        var notBefore = DateTimeOffset.Parse(Field("notBefore"), System.Globalization.CultureInfo.InvariantCulture);
+        var notAfter = DateTimeOffset.Parse(Field("notAfter"), System.Globalization.CultureInfo.InvariantCulture);
+        var message = Bytes.Concat(
+            Encoding.ASCII.GetBytes("overlay-link-tls-v2"),
+            Bytes.UInt64((ulong)notBefore.ToUnixTimeSeconds()),
+            Bytes.UInt64((ulong)notAfter.ToUnixTimeSeconds()),
+            spki);
+        Assert.Equal(19 + 16 + 91, message.Length);
         Assert.Equal(Field("signedMessage"), Hex(message));
 
         var signature = SignatureAlgorithm.Ed25519.Sign(identity, message);
-        var extension = Bytes.Concat([0x30, 0x67, 0x02, 0x01, 0x01, 0x04, 0x20], nodeId, [0x04, 0x40], signature);
+        var extension = Bytes.Concat([0x30, 0x67, 0x02, 0x01, 0x02, 0x04, 0x20], nodeId, [0x04, 0x40], signature);
         Assert.Equal(105, extension.Length);
         Assert.Equal(Field("extensionValue"), Hex(extension));
     }

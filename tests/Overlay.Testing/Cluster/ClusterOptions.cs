@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Overlay.Identity;
 
 namespace Overlay.Testing.Cluster;
 
@@ -56,6 +57,16 @@ internal sealed record ClusterOptions
     /// from <see cref="TestCluster.ApplicationTokenFile"/> besides the node's own operator token.
     /// </summary>
     public bool ControlEndpoints { get; init; }
+
+    /// <summary>
+    /// Makes the network private with this key as its one authority (<c>Overlay:Network:Authorities</c>):
+    /// each node that <see cref="Admit"/> accepts gets a membership signed with it as soon as it has
+    /// bound its link endpoint. Null (the default): an open network.
+    /// </summary>
+    public NodeIdentity? Authority { get; init; }
+
+    /// <summary>With <see cref="Authority"/>: which node indexes get a membership at start. Default: all.</summary>
+    public Func<int, bool> Admit { get; init; } = _ => true;
 
     /// <summary>Stops gossip once the cluster formed, so it does not load the machine while figures are taken.</summary>
     public bool PauseGossipOnceFormed { get; init; }

@@ -4,9 +4,11 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Overlay.Host;
 using Overlay.Host.Directory;
+using Overlay.Host.Membership;
 using Overlay.Host.Options;
 using Overlay.Host.Tunnels;
 using Overlay.Identity;
+using Overlay.Membership;
 using Overlay.Testing.Hooks;
 using Overlay.Testing.Logging;
 
@@ -319,6 +321,11 @@ internal sealed class TestCluster : IAsyncDisposable
             configuration["Overlay:Control:ApplicationTokenFile"] = ApplicationTokenFile;
         }
 
+        if (_options.Authority is { } authority)
+        {
+            configuration["Overlay:Network:Authorities:0"] = authority.Id.ToString();
+        }
+
         for (var member = 0; member < _members.Count; member++)
         {
             configuration[string.Create(CultureInfo.InvariantCulture, $"Overlay:Directory:AllowedNodeIds:{member}")] = _members[member];
@@ -350,6 +357,23 @@ internal sealed class TestCluster : IAsyncDisposable
         node.Running = true;
         node.Id = node.Node.Id;
         node.LinkEndpoint = node.Node.LinkEndpoint;
+        if (_options.Authority is not null && _options.Admit(node.Index))
+        {
+            Admit(node);
+        }
+    }
+
+    /// <summary>
+    /// Gives <paramref name="node"/> a membership signed by <see cref="ClusterOptions.Authority"/>,
+    /// valid from an hour ago for <paramref name="lifetime"/> (default a day) from now.
+    /// </summary>
+    public NodeMembership Admit(ClusterNode node, TimeSpan? lifetime = null)
+    {
+        var authority = _options.Authority ?? throw new InvalidOperationException("the cluster has no authority");
+        var now = DateTimeOffset.UtcNow;
+        var membership = NodeMembership.Issue(authority, node.Id, node.LinkEndpoint, now.AddHours(-1), now + (lifetime ?? TimeSpan.FromDays(1)));
+        var error = node.Services.GetRequiredService<MembershipBook>().SetOwn(membership.Encoded.Span);
+        return error == MembershipError.None ? membership : throw new InvalidOperationException($"{node}: {error.Describe()}");
     }
 
     private OverlayNodeSettings Settings(int index, string name, IReadOnlyDictionary<string, string?> configuration) => new()

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography;
@@ -31,18 +32,24 @@ internal static class TestLinkTls
 
     /// <summary>
     /// A self-signed P-256 certificate whose extension claims <paramref name="claimed"/> (default
-    /// <paramref name="identity"/>'s id) with <paramref name="identity"/>'s signature over the SPKI.
+    /// <paramref name="identity"/>'s id) with <paramref name="identity"/>'s signature over the validity and the SPKI.
     /// </summary>
     public static X509Certificate2 Certificate(NodeIdentity identity, ECDsa key, DateTimeOffset notBefore, DateTimeOffset notAfter,
         bool withExtension = true, NodeId? claimed = null)
     {
+        // Whole seconds, as the certificate holds them and the extension signs them.
+        notBefore = DateTimeOffset.FromUnixTimeSeconds(notBefore.ToUnixTimeSeconds());
+        notAfter = DateTimeOffset.FromUnixTimeSeconds(notAfter.ToUnixTimeSeconds());
         var request = new CertificateRequest("CN=overlay-link", key, HashAlgorithmName.SHA256);
         if (withExtension)
         {
             var spki = key.ExportSubjectPublicKeyInfo();
             var signature = new byte[NodeIdentity.SignatureSize];
-            identity.Sign([.. Encoding.ASCII.GetBytes("overlay-link-tls-v1"), .. spki], signature);
-            byte[] value = [0x30, 0x67, 0x02, 0x01, 0x01, 0x04, 0x20, .. (claimed ?? identity.Id).AsSpan(), 0x04, 0x40, .. signature];
+            Span<byte> validity = stackalloc byte[16];
+            BinaryPrimitives.WriteInt64BigEndian(validity, notBefore.ToUnixTimeSeconds());
+            BinaryPrimitives.WriteInt64BigEndian(validity[8..], notAfter.ToUnixTimeSeconds());
+            identity.Sign([.. Encoding.ASCII.GetBytes("overlay-link-tls-v2"), .. validity, .. spki], signature);
+            byte[] value = [0x30, 0x67, 0x02, 0x01, 0x02, 0x04, 0x20, .. (claimed ?? identity.Id).AsSpan(), 0x04, 0x40, .. signature];
             request.CertificateExtensions.Add(new X509Extension(ExtensionOid, value, critical: true));
         }
 

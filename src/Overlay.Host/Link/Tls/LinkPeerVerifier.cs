@@ -28,9 +28,11 @@ internal sealed class LinkPeerVerifier
     private readonly ILogger<LinkPeerVerifier> _logger;
     private readonly WarningThrottle _throttle;
     private readonly Counter<long> _refused;
+    private readonly IncomingLinks _incoming;
 
-    public LinkPeerVerifier(IOptions<OverlayOptions> options, IMeterFactory meterFactory, NodeState node, TimeProvider time, ILogger<LinkPeerVerifier> logger)
+    public LinkPeerVerifier(IOptions<OverlayOptions> options, IMeterFactory meterFactory, NodeState node, IncomingLinks incoming, TimeProvider time, ILogger<LinkPeerVerifier> logger)
     {
+        _incoming = incoming;
         _clockSkew = options.Value.OnionKeys.ClockSkew;
         _time = time;
         _logger = logger;
@@ -46,6 +48,7 @@ internal sealed class LinkPeerVerifier
         if (error == LinkCertificateError.None)
         {
             connection.Features.Set(new LinkPeerIdentityFeature(id));
+            _incoming.Track(id, connection);
             return true;
         }
 
