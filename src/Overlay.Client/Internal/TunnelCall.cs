@@ -57,6 +57,11 @@ internal sealed class TunnelCall<TRequest, TResponse>(
         {
             throw ended;
         }
+        catch (Exception exception) when (exception is InvalidOperationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            // The node is ending the call and its status has not arrived yet: there is no request left to end, and
+            // the next read reports the node's status (as a read always does), so nothing is lost by returning.
+        }
     }
 
     // A write that races the node ending the call fails as "cancelled" or "call is complete", depending on
