@@ -26,7 +26,7 @@ internal sealed class LinkAdmission
         _throttle = new WarningThrottle(time, WarningThrottle.PeerInterval);
         Connections = new KeyedLimiter(link.MaxConnections, link.MaxConnectionsPerPeer);
         PendingHeaders = new KeyedLimiter(tunnels.MaxPendingHeaders, tunnels.MaxPendingHeadersPerPeer);
-        HeaderRate = new HeaderRateLimiter(tunnels.HeadersPerSecondPerPeer, tunnels.HeaderBurstPerPeer, time);
+        HeaderRate = new HeaderRateLimiter(tunnels.HeadersPerSecondPerPeer, tunnels.HeaderBurstPerPeer, time, tunnels.HeadersPerSecond);
         Headers = new FairHeaderScheduler(tunnels.EffectiveHeaderConcurrency, tunnels.MaxHeaderQueuePerPeer);
     }
 
@@ -36,7 +36,7 @@ internal sealed class LinkAdmission
     /// <summary>Relay streams accepted whose header has not been processed yet.</summary>
     public KeyedLimiter PendingHeaders { get; }
 
-    /// <summary>New relay streams per second: over it, streams are held (paced), then refused.</summary>
+    /// <summary>New relay streams per second, per key and split between the active keys: over it, streams are held (paced), then refused.</summary>
     public HeaderRateLimiter HeaderRate { get; }
 
     /// <summary>Turns at header processing.</summary>

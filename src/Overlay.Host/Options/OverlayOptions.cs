@@ -224,6 +224,13 @@ public sealed class TunnelOptions
     /// </summary>
     public double HeadersPerSecondPerPeer { get; set; } = 2000;
 
+    /// <summary>
+    /// New relay streams per second for the whole node, split equally between the fairness keys that
+    /// sent one in the last second: a key alone gets up to <see cref="HeadersPerSecondPerPeer"/>, and
+    /// while others are active a flooding key is held to its share. Default 2,000.
+    /// </summary>
+    public double HeadersPerSecond { get; set; } = 2000;
+
     /// <summary>Burst of the per-key header bucket: served at once before pacing starts. Default 500.</summary>
     public int HeaderBurstPerPeer { get; set; } = 500;
 
@@ -413,6 +420,11 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         if (!(tunnels.HeadersPerSecondPerPeer > 0 && tunnels.HeadersPerSecondPerPeer <= 1_000_000))
         {
             failures.Add($"Overlay:Tunnels:HeadersPerSecondPerPeer must be a number above 0 and at most 1,000,000, not {tunnels.HeadersPerSecondPerPeer}");
+        }
+
+        if (!(tunnels.HeadersPerSecond > 0 && tunnels.HeadersPerSecond <= 1_000_000))
+        {
+            failures.Add($"Overlay:Tunnels:HeadersPerSecond must be a number above 0 and at most 1,000,000, not {tunnels.HeadersPerSecond}");
         }
 
         RequireRange(failures, "Overlay:Tunnels:HeaderBurstPerPeer", tunnels.HeaderBurstPerPeer, 1, 1_000_000);

@@ -80,6 +80,43 @@ public sealed class FairShareTests
         AssertClose(TimeSpan.FromSeconds(0.1), after);
     }
 
+    [Fact]
+    public void While_another_previous_hop_is_active_a_flood_is_held_to_its_share_of_the_node_rate()
+    {
+        var time = new FakeTimeProvider();
+        var limiter = new HeaderRateLimiter(perSecond: 100, burst: 1, time, sharedPerSecond: 100);
+        var holdAtMost = TimeSpan.FromSeconds(10);
+
+        // Alone, the flooder is paced at its own rate: each stream held 10 ms longer than the one before.
+        Assert.Equal(TimeSpan.FromMilliseconds(10), Spacing(limiter, "flooder", holdAtMost));
+
+        // Another hop sends a stream; from the next recount on, the two split the node's rate.
+        Assert.True(limiter.TryReserve("other", holdAtMost, out var other));
+        Assert.Equal(TimeSpan.Zero, other);
+        time.Advance(TimeSpan.FromMilliseconds(150));
+        Assert.True(limiter.TryReserve("other", holdAtMost, out _));
+        Assert.Equal(2, limiter.ActiveKeys);
+        Assert.Equal(TimeSpan.FromMilliseconds(20), Spacing(limiter, "flooder", holdAtMost));
+
+        // The other hop falls silent: a second later the flooder has the whole rate again (its debt still paid).
+        for (var i = 0; i < 20; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(100));
+            Assert.True(limiter.TryReserve("flooder", holdAtMost, out _));
+        }
+
+        Assert.Equal(1, limiter.ActiveKeys);
+        Assert.Equal(TimeSpan.FromMilliseconds(10), Spacing(limiter, "flooder", holdAtMost));
+    }
+
+    // How much longer the second of two streams sent at once is held than the first: one over the key's rate.
+    private static TimeSpan Spacing(HeaderRateLimiter limiter, string key, TimeSpan holdAtMost)
+    {
+        Assert.True(limiter.TryReserve(key, holdAtMost, out var first));
+        Assert.True(limiter.TryReserve(key, holdAtMost, out var second));
+        return TimeSpan.FromMilliseconds(Math.Round((second - first).TotalMilliseconds, 3));
+    }
+
     private static void AssertClose(TimeSpan expected, TimeSpan actual) =>
         Assert.InRange(actual.TotalMilliseconds, expected.TotalMilliseconds - 1, expected.TotalMilliseconds + 1);
 
@@ -90,12 +127,11 @@ public sealed class FairShareTests
     [InlineData(-1)]
     public void A_header_rate_that_is_not_a_positive_number_is_refused(double rate)
     {
-        var options = new OverlayOptions { Tunnels = { HeadersPerSecondPerPeer = rate } };
+        var perKey = new OverlayOptionsValidator().Validate(null, new OverlayOptions { Tunnels = { HeadersPerSecondPerPeer = rate } });
+        var shared = new OverlayOptionsValidator().Validate(null, new OverlayOptions { Tunnels = { HeadersPerSecond = rate } });
 
-        var result = new OverlayOptionsValidator().Validate(null, options);
-
-        Assert.True(result.Failed);
-        Assert.Contains(result.Failures!, f => f.Contains("Overlay:Tunnels:HeadersPerSecondPerPeer", StringComparison.Ordinal));
+        Assert.Contains(perKey.Failures!, f => f.Contains("Overlay:Tunnels:HeadersPerSecondPerPeer", StringComparison.Ordinal));
+        Assert.Contains(shared.Failures!, f => f.Contains("Overlay:Tunnels:HeadersPerSecond ", StringComparison.Ordinal));
     }
 
     [Theory]

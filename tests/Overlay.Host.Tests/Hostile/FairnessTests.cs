@@ -30,6 +30,7 @@ public sealed class FairnessTests(ITestOutputHelper output)
                 // One header at a time, and no rate limit to hide behind: the turns alone keep it fair.
                 ["Overlay:Tunnels:HeaderConcurrency"] = "1",
                 ["Overlay:Tunnels:HeadersPerSecondPerPeer"] = "1000000",
+                ["Overlay:Tunnels:HeadersPerSecond"] = "1000000",
                 ["Overlay:Tunnels:HeaderBurstPerPeer"] = "1000000",
             },
         });
