@@ -20,7 +20,7 @@ internal static class Program
           --json FILE    also write every figure, ratio and target to FILE
           --only PHASES  comma-separated subset of: streaming, scale, throughput, latency, first-reply, streams
           WORKLOAD       tunnel or chain (bulk echo), tunnel-fresh or chain-fresh (first reply on a fresh path),
-                         tunnel-rtt or chain-rtt (64-byte round trips on an established path); 3 relays and 30 s by default
+                         tunnel-rtt or chain-rtt (64-byte round trips on an established path), tunnel-stream (new streams on a kept route); 3 relays and 30 s by default
           --phases       also time every span of the tunnels and print the median per span name
           --trips N      soak: round trips (1,000 by default), 4 at a time, 30 s deadline each; exit 1 on any hang, untyped failure or wrong reply
           --nodes N      soak: nodes (34 by default: 32 relays, the origin and the destination); at least 3

@@ -18,7 +18,7 @@ namespace Overlay.Bench.Network;
 /// </summary>
 internal static class ProfileCommand
 {
-    public static readonly string[] Workloads = ["tunnel", "chain", "tunnel-fresh", "chain-fresh", "tunnel-rtt", "chain-rtt"];
+    public static readonly string[] Workloads = ["tunnel", "chain", "tunnel-fresh", "chain-fresh", "tunnel-rtt", "chain-rtt", "tunnel-stream"];
 
     public static async Task<int> RunAsync(string workload, int relays, TimeSpan duration, bool phases, TextWriter log, CancellationToken cancellationToken)
     {
@@ -66,6 +66,13 @@ internal static class ProfileCommand
                     return echoBytes;
                 case "tunnel-fresh":
                     await Network.Workloads.FreshTunnelFirstReplyAsync(origin, route, ping, token);
+                    return 0;
+                case "tunnel-stream":
+                    for (var i = 0; i < 1000; i++)
+                    {
+                        await Network.Workloads.FreshTunnelFirstReplyAsync(origin, route, ping, token, reuse: true);
+                    }
+
                     return 0;
                 case "chain-fresh":
                     await Network.Workloads.FreshChainFirstReplyAsync(chain, hops, message, token);
@@ -116,7 +123,7 @@ internal static class ProfileCommand
         var cpuMicroseconds = (Environment.CpuUsage.TotalTime - cpu).TotalMicroseconds;
         log.WriteLine(bytes > 0
             ? string.Create(CultureInfo.InvariantCulture, $"profile: {units} runs, {bytes / elapsed.TotalSeconds / 1e6:F1} MB/s each way, {cpuMicroseconds / (bytes / 1024.0):F2} µs CPU per KiB each way")
-            : string.Create(CultureInfo.InvariantCulture, $"profile: {units} runs, {elapsed.TotalMilliseconds / units / (workload.EndsWith("-rtt", StringComparison.Ordinal) ? 1000 : 1):F3} ms each, {cpuMicroseconds / units / (workload.EndsWith("-rtt", StringComparison.Ordinal) ? 1000 : 1):F1} µs CPU each"));
+            : string.Create(CultureInfo.InvariantCulture, $"profile: {units} runs, {elapsed.TotalMilliseconds / units / PerRun(workload):F3} ms each, {cpuMicroseconds / units / PerRun(workload):F1} µs CPU each"));
         if (phases)
         {
             foreach (var (name, durations) in spans.OrderBy(p => p.Key, StringComparer.Ordinal))
@@ -127,4 +134,7 @@ internal static class ProfileCommand
 
         return 0;
     }
+
+    // Round trips and streams run a thousand to a unit of work.
+    private static int PerRun(string workload) => workload.EndsWith("-rtt", StringComparison.Ordinal) || workload == "tunnel-stream" ? 1000 : 1;
 }

@@ -176,8 +176,12 @@ internal sealed class DirectoryService : BackgroundService
         timeout.CancelAfter(Options.CallTimeout);
         try
         {
-            using var channel = _channels.CreateTransient(peer.Endpoint, peer.Id);
-            var response = await new Protocol.V1.Link.LinkClient(channel).ExchangeAsync(request, cancellationToken: timeout.Token);
+            // Over the connection tunnel hops already hold to this peer when there is one: a fresh
+            // connection costs both sides a TLS handshake, at every gossip round.
+            using var borrowed = _channels.TryBorrow(peer.Id, peer.Endpoint);
+            using var transient = borrowed is null ? _channels.CreateTransient(peer.Endpoint, peer.Id) : null;
+            var client = borrowed?.Client ?? new Protocol.V1.Link.LinkClient(transient!);
+            var response = await client.ExchangeAsync(request, cancellationToken: timeout.Token);
             _directory.ReportSuccess(peer.Id);
             Learn(response, $"gossip from {peer.Id.ToShortString()}");
         }

@@ -19,9 +19,9 @@ namespace Overlay.Host.Link;
 
 /// <summary>
 /// gRPC channels to peers. Tunnel hops share one pooled channel per peer, keyed by node id and
-/// endpoint (HTTP/2 multiplexing, another connection when one is full); directory calls use a
-/// short-lived channel each, so a node keeps connections only to the peers its tunnels use, never
-/// a full mesh. Every connection goes through <see cref="PeerDialPolicy"/> on the address actually
+/// endpoint (HTTP/2 multiplexing, another connection when one is full); a directory call borrows
+/// that channel when there is one and otherwise uses a short-lived channel of its own, so a node
+/// keeps connections only to the peers its tunnels use, never a full mesh. Every connection goes through <see cref="PeerDialPolicy"/> on the address actually
 /// dialed, and over TLS (an https endpoint) the server must prove the node id expected of it
 /// (<see cref="LinkPeerVerifier"/>). A node whose own links use TLS dials no cleartext endpoint.
 /// </summary>
@@ -128,6 +128,16 @@ internal sealed class PeerChannels : IDisposable
 
     /// <summary>Link calls open on the pooled channel to node <paramref name="id"/> at <paramref name="endpoint"/> (tunnel hops this node carries to it).</summary>
     public int OpenCalls(NodeId id, Uri endpoint) => _pooled.TryGetValue(new PeerKey(id, endpoint), out var peer) ? peer.OpenCalls : 0;
+
+    /// <summary>
+    /// The pooled channel to node <paramref name="id"/> at <paramref name="endpoint"/> for one
+    /// directory call, when tunnel hops already keep one open: the call needs no new connection and
+    /// no handshake. Null when there is none. Borrowing does not extend the channel's idle life
+    /// (only tunnel hops keep a connection open), and a borrowed channel is not retired until
+    /// returned (dispose the result).
+    /// </summary>
+    public BorrowedChannel? TryBorrow(NodeId id, Uri endpoint) =>
+        _pooled.TryGetValue(new PeerKey(id, endpoint), out var peer) && peer.TryBorrow() ? new BorrowedChannel(peer) : null;
 
     /// <summary>
     /// A channel for one directory exchange with node <paramref name="expected"/> (any node when
@@ -270,7 +280,7 @@ internal sealed class PeerChannels : IDisposable
     }
 
     /// <summary>One pooled channel, its client counting the calls it carries, and when it was last used.</summary>
-    private sealed class PooledPeer
+    internal sealed class PooledPeer
     {
         private readonly TimeProvider _time;
         private readonly Lock _lock = new();
@@ -301,6 +311,29 @@ internal sealed class PeerChannels : IDisposable
             }
         }
 
+        // Counted as an open call, so not retired while borrowed, but the idle clock is left alone.
+        public bool TryBorrow()
+        {
+            lock (_lock)
+            {
+                if (_retired)
+                {
+                    return false;
+                }
+
+                _openCalls++;
+                return true;
+            }
+        }
+
+        public void Return()
+        {
+            lock (_lock)
+            {
+                _openCalls--;
+            }
+        }
+
         // Under the same lock as TryTouch: a channel handed out is never retired before its call starts.
         public bool TryRetire(TimeSpan idle)
         {
@@ -328,6 +361,22 @@ internal sealed class PeerChannels : IDisposable
                 _lastUsed = _time.GetTimestamp();
             }
         }
+    }
+
+    /// <summary>A pooled channel lent to one directory call; disposing it returns it.</summary>
+    internal sealed class BorrowedChannel : IDisposable
+    {
+        private PooledPeer? _peer;
+
+        internal BorrowedChannel(PooledPeer peer)
+        {
+            _peer = peer;
+            Client = peer.Client;
+        }
+
+        public Protocol.V1.Link.LinkClient Client { get; }
+
+        public void Dispose() => Interlocked.Exchange(ref _peer, null)?.Return();
     }
 
     /// <summary>Counts a channel's open streaming calls: started when made, ended when disposed.</summary>

@@ -49,6 +49,31 @@ public sealed class PooledChannelTests
     }
 
     [Fact]
+    public void A_borrowed_channel_is_kept_while_lent_but_its_idle_life_is_not_extended()
+    {
+        using var parts = new DirectoryParts();
+        Assert.Null(parts.Channels.TryBorrow(FirstId, First)); // no tunnel hop keeps one: the caller opens its own
+        var client = parts.Channels.Client(FirstId, First);
+
+        parts.Time.Advance(PeerChannels.PooledIdleTimeout - TimeSpan.FromSeconds(1));
+        var borrowed = parts.Channels.TryBorrow(FirstId, First);
+        Assert.NotNull(borrowed);
+        Assert.Same(client, borrowed.Client);
+
+        // Idle past the timeout while lent: kept.
+        parts.Time.Advance(TimeSpan.FromSeconds(2));
+        parts.Channels.SweepIdle();
+        Assert.Equal(1, parts.Channels.PooledCount);
+
+        // Returned: idle since the tunnel hop's last use, not since the borrowing, so closed at once.
+        borrowed.Dispose();
+        borrowed.Dispose(); // returned once
+        parts.Channels.SweepIdle();
+        Assert.Equal(0, parts.Channels.PooledCount);
+        Assert.Null(parts.Channels.TryBorrow(FirstId, First));
+    }
+
+    [Fact]
     public void Channels_are_pooled_by_node_id_and_endpoint_not_by_address_alone()
     {
         // Another node now answering at a known endpoint (a restart with a new identity, a moved
