@@ -54,12 +54,7 @@ public sealed class ProofBackoffTests
     {
         await using var peer = await TestCluster.StartAsync(1, new ClusterOptions
         {
-            // The restart names its link port, which would give the control API its fixed default port.
-            Configuration = new Dictionary<string, string?>
-            {
-                ["Overlay:Link:Url"] = "http://127.0.0.1:0",
-                ["Overlay:Control:Url"] = "http://127.0.0.1:0",
-            },
+            Configuration = new Dictionary<string, string?> { ["Overlay:Link:Url"] = "http://127.0.0.1:0" },
         });
         await using var node = await FakeClockNode.StartAsync();
         using var deadline = TestTimeouts.After(90);
