@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography;
 using System.Threading.Channels;
@@ -22,16 +21,14 @@ namespace Overlay.Host.Directory;
 /// descriptors with a few random peers each round, and admits a descriptor only after the node
 /// at its endpoint proved it holds the identity (so nobody can point the network at a victim's
 /// address). Every directory call has its own deadline and a short-lived connection. Gossip is
-/// hostile input: cheap checks come before signatures, an endpoint whose proof failed is not
-/// dialed again for Overlay:Directory:ProofCooldown, and callers are rate-limited per source
+/// hostile input: cheap checks come before signatures, an endpoint whose proof failed waits
+/// before it is dialed again (<see cref="ProofCooldowns"/>), and callers are rate-limited per source
 /// (<see cref="DirectoryCallGate"/>). In a private network each descriptor travels with its node's
 /// membership, and one without a valid membership is neither proved (so never dialed) nor passed on.
 /// </summary>
 internal sealed class DirectoryService : BackgroundService
 {
     private static ReadOnlySpan<byte> ProofContext => "overlay/v1 proof"u8;
-
-    private const int MaxCoolingEndpoints = 16_384;
 
     /// <summary>The most revocations one exchange carries (docs/protocol.md 3.1).</summary>
     public const int MaxRevocationsPerExchange = 256;
@@ -46,7 +43,7 @@ internal sealed class DirectoryService : BackgroundService
     private readonly Channel<NodeDescriptor> _toProve;
     private readonly HashSet<NodeId> _proving = [];
     private readonly Lock _provingLock = new();
-    private readonly ConcurrentDictionary<Uri, long> _coolingUntil = new();
+    private readonly ProofCooldowns _cooldowns;
 
     public DirectoryService(NodeState node, PeerDirectory directory, PeerChannels channels, MembershipBook memberships, IOptions<OverlayOptions> options,
         TimeProvider time, ILogger<DirectoryService> logger)
@@ -58,6 +55,7 @@ internal sealed class DirectoryService : BackgroundService
         _options = options.Value;
         _time = time;
         _logger = logger;
+        _cooldowns = new ProofCooldowns(_options.Directory, time);
         // Bounded: a flood of gossip cannot queue unbounded proofs; extra descriptors wait for the next
         // round. (Wait mode: TryWrite then says false when full, where DropWrite would say true and drop.)
         _toProve = Channel.CreateBounded<NodeDescriptor>(new BoundedChannelOptions(_options.Directory.MaxDescriptorsPerExchange * 4)
@@ -375,7 +373,7 @@ internal sealed class DirectoryService : BackgroundService
 
         // Private network: no valid membership, no proof, so the node is never dialed (the refusal is logged and counted there).
         if (_memberships.Learn(membership.Span, descriptor.Id, descriptor.Endpoint, source) != MembershipError.None
-            || _directory.IsKnown(descriptor) || IsCoolingDown(descriptor.Endpoint))
+            || _directory.IsKnown(descriptor) || _cooldowns.IsCoolingDown(descriptor.Endpoint))
         {
             return;
         }
@@ -421,7 +419,7 @@ internal sealed class DirectoryService : BackgroundService
             {
                 // Last resort: a bug in one proof must not end this prover (the queue would starve).
                 DirectoryLog.ProverFailed(_logger, exception);
-                CoolDown(descriptor.Endpoint);
+                _cooldowns.Failed(descriptor.Endpoint);
             }
             catch (OperationCanceledException)
             {
@@ -480,11 +478,15 @@ internal sealed class DirectoryService : BackgroundService
                 return ProofFailed(endpoint, label, membership.Describe());
             }
 
-            if (!_directory.AddConfirmed(descriptor, dialed.Address))
+            if (_directory.AddConfirmed(descriptor, dialed.Address))
+            {
+                _cooldowns.Succeeded(endpoint);
+            }
+            else
             {
                 // Proved, but not admitted (policy, its block or the directory is full): gossip will
                 // repeat it, so it waits like a failed proof.
-                CoolDown(endpoint);
+                _cooldowns.Failed(endpoint);
             }
 
             return descriptor;
@@ -503,29 +505,8 @@ internal sealed class DirectoryService : BackgroundService
     private NodeDescriptor? ProofFailed(Uri endpoint, string label, string reason)
     {
         Log.ProofFailed(_logger, label, reason);
-        CoolDown(endpoint);
+        _cooldowns.Failed(endpoint);
         return null;
-    }
-
-    private bool IsCoolingDown(Uri endpoint) =>
-        _coolingUntil.TryGetValue(endpoint, out var until) && _time.GetTimestamp() < until;
-
-    // Bounded: past the limit, lapsed entries go first, then any (a dropped entry costs at most one more dial).
-    private void CoolDown(Uri endpoint)
-    {
-        var now = _time.GetTimestamp();
-        if (_coolingUntil.Count >= MaxCoolingEndpoints)
-        {
-            foreach (var (cooling, until) in _coolingUntil)
-            {
-                if (until <= now || _coolingUntil.Count >= MaxCoolingEndpoints)
-                {
-                    _coolingUntil.TryRemove(cooling, out _);
-                }
-            }
-        }
-
-        _coolingUntil[endpoint] = now + (long)(Options.ProofCooldown.TotalSeconds * _time.TimestampFrequency);
     }
 
     private static byte[] ProofMessage(ReadOnlySpan<byte> challenge, ReadOnlySpan<byte> descriptor)

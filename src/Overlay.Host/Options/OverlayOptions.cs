@@ -202,8 +202,18 @@ public sealed class DirectoryOptions
     /// <summary>Burst of the per-source directory call bucket. Default 32.</summary>
     public int CallBurstPerSource { get; set; } = 32;
 
-    /// <summary>After a failed endpoint proof, that endpoint is not dialed again for this long (gossip repeats dead endpoints). Default 2 min.</summary>
+    /// <summary>
+    /// After a failed endpoint proof, that endpoint is not dialed again for <see cref="ProofCooldownInitial"/>,
+    /// twice as long after each further failure, up to this cap (gossip repeats dead endpoints); a proof
+    /// that succeeds starts it over. Default 2 min.
+    /// </summary>
     public TimeSpan ProofCooldown { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The cooldown after an endpoint's first failed proof (a peer that was still starting is proved
+    /// again soon); each wait carries up to a quarter more of random spread, within <see cref="ProofCooldown"/>. Default 5 s.
+    /// </summary>
+    public TimeSpan ProofCooldownInitial { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>Tunnel limits and defaults.</summary>
@@ -383,9 +393,9 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
             failures.Add("Overlay:Directory:CallsPerSecondPerSource must be positive and Overlay:Directory:CallBurstPerSource at least 1");
         }
 
-        if (options.Directory.ProofCooldown < TimeSpan.Zero)
+        if (options.Directory.ProofCooldownInitial > options.Directory.ProofCooldown)
         {
-            failures.Add("Overlay:Directory:ProofCooldown must not be negative");
+            failures.Add($"Overlay:Directory:ProofCooldownInitial must be at most Overlay:Directory:ProofCooldown ({options.Directory.ProofCooldown}), not {options.Directory.ProofCooldownInitial}");
         }
 
         if (options.Tunnels.MaxActiveTunnels < 1 || options.Tunnels.MaxRetries < 0 || options.Tunnels.RelaySpread < 0 || options.Tunnels.MaxCellsPerMessage is < 1 or > 256)
@@ -450,6 +460,8 @@ internal sealed class OverlayOptionsValidator : IValidateOptions<OverlayOptions>
         RequireDuration(failures, "Overlay:Directory:GossipInterval", options.Directory.GossipInterval, TimeSpan.FromHours(1));
         RequireDuration(failures, "Overlay:Directory:CallTimeout", options.Directory.CallTimeout, TimeSpan.FromMinutes(5));
         RequireDuration(failures, "Overlay:Directory:ForgetDownAfter", options.Directory.ForgetDownAfter, TimeSpan.FromDays(7));
+        RequireDuration(failures, "Overlay:Directory:ProofCooldown", options.Directory.ProofCooldown, TimeSpan.FromDays(1));
+        RequireDuration(failures, "Overlay:Directory:ProofCooldownInitial", options.Directory.ProofCooldownInitial, TimeSpan.FromDays(1));
         RequireDuration(failures, "Overlay:Tunnels:DefaultDeadline", options.Tunnels.DefaultDeadline, TimeSpan.FromHours(6));
         RequireDuration(failures, "Overlay:Tunnels:DrainTimeout", options.Tunnels.DrainTimeout, TimeSpan.FromHours(1));
     }

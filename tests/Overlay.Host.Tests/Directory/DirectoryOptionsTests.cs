@@ -44,6 +44,32 @@ public sealed class DirectoryOptionsTests
     }
 
     [Theory]
+    [InlineData(0, 120, "Overlay:Directory:ProofCooldownInitial")]
+    [InlineData(-1, 120, "Overlay:Directory:ProofCooldownInitial")]
+    [InlineData(5, 0, "Overlay:Directory:ProofCooldown")]
+    [InlineData(121, 120, "Overlay:Directory:ProofCooldownInitial")]
+    [InlineData(5, 2 * 86_400, "Overlay:Directory:ProofCooldown")]
+    public void The_proof_cooldown_starts_above_zero_and_within_its_cap(int initialSeconds, int capSeconds, string key)
+    {
+        var options = new OverlayOptions();
+        options.Directory.ProofCooldownInitial = TimeSpan.FromSeconds(initialSeconds);
+        options.Directory.ProofCooldown = TimeSpan.FromSeconds(capSeconds);
+
+        var failures = new OverlayOptionsValidator().Validate(null, options).Failures!;
+
+        Assert.Contains(failures, f => f.StartsWith(key + " ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_initial_proof_cooldown_equal_to_its_cap_is_a_flat_cooldown_and_valid()
+    {
+        var options = new OverlayOptions();
+        options.Directory.ProofCooldownInitial = options.Directory.ProofCooldown;
+
+        Assert.True(new OverlayOptionsValidator().Validate(null, options).Succeeded);
+    }
+
+    [Theory]
     [InlineData("http://seed")]
     [InlineData("http://seed:7400/join")]
     [InlineData("http://seed:7400/?x=1")]

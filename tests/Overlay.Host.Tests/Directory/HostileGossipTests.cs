@@ -17,7 +17,11 @@ public sealed class HostileGossipTests
     public async Task A_dead_endpoint_gossiped_again_is_not_dialed_again_during_its_cooldown()
     {
         await using var recorder = new ConnectionRecorder();
-        await using var cluster = await TestCluster.StartAsync(1);
+        // A real clock: the first wait (5 s by default) is set to outlast the test on a loaded machine.
+        await using var cluster = await TestCluster.StartAsync(1, new ClusterOptions
+        {
+            Configuration = new Dictionary<string, string?> { ["Overlay:Directory:ProofCooldownInitial"] = "00:01:00" },
+        });
         var node = cluster[0];
         var directory = node.Node.Services.GetRequiredService<DirectoryService>();
         using var deadline = TestTimeouts.After(30);
@@ -79,7 +83,7 @@ public sealed class HostileGossipTests
     }
 
     // The proof's end is logged just before the prover lets go of it: poll that short gap, bounded by the token.
-    private static async Task WaitUntilAsync(Func<bool> condition, CancellationToken cancellationToken)
+    internal static async Task WaitUntilAsync(Func<bool> condition, CancellationToken cancellationToken)
     {
         while (!condition())
         {

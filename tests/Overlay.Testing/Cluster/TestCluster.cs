@@ -420,9 +420,14 @@ internal sealed class TestCluster : IAsyncDisposable
         var scheme = configuration.TryGetValue("Overlay:Link:Url", out var url) && url is not null && url.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
             ? Uri.UriSchemeHttp
             : Uri.UriSchemeHttps;
-        return new(configuration)
+        var withPort = new Dictionary<string, string?>(configuration)
         {
             ["Overlay:Link:Url"] = string.Create(CultureInfo.InvariantCulture, $"{scheme}://127.0.0.1:{port}"),
         };
+
+        // A named link port (a restart on the same port) would give the control API its fixed default
+        // port, which another node or process on this host may hold.
+        withPort.TryAdd("Overlay:Control:Url", "http://127.0.0.1:0");
+        return withPort;
     }
 }
