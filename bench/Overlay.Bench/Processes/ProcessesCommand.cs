@@ -117,7 +117,7 @@ internal sealed class ProcessesCommand : IAsyncDisposable
     {
         _report.Context["mode"] = _settings.Quick ? "quick" : "full";
         _report.Context["machine"] = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}";
-        _report.Context["shape"] = $"{_settings.Nodes} node processes (deploy/local/run.sh's settings, but gossip every {_settings.GossipInterval} and proof cooldown {_settings.ProofCooldown}) and {_settings.Nodes} chain-hop processes, all started at once; the application (this process) on node 0's control API";
+        _report.Context["shape"] = $"{_settings.Nodes} node processes (deploy/local/run.sh's settings, but gossip every {_settings.GossipInterval}) and {_settings.Nodes} chain-hop processes, all started at once; the application (this process) on node 0's control API";
         _report.Context["node binary"] = _settings.HostPath;
         _report.Context["environment of started processes"] = _settings.Environment.Count == 0 ? "inherited, nothing added" : string.Join(' ', _settings.Environment.Select(e => $"{e.Key}={e.Value}"));
         _report.Context["telemetry"] = Measure.TelemetryDescription(_settings.NodeArguments);
@@ -184,9 +184,6 @@ internal sealed class ProcessesCommand : IAsyncDisposable
             "--Overlay:Network:MaxRelays=32",
             $"--Overlay:Directory:GossipInterval={_settings.GossipInterval}",
             "--Logging:LogLevel:Microsoft.AspNetCore=Warning",
-            // Beyond run.sh: with 18 processes compiling at once on 2 cores a proof can time out, and the
-            // default 2-minute cooldown then keeps that peer out of a node's directory for 2 minutes.
-            $"--Overlay:Directory:ProofCooldown={_settings.ProofCooldown}",
         };
         arguments.AddRange(SingleHostNetwork.Configuration.Select(c => $"--{c.Key}={c.Value}"));
         if (node > 0)

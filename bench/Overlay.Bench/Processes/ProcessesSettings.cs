@@ -41,9 +41,6 @@ internal sealed record ProcessesSettings(bool Quick)
     /// <summary>Gossip of run.sh is 250 ms; 1 s here keeps the idle nodes' CPU off the figures (it is measured and subtracted).</summary>
     public string GossipInterval => "00:00:01";
 
-    /// <summary>The nodes' proof cooldown: short, so that a proof timed out under start-up load does not keep a peer out for the default 2 minutes.</summary>
-    public string ProofCooldown => "00:00:05";
-
     // src/Overlay.Host/bin/Release/net10.0/Overlay.Host.dll of the repository this harness was built in.
     private static string DefaultHostPath()
     {
