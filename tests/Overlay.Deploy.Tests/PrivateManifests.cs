@@ -11,7 +11,7 @@ namespace Overlay.Deploy.Tests;
 /// </summary>
 internal static class PrivateManifests
 {
-    public const string Directory = "k8s/private";
+    public const string OverlayDirectory = "k8s/private";
     public const string AuthorityWorkload = "overlay-authority";
     public const string NodeWorkload = "overlay";
     public const string AuthorityKeySecret = "overlay-authority-keys";
@@ -20,10 +20,10 @@ internal static class PrivateManifests
     /// <summary>The files the overlay's kustomization names (resources of its own and patches).</summary>
     public static IReadOnlyList<string> Files()
     {
-        var kustomization = LoadYaml($"{Directory}/kustomization.yaml");
+        var kustomization = LoadYaml($"{OverlayDirectory}/kustomization.yaml");
         var resources = ((YamlSequenceNode)kustomization["resources"]).Select(r => r.ToString()).Where(r => r != "../");
         var patches = ((YamlSequenceNode)kustomization["patches"]).Select(p => Scalar(p, "path")!);
-        return [.. resources.Concat(patches).Select(f => $"{Directory}/{f}")];
+        return [.. resources.Concat(patches).Select(f => $"{OverlayDirectory}/{f}")];
     }
 
     /// <summary>Every StatefulSet of the base and the overlay, with the overlay's patches merged in.</summary>
@@ -88,7 +88,7 @@ internal static class PrivateManifests
     /// A container's environment as the kubelet builds it: the ConfigMap (envFrom), then env in order,
     /// with $(NAME) references, the pod's name and Secret keys (<paramref name="secret"/>: name, key → value) resolved.
     /// </summary>
-    public static Dictionary<string, string> Environment(YamlMappingNode container, string podName, Func<string, string, string> secret)
+    public static Dictionary<string, string> PodEnvironment(YamlMappingNode container, string podName, Func<string, string, string> secret)
     {
         var environment = Entries(container, "envFrom").Any() ? ConfigMapData() : new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var variable in Entries(container, "env"))
@@ -106,7 +106,7 @@ internal static class PrivateManifests
     private static string? Name(YamlMappingNode node) => node.Children.TryGetValue(new YamlScalarNode("name"), out var name) ? name.ToString() : null;
 
     private static bool IsPatch(string file) =>
-        ((YamlSequenceNode)LoadYaml($"{Directory}/kustomization.yaml")["patches"]).Any(p => $"{Directory}/{Scalar(p, "path")}" == file);
+        ((YamlSequenceNode)LoadYaml($"{OverlayDirectory}/kustomization.yaml")["patches"]).Any(p => $"{OverlayDirectory}/{Scalar(p, "path")}" == file);
 
     // A strategic merge patch, as far as these manifests use it: maps merge, lists of named entries merge by name, other lists append.
     private static void Merge(YamlMappingNode target, YamlMappingNode patch)

@@ -21,7 +21,7 @@ public sealed class PrivateNetworkManifestTests
     [Fact]
     public void The_overlay_names_files_that_exist_and_keeps_the_open_network_manifests()
     {
-        var kustomization = LoadYaml($"{PrivateManifests.Directory}/kustomization.yaml");
+        var kustomization = LoadYaml($"{PrivateManifests.OverlayDirectory}/kustomization.yaml");
         Assert.Contains("../", ((YamlSequenceNode)kustomization["resources"]).Select(r => r.ToString()));
         Assert.All(Files(), file => Assert.True(File.Exists(Path.Combine(Repo.Root, "deploy", file)), $"{file} is missing"));
         // The base stays an open network: no authority, nothing to join.
@@ -55,13 +55,13 @@ public sealed class PrivateNetworkManifestTests
         Assert.DoesNotContain(Entries(node, "volumeMounts"), m => Scalar(m, "name") == keyVolumeName);
 
         // The node reads the copy from a memory-backed volume, read-only, at its AuthorityKeyDirectory.
-        var directory = Environment(node, "overlay-authority-0", (_, _) => "")["Overlay__Membership__AuthorityKeyDirectory"];
+        var directory = PodEnvironment(node, "overlay-authority-0", (_, _) => "")["Overlay__Membership__AuthorityKeyDirectory"];
         var copy = Entries(node, "volumeMounts").Single(m => Scalar(m, "mountPath") == directory);
         Assert.Equal("true", Scalar(copy, "readOnly"));
         Assert.Equal("Memory", Scalar(Entries(spec, "volumes").Single(v => Scalar(v, "name") == Scalar(copy, "name")), "emptyDir", "medium"));
 
         // No node pod has the authority's key directory, or is an authority.
-        var nodeEnvironment = Environment(Container(NodeSpec, "node"), "overlay-0", (_, _) => "");
+        var nodeEnvironment = PodEnvironment(Container(NodeSpec, "node"), "overlay-0", (_, _) => "");
         Assert.DoesNotContain("Overlay__Membership__AuthorityKeyDirectory", nodeEnvironment.Keys);
         Assert.DoesNotContain(nodeEnvironment.Keys, k => k.StartsWith("Overlay__Membership__Tokens", StringComparison.Ordinal));
     }
@@ -70,7 +70,7 @@ public sealed class PrivateNetworkManifestTests
     public void Node_pods_mount_the_join_token_read_only_and_join_the_authority_over_TLS()
     {
         var node = Container(NodeSpec, "node");
-        var environment = Environment(node, "overlay-0", (_, _) => "");
+        var environment = PodEnvironment(node, "overlay-0", (_, _) => "");
         var tokenVolume = Entries(NodeSpec, "volumes").Single(v => v.Children.ContainsKey("secret") && Scalar(v, "secret", "secretName") == JoinTokenSecret);
         Assert.Equal("0440", Scalar(tokenVolume, "secret", "defaultMode"));
         var mount = Entries(node, "volumeMounts").Single(m => Scalar(m, "name") == Scalar(tokenVolume, "name"));
@@ -79,7 +79,7 @@ public sealed class PrivateNetworkManifestTests
 
         var join = new Uri(environment["Overlay__Membership__JoinUrl"]);
         Assert.Equal(Uri.UriSchemeHttps, join.Scheme);
-        var authority = Environment(Container(AuthoritySpec, "node"), "overlay-authority-0", (_, _) => "");
+        var authority = PodEnvironment(Container(AuthoritySpec, "node"), "overlay-authority-0", (_, _) => "");
         Assert.Equal(new Uri(authority["Overlay__Link__AdvertisedUrl"]), join);
         Assert.StartsWith("https://", authority["Overlay__Link__Url"], StringComparison.Ordinal);
         Assert.Contains(environment, e => e.Key.StartsWith("Overlay__Network__Authorities__", StringComparison.Ordinal));
