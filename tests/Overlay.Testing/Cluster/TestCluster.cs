@@ -420,9 +420,14 @@ internal sealed class TestCluster : IAsyncDisposable
         var scheme = configuration.TryGetValue("Overlay:Link:Url", out var url) && url is not null && url.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
             ? Uri.UriSchemeHttp
             : Uri.UriSchemeHttps;
-        return new(configuration)
+        var withPort = new Dictionary<string, string?>(configuration)
         {
             ["Overlay:Link:Url"] = string.Create(CultureInfo.InvariantCulture, $"{scheme}://127.0.0.1:{port}"),
         };
+
+        // A node restarted on its fixed link port would otherwise take the default control port (7401), which
+        // another node or process may hold: the cluster's control endpoints always pick a free port.
+        withPort.TryAdd("Overlay:Control:Url", "http://127.0.0.1:0");
+        return withPort;
     }
 }
