@@ -17,7 +17,8 @@ internal sealed class JumpingTimeProvider : TimeProvider
 
     public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + Offset;
 
-    public override long GetTimestamp() => System.GetTimestamp() + (Interlocked.Read(ref _offsetTicks) * TimestampFrequency / TimeSpan.TicksPerSecond);
+    // In 128 bits: ticks times a nanosecond frequency overflow a long after a quarter of an hour.
+    public override long GetTimestamp() => System.GetTimestamp() + (long)((Int128)Interlocked.Read(ref _offsetTicks) * TimestampFrequency / TimeSpan.TicksPerSecond);
 
     public override long TimestampFrequency => System.TimestampFrequency;
 

@@ -1,11 +1,11 @@
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
-using Overlay.Host.Directory;
 using Overlay.Host.Membership;
 using Overlay.Host.Tunnels;
 using Overlay.Identity;
 using Overlay.Membership;
 using static Overlay.Host.Tests.Membership.JoinSetup;
+using static Overlay.Host.Tests.Membership.MembershipTimeline;
 
 namespace Overlay.Host.Tests.Membership;
 
@@ -16,11 +16,16 @@ namespace Overlay.Host.Tests.Membership;
 /// </summary>
 public sealed class RenewalTests : IDisposable
 {
-    private static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
-    private static readonly TimeSpan Skew = new OnionKeyOptions().ClockSkew;
+    private readonly DirectoryInfo _root;
+    private readonly MembershipTimeline _timeline;
 
-    private readonly DirectoryInfo _root = System.IO.Directory.CreateTempSubdirectory("overlay-renewal-");
-    private readonly JumpingTimeProvider _clock = new();
+    public RenewalTests()
+    {
+        _root = System.IO.Directory.CreateTempSubdirectory("overlay-renewal-");
+        _timeline = new MembershipTimeline(_root);
+    }
+
+    private JumpingTimeProvider Clock => _timeline.Clock;
 
     public void Dispose() => _root.Delete(recursive: true);
 
@@ -28,7 +33,7 @@ public sealed class RenewalTests : IDisposable
     public async Task A_node_renews_at_half_life_spending_no_token_and_is_routed_through_after_its_first_membership_expired()
     {
         var token = NewToken();
-        await using var cluster = await StartAuthorityAsync(token, uses: 2);
+        await using var cluster = await _timeline.StartAuthorityAsync(token, uses: 2);
         using var deadline = TestTimeouts.After(120);
         var authority = cluster[0];
         var relay = await cluster.AddNodeAsync(Joiner(_root, authority, token), deadline.Token);
@@ -37,19 +42,16 @@ public sealed class RenewalTests : IDisposable
         var first = Book(relay).Own!;
         Assert.Equal(2, SpentUses(authority)); // the token is spent: a renewal that needed it would be refused as exhausted
 
-        // Jump to just past each half-life until the first membership has expired for every clock within the skew.
+        // Jump to just past each half-life of the relay's membership until the first one has expired for every clock within the skew.
         var renewals = 0;
-        while (first.IsValidAt(_clock.GetUtcNow(), Skew))
+        while (first.IsValidAt(Clock.GetUtcNow(), Skew))
         {
             var held = Book(relay).Own!;
-            var since = cluster.Logs.Position;
-            _clock.Jump(held.NotBefore + ((held.NotAfter - held.NotBefore) / 2) - _clock.GetUtcNow() + TimeSpan.FromSeconds(1));
-            await cluster.Logs.WaitForAsync(e => e.Node == relay.Name && e.EventId.Id == MembershipSetEvent && e.Sequence >= since, "the relay's renewal", deadline.Token);
+            await _timeline.JumpAsync(cluster, HalfLife(relay) - Clock.GetUtcNow() + TimeSpan.FromSeconds(1), [authority, relay, origin], deadline.Token);
             var renewed = Book(relay).Own!;
             Assert.True(renewed.NotAfter > held.NotAfter, $"renewal {renewals + 1} did not extend the membership ({held.NotAfter:o} -> {renewed.NotAfter:o})");
             Assert.Equal(AuthorityKeyOf(authority), renewed.Authority);
             renewals++;
-            await SpreadAsync(relay, renewed, [authority, origin], deadline.Token);
         }
 
         Assert.True(renewals >= 2, $"{renewals} renewals");
@@ -68,7 +70,7 @@ public sealed class RenewalTests : IDisposable
     {
         var retry = TimeSpan.FromMinutes(4);
         var token = NewToken();
-        await using var cluster = await StartAuthorityAsync(token, uses: 1);
+        await using var cluster = await _timeline.StartAuthorityAsync(token, uses: 1);
         using var deadline = TestTimeouts.After(120);
         var node = await cluster.AddNodeAsync(Joiner(_root, cluster[0], token, retry), deadline.Token);
         await WaitUpAsync(cluster[0], node, deadline.Token);
@@ -77,7 +79,7 @@ public sealed class RenewalTests : IDisposable
 
         await cluster.StopAsync(0);
         var since = cluster.Logs.Position;
-        _clock.Jump(held.NotBefore + ((held.NotAfter - held.NotBefore) / 2) - _clock.GetUtcNow() + TimeSpan.FromSeconds(1));
+        Clock.Jump(HalfLife(node) - Clock.GetUtcNow() + TimeSpan.FromSeconds(1));
         var failed = await cluster.Logs.WaitForAsync(e => e.Node == node.Name && e.EventId.Id == RenewalFailedEvent && e.Sequence >= since, "the failed renewal", deadline.Token);
         Assert.Contains("retrying in", failed.Message, StringComparison.Ordinal);
         Assert.Equal(1, failures.Count("unreachable"));
@@ -87,43 +89,10 @@ public sealed class RenewalTests : IDisposable
         // The retry waits the retry interval on the node's clock, which has not moved since the failure.
         Assert.Equal(1, failures.Count("unreachable"));
         since = cluster.Logs.Position;
-        _clock.Jump(retry);
+        Clock.Jump(retry);
         await cluster.Logs.WaitForAsync(e => e.Node == node.Name && e.EventId.Id == MembershipSetEvent && e.Sequence >= since, "the renewal retried", deadline.Token);
         Assert.True(Book(node).Own!.NotAfter > held.NotAfter);
         Assert.Equal(1, failures.Count("unreachable"));
-    }
-
-    private async Task<TestCluster> StartAuthorityAsync(string token, int uses)
-    {
-        var (directory, key) = AuthorityKey(_root, "authority");
-        var lifetime = Lifetime.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
-        return await TestCluster.StartAsync(1, new ClusterOptions
-        {
-            Configuration = new Dictionary<string, string?>
-            {
-                ["Overlay:Network:Authorities:0"] = key.ToString(),
-                ["Overlay:Membership:Lifetime"] = lifetime,
-            },
-            ConfigureNode = (index, configuration) =>
-            {
-                if (index == 0)
-                {
-                    configuration["Overlay:Membership:AuthorityKeyDirectory"] = directory;
-                    AddToken(configuration, 0, token, uses, _clock.GetUtcNow().AddHours(1));
-                }
-            },
-            ConfigureServices = (_, services) => services.AddSingleton<TimeProvider>(_clock),
-        });
-    }
-
-    // Gossip rounds from the renewed node until every peer holds its new membership.
-    private static async Task SpreadAsync(ClusterNode renewed, NodeMembership membership, IReadOnlyList<ClusterNode> peers, CancellationToken cancellationToken)
-    {
-        while (peers.Any(p => Book(p).Find(renewed.Id)?.NotAfter != membership.NotAfter))
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            await renewed.Services.GetRequiredService<DirectoryService>().RunGossipRoundAsync(cancellationToken);
-        }
     }
 
     private static NodeId AuthorityKeyOf(ClusterNode authority) => authority.Services.GetRequiredService<MembershipAuthority>().Key!.Value;
@@ -131,5 +100,4 @@ public sealed class RenewalTests : IDisposable
     private static int SpentUses(ClusterNode authority) =>
         JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(Path.Combine(authority.DataDirectory, TokenLedger.FileName)))!.Values.Sum();
 
-    private static MembershipBook Book(ClusterNode node) => node.Services.GetRequiredService<MembershipBook>();
 }
