@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Overlay.Deploy.Tests;
 
-/// <summary>The host's <c>ping</c> and <c>health</c> verbs, run as the built assembly.</summary>
+/// <summary>The host's <c>ping</c> and <c>health</c> verbs (and the usage errors of all its verbs), run as the built assembly.</summary>
 public sealed class PingVerbTests(ITestOutputHelper log)
 {
     [Fact]
