@@ -22,9 +22,9 @@ public sealed partial class DeployFilesTests
         .. new[] { "compose.yaml" }.Concat(KubernetesFiles()),
     ];
 
-    /// <summary>The Kubernetes manifests, the open network's and the private overlay's (deploy/k8s/private).</summary>
+    /// <summary>The Kubernetes manifests, the open network's and the private overlay's (deploy/k8s-private).</summary>
     internal static IEnumerable<string> KubernetesFiles() =>
-        new[] { "k8s", "k8s/private" }.SelectMany(directory => Directory.GetFiles(Path.Combine(Deploy, directory), "*.yaml")
+        new[] { "k8s", "k8s-private" }.SelectMany(directory => Directory.GetFiles(Path.Combine(Deploy, directory), "*.yaml")
             .Select(f => $"{directory}/{Path.GetFileName(f)}"));
 
     [Theory]

@@ -4,14 +4,17 @@ using static Overlay.Deploy.Tests.DeployFilesTests;
 namespace Overlay.Deploy.Tests;
 
 /// <summary>
-/// The private-network variant of the Kubernetes manifests (deploy/k8s/private, a kustomize overlay
+/// The private-network variant of the Kubernetes manifests (deploy/k8s-private, a kustomize overlay
 /// of deploy/k8s), read as the tests need it: the workloads, and each pod's container environment
 /// with the overlay's patches applied the way kustomize merges them (containers by name, env and
 /// volume lists appended).
 /// </summary>
 internal static class PrivateManifests
 {
-    public const string OverlayDirectory = "k8s/private";
+    public const string OverlayDirectory = "k8s-private";
+
+    /// <summary>How the overlay names its base: a sibling directory (kustomize refuses an overlay inside its base).</summary>
+    public const string BaseReference = "../k8s";
     public const string AuthorityWorkload = "overlay-authority";
     public const string NodeWorkload = "overlay";
     public const string AuthorityKeySecret = "overlay-authority-keys";
@@ -21,7 +24,7 @@ internal static class PrivateManifests
     public static IReadOnlyList<string> Files()
     {
         var kustomization = LoadYaml($"{OverlayDirectory}/kustomization.yaml");
-        var resources = ((YamlSequenceNode)kustomization["resources"]).Select(r => r.ToString()).Where(r => r != "../");
+        var resources = ((YamlSequenceNode)kustomization["resources"]).Select(r => r.ToString()).Where(r => r != BaseReference);
         var patches = ((YamlSequenceNode)kustomization["patches"]).Select(p => Scalar(p, "path")!);
         return [.. resources.Concat(patches).Select(f => $"{OverlayDirectory}/{f}")];
     }

@@ -10,7 +10,7 @@ using static Overlay.Deploy.Tests.PrivateManifests;
 namespace Overlay.Deploy.Tests;
 
 /// <summary>
-/// deploy/k8s/private run as processes, without a cluster: each pod is a directory standing for its
+/// deploy/k8s-private run as processes, without a cluster: each pod is a directory standing for its
 /// filesystem, with the Secrets and volumes at the manifests' mount paths; the authority's init
 /// container runs its script; every node runs with its pod's environment (the ConfigMap and the
 /// container's env), only the cluster names and ports mapped to loopback. The Secrets are made as

@@ -6,7 +6,7 @@ using static Overlay.Deploy.Tests.PrivateManifests;
 namespace Overlay.Deploy.Tests;
 
 /// <summary>
-/// deploy/k8s/private: the authority's signing key reaches the authority's pod alone, node pods read
+/// deploy/k8s-private: the authority's signing key reaches the authority's pod alone, node pods read
 /// the join token read-only and join over TLS, and the token every pod can read admits a bounded
 /// number of nodes for a bounded time.
 /// </summary>
@@ -22,7 +22,7 @@ public sealed class PrivateNetworkManifestTests
     public void The_overlay_names_files_that_exist_and_keeps_the_open_network_manifests()
     {
         var kustomization = LoadYaml($"{PrivateManifests.OverlayDirectory}/kustomization.yaml");
-        Assert.Contains("../", ((YamlSequenceNode)kustomization["resources"]).Select(r => r.ToString()));
+        Assert.Contains(BaseReference, ((YamlSequenceNode)kustomization["resources"]).Select(r => r.ToString()));
         Assert.All(Files(), file => Assert.True(File.Exists(Path.Combine(Repo.Root, "deploy", file)), $"{file} is missing"));
         // The base stays an open network: no authority, nothing to join.
         Assert.DoesNotContain(LoadYamlText("k8s/configmap.yaml"), "Overlay__Network__Authorities", StringComparison.Ordinal);
@@ -121,6 +121,43 @@ public sealed class PrivateNetworkManifestTests
         // Its selector must not overlap the nodes' StatefulSet's.
         Assert.NotEqual(Scalar(_workloads[AuthorityWorkload], "spec", "selector", "matchLabels", "app.kubernetes.io/name"),
             Scalar(_workloads[NodeWorkload], "spec", "selector", "matchLabels", "app.kubernetes.io/name"));
+    }
+
+    [Fact]
+    public async Task Kustomize_builds_the_overlay_as_these_tests_read_it()
+    {
+        // No cluster needed, but kubectl: where it is missing, the merge above stands alone.
+        var kubectl = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(directory => Path.Combine(directory, "kubectl")).FirstOrDefault(File.Exists);
+        if (kubectl is null)
+        {
+            return;
+        }
+
+        var result = await Processes.RunAsync(kubectl, ["kustomize", Path.Combine("deploy", PrivateManifests.OverlayDirectory)], TestTimeouts.Seconds(60));
+        Assert.True(result.ExitCode == 0 && result.ErrorOutput.Length == 0, result.Output);
+        var stream = new YamlStream();
+        stream.Load(new StringReader(result.Output));
+        var rendered = stream.Documents.Select(d => (YamlMappingNode)d.RootNode)
+            .Where(d => Scalar(d, "kind") == "StatefulSet").ToDictionary(d => Scalar(d, "metadata", "name")!);
+
+        Assert.Equal(_workloads.Keys.Order(), rendered.Keys.Order());
+        foreach (var (name, workload) in rendered)
+        {
+            var spec = PodSpec(workload);
+            Assert.Equal(Volumes(PodSpec(_workloads[name])), Volumes(spec));
+            foreach (var container in Entries(spec, "containers").Concat(Entries(spec, "initContainers")))
+            {
+                var read = Container(PodSpec(_workloads[name]), Scalar(container, "name")!, Entries(spec, "containers").Contains(container) ? "containers" : "initContainers");
+                Assert.Equal(Mounts(read), Mounts(container));
+                Assert.Equal(Entries(read, "env").Select(e => Scalar(e, "name")).Order(), Entries(container, "env").Select(e => Scalar(e, "name")).Order());
+            }
+        }
+
+        static IEnumerable<string> Volumes(YamlMappingNode spec) => Entries(spec, "volumes").Select(v => Scalar(v, "name")!).Order();
+
+        static IEnumerable<string> Mounts(YamlMappingNode container) => Entries(container, "volumeMounts")
+            .Select(m => $"{Scalar(m, "name")}:{Scalar(m, "mountPath")}:{(m.Children.ContainsKey("readOnly") ? Scalar(m, "readOnly") : "false")}").Order();
     }
 
     private static string LoadYamlText(string file) => File.ReadAllText(Path.Combine(Repo.Root, "deploy", file));
