@@ -9,6 +9,7 @@ return args switch
     ["devnet", .. var rest] => await RunDevnetAsync(rest),
     ["ping", .. var rest] => await RunVerbAsync<PingOptions>("ping", rest, PingOptions.TryParse, PingCommand.RunAsync),
     ["health", .. var rest] => await RunVerbAsync<HealthOptions>("health", rest, HealthOptions.TryParse, HealthCommand.RunAsync),
+    ["key", .. var rest] => KeyCommand.Run(rest, Console.Out, Console.Error) is var code && code == 2 ? Usage(2) : code,
     ["help" or "--help" or "-h"] => Usage(0),
     [var first, ..] when !first.StartsWith('-') => Usage(2),
     _ => await RunNodeAsync(args),
@@ -63,6 +64,7 @@ static int Usage(int code)
                Overlay.Host devnet [--nodes N] [--relays R] [--pings K] [--bytes B]
                Overlay.Host ping --seed URL --relays R [--count K] [--to NODE_ID] [--timeout SECONDS] [--max-relays M] [--Overlay:Section:Key=value ...]
                Overlay.Host health --url URL [--url URL ...] [--peers P] [--timeout SECONDS]
+               Overlay.Host key DIRECTORY
                Overlay.Host demo [--relays R] [--bytes B] [--max-relays M] [--cell-size C] [--construction baseline|mac-array]
 
           (no verb)  one node: the Overlay section of appsettings.json, OVERLAY-style environment
@@ -78,6 +80,9 @@ static int Usage(int code)
           health     waits up to --timeout (default 30 s) until every node answers SERVING on
                      grpc.health.v1.Health/Check and, with --peers, lists at least P up peers.
                      Exit 0 ready, 2 usage error, 3 not ready in time.
+          key        creates DIRECTORY/keys/identity.key (0700/0600) unless it exists, and prints its
+                     public key: a node id, or an authority key (Overlay:Network:Authorities).
+                     Exit 0 done, 1 the directory fails the key checks, 2 usage error.
           demo       the protocol alone, in memory: sizes and costs at every hop.
         """);
     return code;

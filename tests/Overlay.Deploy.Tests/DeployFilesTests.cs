@@ -19,8 +19,13 @@ public sealed partial class DeployFilesTests
 
     public static TheoryData<string> YamlFiles() =>
     [
-        .. new[] { "compose.yaml" }.Concat(Directory.GetFiles(Path.Combine(Deploy, "k8s"), "*.yaml").Select(f => Path.Combine("k8s", Path.GetFileName(f)))),
+        .. new[] { "compose.yaml" }.Concat(KubernetesFiles()),
     ];
+
+    /// <summary>The Kubernetes manifests, the open network's and the private overlay's (deploy/k8s-private).</summary>
+    internal static IEnumerable<string> KubernetesFiles() =>
+        new[] { "k8s", "k8s-private" }.SelectMany(directory => Directory.GetFiles(Path.Combine(Deploy, directory), "*.yaml")
+            .Select(f => $"{directory}/{Path.GetFileName(f)}"));
 
     [Theory]
     [MemberData(nameof(YamlFiles))]
@@ -36,13 +41,14 @@ public sealed partial class DeployFilesTests
     public void Every_option_the_files_set_exists_in_the_node()
     {
         var known = OptionPath.All().Select(p => p.EnvironmentName).ToHashSet(StringComparer.Ordinal);
-        var files = new[] { "Dockerfile", "compose.yaml" }.Concat(Directory.GetFiles(Path.Combine(Deploy, "k8s"), "*.yaml").Select(f => Path.Combine("k8s", Path.GetFileName(f))));
+        var files = new[] { "Dockerfile", "compose.yaml" }.Concat(KubernetesFiles());
         var used = 0;
         foreach (var file in files)
         {
             foreach (Match match in OptionName().Matches(File.ReadAllText(Path.Combine(Deploy, file))))
             {
-                var name = ArrayIndex().Replace(match.Value, "");
+                // Lists of values are named without their index, lists of sections with index 0 (as OptionPath lists them).
+                var name = ArrayIndex().Replace(SectionIndex().Replace(match.Value, "__0__"), "");
                 Assert.True(known.Contains(name), $"{file} sets {match.Value}, which is no option of the node");
                 used++;
             }
@@ -64,7 +70,7 @@ public sealed partial class DeployFilesTests
 
         // No file names a cleartext link URL: every Url, AdvertisedUrl and seed is https.
         var linkUrls = 0;
-        foreach (var file in new[] { "Dockerfile", "compose.yaml", "k8s/configmap.yaml", "k8s/statefulset.yaml" })
+        foreach (var file in new[] { "Dockerfile", "compose.yaml" }.Concat(KubernetesFiles()))
         {
             foreach (Match setting in LinkUrlSetting().Matches(File.ReadAllText(Path.Combine(Deploy, file))))
             {
@@ -215,8 +221,11 @@ public sealed partial class DeployFilesTests
     [GeneratedRegex(@"__\d+$")]
     private static partial Regex ArrayIndex();
 
-    // Overlay__Link__Url, __AdvertisedUrl and __Directory__Seeds__N, as KEY=value, KEY: value or a "name: KEY" / "value:" pair.
-    [GeneratedRegex(@"Overlay__(?:Link__Url|Link__AdvertisedUrl|Directory__Seeds__\d+)(?:=|:\s*|\s*\n\s*value:\s*)(?<url>\S+)")]
+    [GeneratedRegex(@"__\d+__")]
+    private static partial Regex SectionIndex();
+
+    // Overlay__Link__Url, __AdvertisedUrl, __Directory__Seeds__N and __Membership__JoinUrl, as KEY=value, KEY: value or a "name: KEY" / "value:" pair.
+    [GeneratedRegex(@"Overlay__(?:Link__Url|Link__AdvertisedUrl|Directory__Seeds__\d+|Membership__JoinUrl)(?:=|:\s*|\s*\n\s*value:\s*)(?<url>\S+)")]
     private static partial Regex LinkUrlSetting();
 
     [GeneratedRegex(@"src/[A-Za-z.]+/[A-Za-z.]+\.csproj")]
@@ -238,15 +247,27 @@ internal sealed record OptionPath(string ConfigurationKey)
         return sections.SelectMany(s => Walk(s.Prefix, s.Type)).Distinct();
     }
 
+    private static bool IsSection(Type type) =>
+        type.IsClass && type != typeof(string) && type.Namespace?.StartsWith("Overlay", StringComparison.Ordinal) == true;
+
     private static IEnumerable<OptionPath> Walk(string prefix, Type type)
     {
         foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
         {
             var key = $"{prefix}:{property.Name}";
             var propertyType = property.PropertyType;
-            if (propertyType.IsClass && propertyType != typeof(string) && !propertyType.IsGenericType && propertyType.Namespace?.StartsWith("Overlay", StringComparison.Ordinal) == true)
+            if (!propertyType.IsGenericType && IsSection(propertyType))
             {
                 foreach (var nested in Walk(key, propertyType))
+                {
+                    yield return nested;
+                }
+            }
+            else if (propertyType.IsGenericType && propertyType.GetGenericTypeDefinition() == typeof(List<>) && IsSection(propertyType.GetGenericArguments()[0]))
+            {
+                // A list of sections (Overlay:Membership:Tokens): the list, and the keys of its first entry.
+                yield return new OptionPath(key);
+                foreach (var nested in Walk(key + ":0", propertyType.GetGenericArguments()[0]))
                 {
                     yield return nested;
                 }

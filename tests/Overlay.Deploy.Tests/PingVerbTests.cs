@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Overlay.Deploy.Tests;
 
-/// <summary>The host's <c>ping</c> and <c>health</c> verbs, run as the built assembly.</summary>
+/// <summary>The host's <c>ping</c> and <c>health</c> verbs (and the usage errors of all its verbs), run as the built assembly.</summary>
 public sealed class PingVerbTests(ITestOutputHelper log)
 {
     [Fact]
@@ -25,6 +25,8 @@ public sealed class PingVerbTests(ITestOutputHelper log)
     [InlineData("ping", "--seed", "http://127.0.0.1:1", "--relays", "40")]
     [InlineData("ping", "--seed", "http://127.0.0.1:1", "--relays", "1", "--to", "not-a-node-id")]
     [InlineData("health", "--peers", "3")]
+    [InlineData("key")]
+    [InlineData("key", "one", "two")]
     public async Task Bad_arguments_exit_2_with_the_usage(params string[] arguments)
     {
         var result = await RunHostAsync(TestTimeouts.Seconds(30), arguments);

@@ -13,6 +13,56 @@ internal static class Processes
     public static async Task<ProcessResult> RunAsync(string fileName, IEnumerable<string> arguments, TimeSpan timeout,
         IReadOnlyDictionary<string, string>? environment = null, ITestOutputHelper? log = null)
     {
+        await using var running = RunningProcess.Start(fileName, arguments, environment, log);
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            return await running.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            await running.KillAsync();
+            throw new TimeoutException($"'{fileName} {string.Join(' ', arguments)}' did not finish within {timeout.TotalSeconds:F0} s; its output:\n{running.Output}");
+        }
+    }
+}
+
+/// <summary>
+/// A started process whose output is collected as it arrives (and copied to the test's log); disposing
+/// it kills its whole process tree if it still runs.
+/// </summary>
+internal sealed class RunningProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+    private readonly StringBuilder _errorOutput = new();
+    private readonly ITestOutputHelper? _log;
+    private readonly string? _prefix;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    private RunningProcess(Process process, ITestOutputHelper? log, string? prefix)
+    {
+        _process = process;
+        _log = log;
+        _prefix = prefix;
+    }
+
+    /// <summary>Standard output and standard error so far, interleaved as they arrived.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    /// <summary>Starts <paramref name="fileName"/> in the repository root; <paramref name="prefix"/> marks its lines in the log.</summary>
+    public static RunningProcess Start(string fileName, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null,
+        ITestOutputHelper? log = null, string? prefix = null)
+    {
         var start = new ProcessStartInfo(fileName)
         {
             WorkingDirectory = Repo.Root,
@@ -33,60 +83,66 @@ internal static class Processes
             start.Environment[name] = value;
         }
 
-        var output = new StringBuilder();
-        var errorOutput = new StringBuilder();
-        void Append(string? line, bool error)
+        var running = new RunningProcess(new Process { StartInfo = start }, log, prefix);
+        running._process.OutputDataReceived += (_, e) => running.Append(e.Data, error: false);
+        running._process.ErrorDataReceived += (_, e) => running.Append(e.Data, error: true);
+        running._process.Start();
+        running._process.StandardInput.Close();
+        running._process.BeginOutputReadLine();
+        running._process.BeginErrorReadLine();
+        return running;
+    }
+
+    /// <summary>Waits until the process exits and its output is read.</summary>
+    public async Task<ProcessResult> WaitForExitAsync(CancellationToken cancellationToken)
+    {
+        await _process.WaitForExitAsync(cancellationToken);
+        lock (_output)
         {
-            if (line is null)
-            {
-                return;
-            }
+            return new ProcessResult(_process.ExitCode, _output.ToString(), _errorOutput.ToString(), _clock.Elapsed);
+        }
+    }
 
-            lock (output)
-            {
-                output.AppendLine(line);
-                if (error)
-                {
-                    errorOutput.AppendLine(line);
-                }
-            }
+    /// <summary>Kills the process tree and waits for it to end.</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
 
-            try
+        await _process.WaitForExitAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await KillAsync();
+        _process.Dispose();
+    }
+
+    private void Append(string? line, bool error)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+            if (error)
             {
-                log?.WriteLine(line);
-            }
-            catch (InvalidOperationException)
-            {
-                // The test already finished.
+                _errorOutput.AppendLine(line);
             }
         }
 
-        var clock = Stopwatch.StartNew();
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => Append(e.Data, error: false);
-        process.ErrorDataReceived += (_, e) => Append(e.Data, error: true);
-        process.Start();
-        process.StandardInput.Close();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        using var deadline = new CancellationTokenSource(timeout);
         try
         {
-            await process.WaitForExitAsync(deadline.Token);
+            _log?.WriteLine(_prefix is null ? line : $"[{_prefix}] {line}");
         }
-        catch (OperationCanceledException)
+        catch (InvalidOperationException)
         {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            lock (output)
-            {
-                throw new TimeoutException($"'{fileName} {string.Join(' ', arguments)}' did not finish within {timeout.TotalSeconds:F0} s; its output:\n{output}");
-            }
-        }
-
-        lock (output)
-        {
-            return new ProcessResult(process.ExitCode, output.ToString(), errorOutput.ToString(), clock.Elapsed);
+            // The test already finished.
         }
     }
 }

@@ -19,6 +19,11 @@ internal static class Repo
     public static string BuiltHostDll =>
         File.Exists(HostDll) ? HostDll : throw new FileNotFoundException($"{HostDll} is missing: build the solution in {Configuration} first", HostDll);
 
+    /// <summary>The built <c>overlay</c> CLI (run it with <c>dotnet</c>).</summary>
+    public static string BuiltCliDll =>
+        Path.Combine(Root, "src", "Overlay.Cli", "bin", Configuration, "net10.0", "overlay.dll") is var path && File.Exists(path)
+            ? path : throw new FileNotFoundException($"{path} is missing: build the solution in {Configuration} first", path);
+
     /// <summary>The published test vectors.</summary>
     public static string VectorDirectory => Path.Combine(Root, "docs", "vectors");
 

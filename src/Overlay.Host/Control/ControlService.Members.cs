@@ -31,7 +31,8 @@ internal sealed partial class ControlService
             null => Task.FromResult(new V1.AdmitMemberResponse()),
             JoinRefusal.NotAnAuthority => throw NotAnAuthority(),
             var refusal => throw ControlErrors.Error(StatusCode.FailedPrecondition, refusal.Value.ToTag(),
-                $"node {id.ToShortString()} is revoked until {memberships.RevocationOf(id)?.Until:o}; it cannot be admitted again before"),
+                $"node {id.ToShortString()} is revoked until {memberships.RevocationOf(id)?.Until:o}: no authority admits it before then. Admit it again " +
+                "after that, or give the machine a new identity (a new data directory) and admit that id now"),
         };
     }
 

@@ -67,6 +67,10 @@ internal sealed class MembershipAuthority : IDisposable
         }
 
         _self = _key is null ? new HashSet<NodeId>() : new HashSet<NodeId> { _key.Id };
+        if (_key is not null)
+        {
+            _book.Revoked += CancelAdmission;
+        }
     }
 
     /// <summary>The file in the data directory listing the node ids admitted without a token, one a line.</summary>
@@ -101,16 +105,30 @@ internal sealed class MembershipAuthority : IDisposable
         return null;
     }
 
-    private void SetAdmitted(NodeId node, bool admitted)
+    // True when the set changed (and was saved).
+    private bool SetAdmitted(NodeId node, bool admitted)
     {
         lock (_admittedLock)
         {
-            if (admitted ? _admitted.Add(node) : _admitted.Remove(node))
+            if (!(admitted ? _admitted.Add(node) : _admitted.Remove(node)))
             {
-                var temporary = _admittedPath + ".tmp";
-                File.WriteAllLines(temporary, _admitted.Select(id => id.ToString()));
-                File.Move(temporary, _admittedPath, overwrite: true);
+                return false;
             }
+
+            var temporary = _admittedPath + ".tmp";
+            File.WriteAllLines(temporary, _admitted.Select(id => id.ToString()));
+            File.Move(temporary, _admittedPath, overwrite: true);
+            return true;
+        }
+    }
+
+    // A revocation by any authority ends this authority's standing admission of the node: once the
+    // revocation lapses the node is not let back in unless an operator admits it anew.
+    private void CancelAdmission(NodeId node)
+    {
+        if (SetAdmitted(node, admitted: false))
+        {
+            MembershipLog.AdmissionCancelled(_logger, node.ToShortString());
         }
     }
 
@@ -228,5 +246,9 @@ internal sealed class MembershipAuthority : IDisposable
         return _ledger!.TrySpend(token.Value, token.Uses) ? null : JoinRefusal.TokenExhausted;
     }
 
-    public void Dispose() => _key?.Dispose();
+    public void Dispose()
+    {
+        _book.Revoked -= CancelAdmission;
+        _key?.Dispose();
+    }
 }

@@ -113,9 +113,15 @@ internal sealed class MembershipBook
             return; // bounded: past the limit a new revocation is not kept (its authority still refuses the node's renewal)
         }
 
-        var added = false;
-        _revoked.AddOrUpdate(revocation.Node, _ => { added = true; return revocation; }, (_, existing) => revocation.RevokedAt > existing.RevokedAt ? revocation : existing);
-        if (!added)
+        // New, or newer than the one held (the node was admitted again after it, and is revoked anew): either
+        // takes the node out as a first revocation does. An older or repeated one changes nothing.
+        var taken = false;
+        _revoked.AddOrUpdate(revocation.Node, _ => { taken = true; return revocation; }, (_, existing) =>
+        {
+            taken = revocation.RevokedAt > existing.RevokedAt;
+            return taken ? revocation : existing;
+        });
+        if (!taken)
         {
             return;
         }

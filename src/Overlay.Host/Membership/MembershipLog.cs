@@ -32,4 +32,7 @@ internal static partial class MembershipLog
 
     [LoggerMessage(358, LogLevel.Warning, "Node {PeerId} was revoked by authority {Authority}: dropped from the directory, its links closed")]
     public static partial void RevocationLearned(ILogger logger, string peerId, string authority);
+
+    [LoggerMessage(359, LogLevel.Information, "Node {PeerId} was revoked: its admission without a token at this authority is cancelled (an operator may admit it again once the revocation lapses)")]
+    public static partial void AdmissionCancelled(ILogger logger, string peerId);
 }

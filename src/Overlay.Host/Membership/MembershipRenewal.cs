@@ -124,7 +124,9 @@ internal sealed class MembershipRenewal : BackgroundService
             }
             catch (RpcException exception) when (!stoppingToken.IsCancellationRequested)
             {
-                var reason = exception.Trailers.GetValue(JoinRefusals.ReasonTrailer) ?? exception.StatusCode.ToString().ToLowerInvariant();
+                // A refusal names its reason; a connection that failed or timed out is "unreachable", like the errors below.
+                var reason = exception.Trailers.GetValue(JoinRefusals.ReasonTrailer)
+                    ?? (exception.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded ? "unreachable" : exception.StatusCode.ToString().ToLowerInvariant());
                 return (reason, $"{exception.Status.StatusCode} ({reason})");
             }
             catch (Exception exception) when (exception is OperationCanceledException or HttpRequestException && !stoppingToken.IsCancellationRequested)

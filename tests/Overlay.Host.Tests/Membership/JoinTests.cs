@@ -1,7 +1,7 @@
-using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Overlay.Host.Directory;
 using Overlay.Identity;
+using static Overlay.Host.Tests.Membership.JoinSetup;
 
 namespace Overlay.Host.Tests.Membership;
 
@@ -12,59 +12,13 @@ namespace Overlay.Host.Tests.Membership;
 /// </summary>
 public sealed class JoinTests : IDisposable
 {
-    private const int RenewalFailedEvent = 356;
-
     private readonly DirectoryInfo _root = System.IO.Directory.CreateTempSubdirectory("overlay-join-");
 
     public void Dispose() => _root.Delete(recursive: true);
 
-    private static string NewToken() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+    private (string Directory, NodeId Key) AuthorityKey(string name) => JoinSetup.AuthorityKey(_root, name);
 
-    // An authority key directory, made before the network starts so its public key can be configured everywhere.
-    private (string Directory, NodeId Key) AuthorityKey(string name)
-    {
-        var directory = Path.Combine(_root.FullName, name);
-        using var key = NodeIdentity.LoadOrCreate(directory);
-        return (directory, key.Id);
-    }
-
-    private static void AddToken(Dictionary<string, string?> configuration, int index, string value, int uses, DateTimeOffset expiresAt, NodeId? node = null)
-    {
-        var key = string.Create(CultureInfo.InvariantCulture, $"Overlay:Membership:Tokens:{index}");
-        configuration[key + ":Value"] = value;
-        configuration[key + ":Uses"] = uses.ToString(CultureInfo.InvariantCulture);
-        configuration[key + ":ExpiresAt"] = expiresAt.ToString("o", CultureInfo.InvariantCulture);
-        if (node is { } id)
-        {
-            configuration[key + ":NodeId"] = id.ToString();
-        }
-    }
-
-    private Dictionary<string, string?> Joiner(ClusterNode authority, string token)
-    {
-        var joiner = new Dictionary<string, string?>
-        {
-            ["Overlay:Membership:JoinUrl"] = authority.LinkEndpoint.ToString(),
-            ["Overlay:Membership:JoinNodeId"] = authority.Id.ToString(),
-            // Retries soon after a refusal: the tests admit some joiners after a first refusal.
-            ["Overlay:Membership:RetryInterval"] = "00:00:00.200",
-        };
-        if (token.Length > 0)
-        {
-            var file = Path.Combine(_root.FullName, "token-" + Guid.NewGuid().ToString("N"));
-            File.WriteAllText(file, token + "\n");
-            joiner["Overlay:Membership:TokenFile"] = file;
-        }
-
-        return joiner;
-    }
-
-    private static Task WaitForRefusalAsync(TestCluster cluster, ClusterNode node, string reason, CancellationToken cancellationToken) =>
-        cluster.Logs.WaitForAsync(e => e.Node == node.Name && e.EventId.Id == RenewalFailedEvent && e.Message.Contains(reason, StringComparison.Ordinal),
-            $"{node.Name}'s join refused as {reason}", cancellationToken);
-
-    private static Task WaitUpAsync(ClusterNode observer, ClusterNode peer, CancellationToken cancellationToken) =>
-        TestCluster.WaitForDirectoryAsync(observer, d => d.Find(peer.Id)?.Status == PeerStatus.Up, $"{peer.Name} up", cancellationToken);
+    private Dictionary<string, string?> Joiner(ClusterNode authority, string token) => JoinSetup.Joiner(_root, authority, token);
 
     [Fact]
     public async Task Nodes_join_with_a_token_until_its_uses_are_spent()

@@ -425,8 +425,8 @@ internal sealed class TestCluster : IAsyncDisposable
             ["Overlay:Link:Url"] = string.Create(CultureInfo.InvariantCulture, $"{scheme}://127.0.0.1:{port}"),
         };
 
-        // A named link port (a restart on the same port) would give the control API its fixed default
-        // port, which another node or process on this host may hold.
+        // A node restarted on its fixed link port would otherwise take the default control port (7401), which
+        // another node or process may hold: the cluster's control endpoints always pick a free port.
         withPort.TryAdd("Overlay:Control:Url", "http://127.0.0.1:0");
         return withPort;
     }
