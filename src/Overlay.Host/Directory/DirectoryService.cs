@@ -183,8 +183,9 @@ internal sealed class DirectoryService : BackgroundService
             _directory.ReportSuccess(peer.Id);
             Learn(response, $"gossip from {peer.Id.ToShortString()}");
         }
-        catch (Exception exception) when (exception is RpcException or OperationCanceledException or HttpRequestException)
+        catch (Exception exception) when (exception is RpcException or OperationCanceledException or HttpRequestException or ObjectDisposedException)
         {
+            // ObjectDisposedException: a revocation learned meanwhile closed the borrowed channel (PeerChannels.Close).
             if (stoppingToken.IsCancellationRequested)
             {
                 return; // shutting down, not a peer failure

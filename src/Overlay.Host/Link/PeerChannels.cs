@@ -136,8 +136,12 @@ internal sealed class PeerChannels : IDisposable
     /// (only tunnel hops keep a connection open), and a borrowed channel is not retired until
     /// returned (dispose the result).
     /// </summary>
-    public BorrowedChannel? TryBorrow(NodeId id, Uri endpoint) =>
-        _pooled.TryGetValue(new PeerKey(id, endpoint), out var peer) && peer.TryBorrow() ? new BorrowedChannel(peer) : null;
+    public BorrowedChannel? TryBorrow(NodeId id, Uri endpoint)
+    {
+        // Idle channels are retired here too: a node building no tunnels calls Client() no more.
+        SweepIfDue();
+        return _pooled.TryGetValue(new PeerKey(id, endpoint), out var peer) && peer.TryBorrow() ? new BorrowedChannel(peer) : null;
+    }
 
     /// <summary>
     /// A channel for one directory exchange with node <paramref name="expected"/> (any node when

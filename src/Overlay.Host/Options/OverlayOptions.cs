@@ -236,8 +236,8 @@ public sealed class TunnelOptions
 
     /// <summary>
     /// New relay streams per second for the whole node, split equally between the fairness keys that
-    /// sent one in the last second: a key alone gets up to <see cref="HeadersPerSecondPerPeer"/>, and
-    /// while others are active a flooding key is held to its share. Default 2,000.
+    /// used at least a 64th of it over about the last second: a key alone gets up to
+    /// <see cref="HeadersPerSecondPerPeer"/>, and while others are busy a flooding key is held to its share. Default 2,000.
     /// </summary>
     public double HeadersPerSecond { get; set; } = 2000;
 

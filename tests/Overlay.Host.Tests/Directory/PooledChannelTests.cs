@@ -74,6 +74,18 @@ public sealed class PooledChannelTests
     }
 
     [Fact]
+    public void Borrowing_sweeps_idle_channels_when_no_tunnel_asks_for_one()
+    {
+        using var parts = new DirectoryParts();
+        parts.Channels.Client(FirstId, First);
+
+        // A node that builds no more tunnels only gossips: its borrowing retires the idle channel.
+        parts.Time.Advance(PeerChannels.PooledIdleTimeout + TimeSpan.FromSeconds(1));
+        Assert.Null(parts.Channels.TryBorrow(FirstId, First));
+        Assert.Equal(0, parts.Channels.PooledCount);
+    }
+
+    [Fact]
     public void Channels_are_pooled_by_node_id_and_endpoint_not_by_address_alone()
     {
         // Another node now answering at a known endpoint (a restart with a new identity, a moved

@@ -90,11 +90,15 @@ public sealed class FairShareTests
         // Alone, the flooder is paced at its own rate: each stream held 10 ms longer than the one before.
         Assert.Equal(TimeSpan.FromMilliseconds(10), Spacing(limiter, "flooder", holdAtMost));
 
-        // Another hop sends a stream; from the next recount on, the two split the node's rate.
-        Assert.True(limiter.TryReserve("other", holdAtMost, out var other));
-        Assert.Equal(TimeSpan.Zero, other);
-        time.Advance(TimeSpan.FromMilliseconds(150));
-        Assert.True(limiter.TryReserve("other", holdAtMost, out _));
+        // Another hop sends a stream every 20 ms (50/s, far above a 64th of the shared rate); from the
+        // next recount on, the two split the node's rate.
+        for (var i = 0; i < 15; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(20));
+            Assert.True(limiter.TryReserve("other", holdAtMost, out _));
+            Assert.True(limiter.TryReserve("flooder", holdAtMost, out _));
+        }
+
         Assert.Equal(2, limiter.ActiveKeys);
         Assert.Equal(TimeSpan.FromMilliseconds(20), Spacing(limiter, "flooder", holdAtMost));
 
@@ -107,6 +111,31 @@ public sealed class FairShareTests
 
         Assert.Equal(1, limiter.ActiveKeys);
         Assert.Equal(TimeSpan.FromMilliseconds(10), Spacing(limiter, "flooder", holdAtMost));
+    }
+
+    [Fact]
+    public void Many_light_previous_hops_do_not_shrink_a_busy_hops_rate()
+    {
+        // The node's defaults: 2,000/s alone and shared. Thirty-nine blocks sending one stream a second
+        // each (far under a 64th of the shared rate) are not counted in the split.
+        var time = new FakeTimeProvider();
+        var limiter = new HeaderRateLimiter(perSecond: 2000, burst: 1, time, sharedPerSecond: 2000);
+        var holdAtMost = TimeSpan.FromSeconds(1);
+        for (var step = 0; step < 30; step++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(100));
+            Assert.True(limiter.TryReserve("busy", holdAtMost, out _));
+            if (step % 10 == 0)
+            {
+                for (var light = 0; light < 39; light++)
+                {
+                    Assert.True(limiter.TryReserve($"light {light}", holdAtMost, out _));
+                }
+            }
+        }
+
+        Assert.Equal(TimeSpan.FromMilliseconds(0.5), Spacing(limiter, "busy", holdAtMost));
+        Assert.True(limiter.ActiveKeys <= 1, $"{limiter.ActiveKeys} keys counted");
     }
 
     // How much longer the second of two streams sent at once is held than the first: one over the key's rate.
