@@ -151,13 +151,16 @@ internal sealed class MembershipAuthority : IDisposable
 
     /// <summary>
     /// Revokes <paramref name="node"/>: a signed revocation kept (and gossiped) until every membership
-    /// this authority could have issued it before now has expired; the node's renewals are refused.
+    /// any authority could have issued it before now has expired; the node's renewals are refused.
     /// </summary>
     public MembershipRevocation Revoke(NodeId node)
     {
         var key = _key ?? throw new InvalidOperationException("this node is not an authority");
         var now = _time.GetUtcNow();
-        var revocation = MembershipRevocation.Issue(key, node, now, now + _options.Membership.Lifetime + _options.OnionKeys.ClockSkew);
+        // The format's maximum, not this authority's Lifetime: another authority may issue longer memberships,
+        // which must not become valid again (and renewable without a token) when the revocation lapses.
+        var keep = NodeMembership.MaxValidity + _options.OnionKeys.ClockSkew;
+        var revocation = MembershipRevocation.Issue(key, node, now, now + (keep < MembershipRevocation.MaxKeep ? keep : MembershipRevocation.MaxKeep));
         SetAdmitted(node, admitted: false);
         _book.Revoke(revocation);
         return revocation;
