@@ -124,11 +124,21 @@ internal sealed class MembershipAuthority : IDisposable
 
     // A revocation by any authority ends this authority's standing admission of the node: once the
     // revocation lapses the node is not let back in unless an operator admits it anew.
+    // It runs inside the book's Revoked event: a file error is logged here, so it neither skips the event's
+    // other subscribers nor reaches the gossip that delivered the revocation (the id stays refused while the
+    // revocation is kept, and the operator is told the file still lists it).
     private void CancelAdmission(NodeId node)
     {
-        if (SetAdmitted(node, admitted: false))
+        try
         {
-            MembershipLog.AdmissionCancelled(_logger, node.ToShortString());
+            if (SetAdmitted(node, admitted: false))
+            {
+                MembershipLog.AdmissionCancelled(_logger, node.ToShortString());
+            }
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            MembershipLog.AdmissionCancelFailed(_logger, node.ToShortString(), _admittedPath, exception);
         }
     }
 

@@ -105,4 +105,22 @@ public sealed class RevocationKeepingTests : IDisposable
         Assert.True(readmitted.NotBefore > revocation.RevokedAt);
         Assert.Equal(MembershipError.None, _parts.Memberships.Learn(readmitted.Encoded.Span, descriptor.Id, descriptor.Endpoint, "a test"));
     }
+
+    [Fact]
+    public void An_admission_file_that_cannot_be_written_neither_skips_other_subscribers_nor_fails_the_revocation()
+    {
+        var descriptor = _parts.Descriptor("http://198.51.100.1:7400");
+        Assert.Null(_authority.Admit(descriptor.Id));
+        var admittedPath = Path.Combine(_data.FullName, MembershipAuthority.AdmittedFileName);
+        File.Delete(admittedPath);
+        System.IO.Directory.CreateDirectory(admittedPath); // the save's final move now fails
+        var revokedEvents = new List<NodeId>();
+        _parts.Memberships.Revoked += revokedEvents.Add;
+
+        var revocation = MembershipRevocation.Issue(_other, descriptor.Id, Now, Now + NodeMembership.MaxValidity);
+        Assert.Equal(MembershipError.None, _parts.Memberships.LearnRevocation(revocation.Encoded.Span, "a test"));
+
+        Assert.Equal([descriptor.Id], revokedEvents);
+        Assert.DoesNotContain(descriptor.Id, _authority.Admitted);
+    }
 }
