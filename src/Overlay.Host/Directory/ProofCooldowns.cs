@@ -120,7 +120,8 @@ internal sealed class ProofCooldowns
     private static TimeSpan Spread(TimeSpan step) =>
         TimeSpan.FromMilliseconds(RandomNumberGenerator.GetInt32(0, (int)(step.TotalMilliseconds / 4) + 1));
 
-    private long ToTimestamp(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+    // In integers: through a double, a wait of whole milliseconds could come out a tick short.
+    private long ToTimestamp(TimeSpan span) => (long)((Int128)span.Ticks * _time.TimestampFrequency / TimeSpan.TicksPerSecond);
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
