@@ -104,13 +104,19 @@ public sealed class ProofCooldownsTests
     [Fact]
     public void When_full_lapsed_endpoints_make_room_before_cooling_ones()
     {
+        // The running cooldown first in enumeration order (waiting near the cap), so evicting it in place
+        // of a lapsed one would show.
+        for (var failure = 0; failure < 6; failure++)
+        {
+            _cooldowns.Failed(Endpoint);
+        }
+
         for (var i = 0; i < ProofCooldowns.MaxEndpoints - 1; i++)
         {
             _cooldowns.Failed(Numbered(i));
         }
 
-        _time.Advance(Cap);
-        _cooldowns.Failed(Endpoint);
+        _time.Advance(Initial * 2); // past every initial wait, well within the cap's
         _cooldowns.Failed(Numbered(-1));
 
         Assert.True(_cooldowns.IsCoolingDown(Endpoint), "a running cooldown was dropped while lapsed ones were kept");
