@@ -51,6 +51,24 @@ public sealed class KeyVerbTests(ITestOutputHelper log) : IDisposable
         Assert.False(File.Exists(Path.Combine(KeyDirectory.PathIn(directory), NodeIdentity.FileName)));
     }
 
+    [Fact]
+    public async Task Key_refuses_a_corrupt_key_file_in_one_line()
+    {
+        var directory = Path.Combine(_root.FullName, "corrupt");
+        using (NodeIdentity.LoadOrCreate(directory))
+        {
+        }
+
+        var file = Path.Combine(KeyDirectory.PathIn(directory), NodeIdentity.FileName);
+        File.WriteAllBytes(file, new byte[3]);
+
+        var result = await RunKeyAsync(directory);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("is not an identity key file", result.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled", result.Output, StringComparison.Ordinal);
+    }
+
     private Task<ProcessResult> RunKeyAsync(string directory) =>
         Processes.RunAsync(Processes.Dotnet, [Repo.BuiltHostDll, "key", directory], TestTimeouts.Seconds(30), log: log);
 }

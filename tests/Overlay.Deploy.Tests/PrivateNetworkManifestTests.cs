@@ -108,6 +108,7 @@ public sealed class PrivateNetworkManifestTests
     public void The_authority_pod_is_locked_down_like_the_nodes()
     {
         var spec = AuthoritySpec;
+        Assert.Equal("false", Scalar(spec, "automountServiceAccountToken")); // it holds the signing key
         Assert.Equal("true", Scalar(spec, "securityContext", "runAsNonRoot"));
         Assert.Equal(Scalar(NodeSpec, "securityContext", "runAsUser"), Scalar(spec, "securityContext", "runAsUser"));
         Assert.Equal("OnRootMismatch", Scalar(spec, "securityContext", "fsGroupChangePolicy"));

@@ -6,7 +6,7 @@ namespace Overlay.Membership;
 /// <summary>
 /// An authority's signed statement that a node is no longer a member of a private network, however
 /// valid its membership: gossiped like memberships and kept until <see cref="Until"/>, the end of
-/// the longest membership the authority could have issued it. Layout in docs/protocol.md 4.1.
+/// the longest membership any authority could have issued it. Layout in docs/protocol.md 4.1.
 /// </summary>
 /// <remarks>
 /// <code>
@@ -26,6 +26,9 @@ public sealed class MembershipRevocation
 
     /// <summary>The encoded size.</summary>
     public const int Size = SignatureAt + NodeIdentity.SignatureSize;
+
+    /// <summary>The longest a revocation may be kept: the longest membership plus a day's allowance for clock skew.</summary>
+    public static readonly TimeSpan MaxKeep = NodeMembership.MaxValidity + TimeSpan.FromDays(1);
 
     private const int AuthorityAt = 1;
     private const int NodeAt = AuthorityAt + NodeId.Size;
@@ -111,7 +114,7 @@ public sealed class MembershipRevocation
 
         var revokedAt = BinaryPrimitives.ReadInt64BigEndian(encoded[RevokedAtAt..]);
         var until = BinaryPrimitives.ReadInt64BigEndian(encoded[UntilAt..]);
-        if (until <= revokedAt || until - revokedAt > (long)(NodeMembership.MaxValidity + TimeSpan.FromDays(1)).TotalSeconds
+        if (until <= revokedAt || until - revokedAt > (long)MaxKeep.TotalSeconds
             || revokedAt < DateTimeOffset.MinValue.ToUnixTimeSeconds() || until > DateTimeOffset.MaxValue.ToUnixTimeSeconds())
         {
             return MembershipError.BadValidity;

@@ -24,7 +24,7 @@ internal static class KeyCommand
             output.WriteLine(identity.Id.ToString());
             return 0;
         }
-        catch (Exception exception) when (exception is InvalidOperationException or IOException or UnauthorizedAccessException)
+        catch (Exception exception) when (exception is InvalidOperationException or InvalidDataException or IOException or UnauthorizedAccessException)
         {
             error.WriteLine($"key: {exception.Message}");
             return 1;

@@ -9,7 +9,8 @@ namespace Overlay.Host.Directory;
 /// Overlay:Directory:ProofCooldown, and a proof that succeeds clears it: a peer that was still
 /// starting when its neighbours came up is proved again within seconds, while an endpoint gossiped
 /// forever costs one dial per cap once its waits have grown. Each wait carries up to a quarter more
-/// of random spread (within the cap), so nodes started together do not re-dial a peer in step.
+/// of random spread (one that would pass the cap is instead up to a quarter below it), so nodes
+/// started together do not re-dial a peer in step.
 /// </summary>
 internal sealed class ProofCooldowns
 {
@@ -67,7 +68,13 @@ internal sealed class ProofCooldowns
                 MakeRoom(now);
             }
 
-            var wait = Min(step + Spread(step), _cap);
+            // Past the cap the spread goes below it instead, so waits at the cap stay out of step too.
+            var wait = step + Spread(step);
+            if (wait > _cap)
+            {
+                wait = _cap - Spread(_cap);
+            }
+
             _endpoints[endpoint] = new Cooldown(now + ToTimestamp(wait), step);
             return wait;
         }
@@ -113,7 +120,8 @@ internal sealed class ProofCooldowns
     private static TimeSpan Spread(TimeSpan step) =>
         TimeSpan.FromMilliseconds(RandomNumberGenerator.GetInt32(0, (int)(step.TotalMilliseconds / 4) + 1));
 
-    private long ToTimestamp(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+    // In integers: through a double, a wait of whole milliseconds could come out a tick short.
+    private long ToTimestamp(TimeSpan span) => (long)((Int128)span.Ticks * _time.TimestampFrequency / TimeSpan.TicksPerSecond);
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 

@@ -124,11 +124,21 @@ internal sealed class MembershipAuthority : IDisposable
 
     // A revocation by any authority ends this authority's standing admission of the node: once the
     // revocation lapses the node is not let back in unless an operator admits it anew.
+    // It runs inside the book's Revoked event: a file error is logged here, so it neither skips the event's
+    // other subscribers nor reaches the gossip that delivered the revocation (the id stays refused while the
+    // revocation is kept, and the operator is told the file still lists it).
     private void CancelAdmission(NodeId node)
     {
-        if (SetAdmitted(node, admitted: false))
+        try
         {
-            MembershipLog.AdmissionCancelled(_logger, node.ToShortString());
+            if (SetAdmitted(node, admitted: false))
+            {
+                MembershipLog.AdmissionCancelled(_logger, node.ToShortString());
+            }
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            MembershipLog.AdmissionCancelFailed(_logger, node.ToShortString(), _admittedPath, exception);
         }
     }
 
@@ -151,13 +161,16 @@ internal sealed class MembershipAuthority : IDisposable
 
     /// <summary>
     /// Revokes <paramref name="node"/>: a signed revocation kept (and gossiped) until every membership
-    /// this authority could have issued it before now has expired; the node's renewals are refused.
+    /// any authority could have issued it before now has expired; the node's renewals are refused.
     /// </summary>
     public MembershipRevocation Revoke(NodeId node)
     {
         var key = _key ?? throw new InvalidOperationException("this node is not an authority");
         var now = _time.GetUtcNow();
-        var revocation = MembershipRevocation.Issue(key, node, now, now + _options.Membership.Lifetime + _options.OnionKeys.ClockSkew);
+        // The format's maximum, not this authority's Lifetime: another authority may issue longer memberships,
+        // which must not become valid again (and renewable without a token) when the revocation lapses.
+        var keep = NodeMembership.MaxValidity + _options.OnionKeys.ClockSkew;
+        var revocation = MembershipRevocation.Issue(key, node, now, now + (keep < MembershipRevocation.MaxKeep ? keep : MembershipRevocation.MaxKeep));
         SetAdmitted(node, admitted: false);
         _book.Revoke(revocation);
         return revocation;

@@ -114,11 +114,13 @@ internal sealed class MembershipBook
         }
 
         // New, or newer than the one held (the node was admitted again after it, and is revoked anew): either
-        // takes the node out as a first revocation does. An older or repeated one changes nothing.
+        // takes the node out as a first revocation does. An older or repeated one changes nothing, nor does a
+        // newer one kept for less time: it would shorten the keeping of the held one, and let memberships that
+        // one voids become valid again sooner.
         var taken = false;
         _revoked.AddOrUpdate(revocation.Node, _ => { taken = true; return revocation; }, (_, existing) =>
         {
-            taken = revocation.RevokedAt > existing.RevokedAt;
+            taken = revocation.RevokedAt > existing.RevokedAt && revocation.Until >= existing.Until;
             return taken ? revocation : existing;
         });
         if (!taken)

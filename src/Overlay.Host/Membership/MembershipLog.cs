@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Overlay.Host.Membership;
 
-/// <summary>Log messages of private-network membership (event ids 350-359).</summary>
+/// <summary>Log messages of private-network membership (event ids 350-369).</summary>
 internal static partial class MembershipLog
 {
     // Throttled per source: any node can call without a membership.
@@ -35,4 +35,7 @@ internal static partial class MembershipLog
 
     [LoggerMessage(359, LogLevel.Information, "Node {PeerId} was revoked: its admission without a token at this authority is cancelled (an operator may admit it again once the revocation lapses)")]
     public static partial void AdmissionCancelled(ILogger logger, string peerId);
+
+    [LoggerMessage(360, LogLevel.Error, "Node {PeerId} was revoked, but its admission without a token could not be removed from {Path}: remove it there before the revocation lapses")]
+    public static partial void AdmissionCancelFailed(ILogger logger, string peerId, string path, Exception exception);
 }

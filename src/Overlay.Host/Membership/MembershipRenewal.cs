@@ -124,9 +124,10 @@ internal sealed class MembershipRenewal : BackgroundService
             }
             catch (RpcException exception) when (!stoppingToken.IsCancellationRequested)
             {
-                // A refusal names its reason; a connection that failed or timed out is "unreachable", like the errors below.
+                // A refusal names its reason; a connection that failed or timed out is "unreachable", like the errors below
+                // (the call timeout ends the call as Cancelled, the stopping token being still unset).
                 var reason = exception.Trailers.GetValue(JoinRefusals.ReasonTrailer)
-                    ?? (exception.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded ? "unreachable" : exception.StatusCode.ToString().ToLowerInvariant());
+                    ?? (exception.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded || timeout.IsCancellationRequested ? "unreachable" : exception.StatusCode.ToString().ToLowerInvariant());
                 return (reason, $"{exception.Status.StatusCode} ({reason})");
             }
             catch (Exception exception) when (exception is OperationCanceledException or HttpRequestException && !stoppingToken.IsCancellationRequested)

@@ -5,7 +5,8 @@ namespace Overlay.Host.Tests.Directory;
 
 /// <summary>
 /// A TCP listener on 127.0.0.1 that records every connection made to it and closes it at once:
-/// whether a node dialed an endpoint, whatever it meant to say there.
+/// whether a node dialed an endpoint, whatever it meant to say there. Holding them open instead, it
+/// is a peer that accepts and never answers.
 /// </summary>
 internal sealed class ConnectionRecorder : IAsyncDisposable
 {
@@ -13,11 +14,14 @@ internal sealed class ConnectionRecorder : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accepting;
     private readonly Lock _lock = new();
+    private readonly bool _holdOpen;
+    private readonly List<TcpClient> _held = [];
     private TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _connections;
 
-    public ConnectionRecorder()
+    public ConnectionRecorder(bool holdOpen = false)
     {
+        _holdOpen = holdOpen;
         _listener.Start();
         _accepting = AcceptAsync();
     }
@@ -51,6 +55,7 @@ internal sealed class ConnectionRecorder : IAsyncDisposable
         await _stop.CancelAsync();
         _listener.Stop();
         await _accepting;
+        _held.ForEach(client => client.Dispose());
         _stop.Dispose();
     }
 
@@ -60,11 +65,20 @@ internal sealed class ConnectionRecorder : IAsyncDisposable
         {
             try
             {
-                using var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                var client = await _listener.AcceptTcpClientAsync(_stop.Token);
                 Interlocked.Increment(ref _connections);
                 TaskCompletionSource signal;
                 lock (_lock)
                 {
+                    if (_holdOpen)
+                    {
+                        _held.Add(client);
+                    }
+                    else
+                    {
+                        client.Dispose();
+                    }
+
                     signal = _connected;
                     _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
                 }

@@ -33,17 +33,17 @@ public sealed class ProofBackoffTests
 
         await node.ProveAndFailAsync(dead, recorder, expectedConnections: 1, deadline.Token);
 
-        // 5 s, 10 s, 20 s, 40 s, 80 s, then the 2-minute cap, and the cap again.
+        // 5 s, 10 s, 20 s, 40 s, 80 s, then the 2-minute cap (spread below it), and the cap again.
         var wait = Defaults.ProofCooldownInitial;
         for (var failures = 1; failures <= 7; failures++)
         {
-            node.Time.Advance(wait - TimeSpan.FromMilliseconds(1));
+            node.Time.Advance(Earliest(wait) - TimeSpan.FromMilliseconds(1));
             await node.GossipAsync(dead, deadline.Token);
-            Assert.False(node.Directory.IsProving(dead.Id), $"proved again before {wait} after failure {failures}");
+            Assert.False(node.Directory.IsProving(dead.Id), $"proved again before {Earliest(wait)} after failure {failures}");
             Assert.Equal(failures, recorder.Connections);
 
-            // The wait carries up to a quarter more of random spread, never past the cap.
-            node.Time.Advance(Latest(wait) - wait + TimeSpan.FromMilliseconds(1));
+            // The wait carries up to a quarter more of random spread; one that would pass the cap is up to a quarter below it.
+            node.Time.Advance(Latest(wait) - Earliest(wait) + TimeSpan.FromMilliseconds(1));
             await node.ProveAndFailAsync(dead, recorder, expectedConnections: failures + 1, deadline.Token);
             wait = Min(wait * 2, Defaults.ProofCooldown);
         }
@@ -88,6 +88,8 @@ public sealed class ProofBackoffTests
     }
 
     internal static TimeSpan Latest(TimeSpan wait) => Min(wait * 1.25, Defaults.ProofCooldown);
+
+    private static TimeSpan Earliest(TimeSpan wait) => wait * 1.25 > Defaults.ProofCooldown ? Min(wait, Defaults.ProofCooldown * 0.75) : wait;
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 

@@ -45,6 +45,24 @@ public sealed class ProofCooldownsTests
     }
 
     [Fact]
+    public void The_waits_at_the_cap_are_spread_below_it()
+    {
+        var waits = new List<TimeSpan>();
+        for (var i = 0; i < 200; i++)
+        {
+            for (var failure = 0; failure < 6; failure++)
+            {
+                _cooldowns.Failed(Numbered(i));
+            }
+
+            waits.Add(_cooldowns.Failed(Numbered(i)));
+        }
+
+        Assert.All(waits, wait => AssertWithin(Cap, wait));
+        Assert.True(waits.Distinct().Count() > 50, "the waits at the cap are spread");
+    }
+
+    [Fact]
     public void A_success_starts_the_next_streak_at_the_initial_wait()
     {
         for (var failure = 0; failure < 4; failure++)
@@ -86,13 +104,19 @@ public sealed class ProofCooldownsTests
     [Fact]
     public void When_full_lapsed_endpoints_make_room_before_cooling_ones()
     {
+        // The running cooldown first in enumeration order (waiting near the cap), so evicting it in place
+        // of a lapsed one would show.
+        for (var failure = 0; failure < 6; failure++)
+        {
+            _cooldowns.Failed(Endpoint);
+        }
+
         for (var i = 0; i < ProofCooldowns.MaxEndpoints - 1; i++)
         {
             _cooldowns.Failed(Numbered(i));
         }
 
-        _time.Advance(Cap);
-        _cooldowns.Failed(Endpoint);
+        _time.Advance(Initial * 2); // past every initial wait, well within the cap's
         _cooldowns.Failed(Numbered(-1));
 
         Assert.True(_cooldowns.IsCoolingDown(Endpoint), "a running cooldown was dropped while lapsed ones were kept");
@@ -100,11 +124,14 @@ public sealed class ProofCooldownsTests
         Assert.Equal(ProofCooldowns.MaxEndpoints, _cooldowns.Count);
     }
 
+    // Up to a quarter above the step; one that would pass the cap is up to a quarter below the cap instead.
     private static void AssertWithin(TimeSpan step, TimeSpan wait)
     {
-        var latest = step * 1.25 < Cap ? step * 1.25 : Cap;
-        Assert.InRange(wait, step < Cap ? step : Cap, latest);
+        var passesCap = step * 1.25 > Cap;
+        Assert.InRange(wait, passesCap ? Min(step, Cap * 0.75) : step, passesCap ? Cap : step * 1.25);
     }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     private static Uri Numbered(int i) => new(string.Create(CultureInfo.InvariantCulture, $"http://198.51.100.1:{10_000 + i}"));
 }

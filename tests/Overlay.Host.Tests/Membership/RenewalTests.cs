@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Overlay.Host.Membership;
+using Overlay.Host.Tests.Directory;
 using Overlay.Host.Tunnels;
 using Overlay.Identity;
 using Overlay.Membership;
@@ -93,6 +94,24 @@ public sealed class RenewalTests : IDisposable
         await cluster.Logs.WaitForAsync(e => e.Node == node.Name && e.EventId.Id == MembershipSetEvent && e.Sequence >= since, "the renewal retried", deadline.Token);
         Assert.True(Book(node).Own!.NotAfter > held.NotAfter);
         Assert.Equal(1, failures.Count("unreachable"));
+    }
+
+    [Fact]
+    public async Task A_join_call_ended_by_its_timeout_is_counted_as_unreachable()
+    {
+        await using var cluster = await _timeline.StartAuthorityAsync(NewToken(), uses: 1);
+        using var deadline = TestTimeouts.After(60);
+        // Accepts connections and never answers: the join call ends only by its own timeout.
+        await using var silent = new ConnectionRecorder(holdOpen: true);
+        var joiner = Joiner(_root, cluster[0], NewToken(), TimeSpan.FromMinutes(10));
+        joiner["Overlay:Membership:JoinUrl"] = new UriBuilder(cluster[0].LinkEndpoint) { Host = "127.0.0.1", Port = silent.Port }.Uri.ToString();
+        joiner["Overlay:Directory:CallTimeout"] = "00:00:01";
+        var node = await cluster.AddNodeAsync(joiner, deadline.Token);
+
+        // The call ended as Cancelled by the client's timeout, and that is reported as unreachable.
+        await WaitForRefusalAsync(cluster, node, "Cancelled (unreachable)", deadline.Token);
+        await silent.WaitForAsync(1, deadline.Token);
+        Assert.DoesNotContain(cluster.Logs.Entries, e => e.Node == node.Name && e.EventId.Id == RenewalFailedEvent && e.Message.Contains("(cancelled)", StringComparison.Ordinal));
     }
 
     private static NodeId AuthorityKeyOf(ClusterNode authority) => authority.Services.GetRequiredService<MembershipAuthority>().Key!.Value;
