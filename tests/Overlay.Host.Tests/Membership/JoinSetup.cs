@@ -20,6 +20,21 @@ internal static class JoinSetup
         return (directory, key.Id);
     }
 
+    /// <summary>A one-node cluster whose node 0 is the authority holding the key in <paramref name="directory"/>, with the tokens <paramref name="tokens"/> adds.</summary>
+    public static ClusterOptions AuthorityCluster(string directory, NodeId key, Action<Dictionary<string, string?>>? tokens = null, bool controlEndpoints = false) => new()
+    {
+        ControlEndpoints = controlEndpoints,
+        Configuration = new Dictionary<string, string?> { ["Overlay:Network:Authorities:0"] = key.ToString() },
+        ConfigureNode = (index, configuration) =>
+        {
+            if (index == 0)
+            {
+                configuration["Overlay:Membership:AuthorityKeyDirectory"] = directory;
+                tokens?.Invoke(configuration);
+            }
+        },
+    };
+
     public static void AddToken(Dictionary<string, string?> configuration, int index, string value, int uses, DateTimeOffset expiresAt, NodeId? node = null)
     {
         var key = string.Create(CultureInfo.InvariantCulture, $"Overlay:Membership:Tokens:{index}");

@@ -25,18 +25,7 @@ public sealed class JoinTests : IDisposable
     {
         var (directory, key) = AuthorityKey("authority");
         var token = NewToken();
-        await using var cluster = await TestCluster.StartAsync(1, new ClusterOptions
-        {
-            Configuration = new Dictionary<string, string?> { ["Overlay:Network:Authorities:0"] = key.ToString() },
-            ConfigureNode = (index, configuration) =>
-            {
-                if (index == 0)
-                {
-                    configuration["Overlay:Membership:AuthorityKeyDirectory"] = directory;
-                    AddToken(configuration, 0, token, uses: 2, DateTimeOffset.UtcNow.AddHours(1));
-                }
-            },
-        });
+        await using var cluster = await TestCluster.StartAsync(1, AuthorityCluster(directory, key, configuration => AddToken(configuration, 0, token, uses: 2, DateTimeOffset.UtcNow.AddHours(1))));
         using var deadline = TestTimeouts.After(60);
         var authority = cluster[0];
 
@@ -68,19 +57,11 @@ public sealed class JoinTests : IDisposable
         var expired = NewToken();
         var bound = NewToken();
         using var other = NodeIdentity.Create();
-        await using var cluster = await TestCluster.StartAsync(1, new ClusterOptions
+        await using var cluster = await TestCluster.StartAsync(1, AuthorityCluster(directory, key, configuration =>
         {
-            Configuration = new Dictionary<string, string?> { ["Overlay:Network:Authorities:0"] = key.ToString() },
-            ConfigureNode = (index, configuration) =>
-            {
-                if (index == 0)
-                {
-                    configuration["Overlay:Membership:AuthorityKeyDirectory"] = directory;
-                    AddToken(configuration, 0, expired, uses: 5, DateTimeOffset.UtcNow.AddSeconds(-1));
-                    AddToken(configuration, 1, bound, uses: 5, DateTimeOffset.UtcNow.AddHours(1), other.Id);
-                }
-            },
-        });
+            AddToken(configuration, 0, expired, uses: 5, DateTimeOffset.UtcNow.AddSeconds(-1));
+            AddToken(configuration, 1, bound, uses: 5, DateTimeOffset.UtcNow.AddHours(1), other.Id);
+        }));
         using var deadline = TestTimeouts.After(60);
         var token = presented switch
         {
@@ -137,18 +118,7 @@ public sealed class JoinTests : IDisposable
     public async Task An_operator_admits_a_node_id_without_a_token_lists_it_and_revokes_it()
     {
         var (directory, key) = AuthorityKey("authority");
-        await using var cluster = await TestCluster.StartAsync(1, new ClusterOptions
-        {
-            ControlEndpoints = true,
-            Configuration = new Dictionary<string, string?> { ["Overlay:Network:Authorities:0"] = key.ToString() },
-            ConfigureNode = (index, configuration) =>
-            {
-                if (index == 0)
-                {
-                    configuration["Overlay:Membership:AuthorityKeyDirectory"] = directory;
-                }
-            },
-        });
+        await using var cluster = await TestCluster.StartAsync(1, AuthorityCluster(directory, key, controlEndpoints: true));
         using var deadline = TestTimeouts.After(60);
         var authority = cluster[0];
         using var control = new Infrastructure.ControlCall(authority.Node);
@@ -183,18 +153,7 @@ public sealed class JoinTests : IDisposable
     {
         var (directory, key) = AuthorityKey("authority");
         var token = NewToken();
-        await using var cluster = await TestCluster.StartAsync(1, new ClusterOptions
-        {
-            Configuration = new Dictionary<string, string?> { ["Overlay:Network:Authorities:0"] = key.ToString() },
-            ConfigureNode = (index, configuration) =>
-            {
-                if (index == 0)
-                {
-                    configuration["Overlay:Membership:AuthorityKeyDirectory"] = directory;
-                    AddToken(configuration, 0, token, uses: 1, DateTimeOffset.UtcNow.AddHours(1));
-                }
-            },
-        });
+        await using var cluster = await TestCluster.StartAsync(1, AuthorityCluster(directory, key, configuration => AddToken(configuration, 0, token, uses: 1, DateTimeOffset.UtcNow.AddHours(1))));
         using var deadline = TestTimeouts.After(60);
         var authority = cluster[0];
         var joiner = await cluster.AddNodeAsync(Joiner(authority, token), deadline.Token);
