@@ -14,7 +14,7 @@ namespace Overlay.Host.Tunnels;
 /// one source pushes. Lighter keys are not counted, so a few streams a second from many blocks
 /// cannot shrink everyone's share. The split is equal, not max-min: on a node the flood has already
 /// slowed, the others' measured use falls, and a share computed from use would hand the flood more
-/// (measured: the other hop's setup 2.6x under a max-min split, 1.5x under the equal one).
+/// (measured in the bench's fairness verb: the other hop's setup 2.6x under a max-min split, 1.5-1.9x under the equal one).
 /// </para>
 /// </summary>
 internal sealed class HeaderRateLimiter
